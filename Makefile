@@ -1,0 +1,78 @@
+# avps: one binary, bin/avps. `make` builds it (installing missing Debian packages
+# first), `make test` runs every test, plain and under ASan/UBSan and valgrind,
+# `make demo` runs the main job on the embedded default.
+
+CC ?= cc
+PKGS := ompi-c libcjson libpng libzstd
+DEPS_OK := $(shell scripts/setup-deps >&2 && echo ok)
+ifneq ($(DEPS_OK),ok)
+$(error scripts/setup-deps could not install the dependencies; see above)
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+
+# -ffp-contract=off: no fused multiply-adds, so sums are the same on every machine.
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ffp-contract=off -g $(PKG_CFLAGS)
+CFLAGS ?= -O2
+SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+MODULES := data model ensemble fusion eval mpi
+SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_SRCS := $(filter-out mpi/main.c,$(SRCS))
+HDRS := $(foreach m,$(MODULES),$(wildcard $(m)/*.h))
+
+OBJS := $(SRCS:%.c=build/obj/%.o)
+SAN_OBJS := $(SRCS:%.c=build/san/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=build/obj/%.o)
+SAN_LIB_OBJS := $(LIB_SRCS:%.c=build/san/%.o)
+
+UNIT_SRCS := $(wildcard tests/unit_*.c)
+UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
+SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
+TOOLS := build/tests/json_compare build/bench_decode
+
+.PHONY: all test demo bench clean
+all: bin/avps
+
+bin/avps: $(OBJS)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+
+build/san/avps: $(SAN_OBJS)
+	$(CC) $(SAN_FLAGS) -o $@ $(SAN_OBJS) $(PKG_LIBS)
+
+build/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c -o $@ $<
+
+build/san/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -c -o $@ $<
+
+build/tests/unit_%: tests/unit_%.c tests/check.h $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+build/tests/san_unit_%: tests/unit_%.c tests/check.h $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
+
+build/tests/json_compare: tests/json_compare.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+
+build/bench_decode: scripts/bench_decode.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS)
+	@tests/run
+
+demo: bin/avps
+	@scripts/demo
+
+bench: bin/avps build/bench_decode
+	@scripts/bench-pq
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,174 @@
+/* png_io.c: panoptic PNGs through libpng, read one row at a time (interlaced images,
+ * which cannot be streamed, are decoded whole) and written atomically. */
+#include "data.h"
+
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct png_reader {
+    FILE *fp;
+    char *path;
+    png_structp png;
+    png_infop info;
+    uint32_t width, height, next_row;
+    uint8_t *whole; /* the decoded image, for interlaced files only */
+    png_bytep *rows; /* row pointers into whole */
+    char libpng_msg[256];
+};
+
+static void on_png_error(png_structp png, png_const_charp msg) {
+    png_reader *r = png_get_error_ptr(png);
+    snprintf(r->libpng_msg, sizeof r->libpng_msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp msg) {
+    (void)png; /* a bad colour profile or the like does not change the ids */
+    (void)msg;
+}
+
+/* Converts whatever the file holds to 8-bit RGB, as PIL's RGB view does. */
+static void set_rgb8_transforms(png_structp png, png_infop info) {
+    int type = png_get_color_type(png, info);
+    if (png_get_bit_depth(png, info) == 16)
+        png_set_strip_16(png);
+    if (type == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(png);
+    if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA) {
+        png_set_expand_gray_1_2_4_to_8(png);
+        png_set_gray_to_rgb(png);
+    }
+    if (type & PNG_COLOR_MASK_ALPHA)
+        png_set_strip_alpha(png);
+}
+
+static int reader_start(png_reader *r, avps_error *err) {
+    if (setjmp(png_jmpbuf(r->png)))
+        return avps_fail(err, "%s: corrupt PNG: %s", r->path, r->libpng_msg);
+    png_init_io(r->png, r->fp);
+    png_read_info(r->png, r->info);
+    r->width = png_get_image_width(r->png, r->info);
+    r->height = png_get_image_height(r->png, r->info);
+    if ((uint64_t)r->width * r->height > ((uint64_t)1 << 31))
+        return avps_fail(err, "%s: image of %ux%u pixels is too large", r->path, r->width, r->height);
+    set_rgb8_transforms(r->png, r->info);
+    int passes = png_set_interlace_handling(r->png);
+    png_read_update_info(r->png, r->info);
+    if (passes > 1) {
+        size_t stride = (size_t)r->width * 3;
+        r->whole = malloc(stride * r->height);
+        r->rows = malloc(r->height * sizeof *r->rows);
+        if (!r->whole || !r->rows)
+            return avps_fail(err, "%s: out of memory", r->path);
+        for (uint32_t y = 0; y < r->height; y++)
+            r->rows[y] = r->whole + y * stride;
+        png_read_image(r->png, r->rows);
+    }
+    return 0;
+}
+
+png_reader *png_reader_open(const char *path, avps_error *err) {
+    png_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
+        avps_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    r->fp = fopen(path, "rb");
+    if (!r->fp) {
+        avps_fail(err, "%s: cannot open the PNG", path);
+        png_reader_free(r);
+        return NULL;
+    }
+    r->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, r, on_png_error, on_png_warning);
+    r->info = r->png ? png_create_info_struct(r->png) : NULL;
+    if (!r->info) {
+        avps_fail(err, "%s: out of memory", path);
+        png_reader_free(r);
+        return NULL;
+    }
+    if (reader_start(r, err) != 0) {
+        png_reader_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+uint32_t png_reader_width(const png_reader *r) { return r->width; }
+uint32_t png_reader_height(const png_reader *r) { return r->height; }
+
+int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err) {
+    if (r->next_row >= r->height)
+        return avps_fail(err, "%s: read past the last row", r->path);
+    if (r->whole) {
+        memcpy(rgb, r->whole + (size_t)r->next_row++ * r->width * 3, (size_t)r->width * 3);
+        return 0;
+    }
+    if (setjmp(png_jmpbuf(r->png)))
+        return avps_fail(err, "%s: corrupt PNG at row %u: %s", r->path, r->next_row, r->libpng_msg);
+    png_read_row(r->png, rgb, NULL);
+    r->next_row++;
+    return 0;
+}
+
+void png_reader_free(png_reader *r) {
+    if (!r)
+        return;
+    if (r->png)
+        png_destroy_read_struct(&r->png, r->info ? &r->info : NULL, NULL);
+    if (r->fp)
+        fclose(r->fp);
+    free(r->whole);
+    free(r->rows);
+    free(r->path);
+    free(r);
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+typedef struct {
+    char libpng_msg[256];
+} png_write_state;
+
+static void on_png_write_error(png_structp png, png_const_charp msg) {
+    png_write_state *st = png_get_error_ptr(png);
+    snprintf(st->libpng_msg, sizeof st->libpng_msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static int png_encode(FILE *fp, uint32_t width, uint32_t height, const uint8_t *rgb, png_write_state *st) {
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, st, on_png_write_error, on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        snprintf(st->libpng_msg, sizeof st->libpng_msg, "out of memory");
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_init_io(png, fp);
+    png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (uint32_t y = 0; y < height; y++)
+        png_write_row(png, rgb + (size_t)y * width * 3);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+int png_write_rgb(const char *path, uint32_t width, uint32_t height, const uint8_t *rgb, avps_error *err) {
+    atomic_file af;
+    png_write_state st = {{0}};
+    if (file_atomic_open(&af, path, err) != 0)
+        return -1;
+    if (png_encode(af.fp, width, height, rgb, &st) != 0) {
+        file_atomic_abort(&af);
+        return avps_fail(err, "%s: cannot write the PNG: %s", path, st.libpng_msg);
+    }
+    return file_atomic_commit(&af, err);
+}

@@ -1,0 +1,97 @@
+/* eval: panoptic quality exactly as panopticapi's pq_compute computes it.
+ *
+ * Contract:
+ * - pq_image_eval streams one ground-truth/prediction PNG pair and yields the image's
+ *   events: each match with its IoU, each false positive and false negative, and notes
+ *   on ground-truth oddities panopticapi lets pass. It is pure per image: the same pair
+ *   gives the same events on any thread or rank.
+ * - pq_totals_add adds an image's events; adding images in dataset order makes every
+ *   sum the same as panopticapi's single-process sum, bit for bit, whatever the number
+ *   of threads or ranks that produced them.
+ * - Errors name the file, the image id and the segment id.
+ */
+#ifndef AVPS_EVAL_H
+#define AVPS_EVAL_H
+
+#include "../data/data.h"
+
+enum pq_event_kind {
+    PQ_TP,                 /* cat, iou */
+    PQ_FP,                 /* cat */
+    PQ_FN,                 /* cat */
+    PQ_NOTE_AREA,          /* a GT segment whose JSON area differs from its pixel count */
+    PQ_NOTE_GT_PNG_ONLY,   /* a GT id in the PNG but not in the JSON (ignored) */
+    PQ_NOTE_GT_JSON_ONLY,  /* a GT segment in the JSON but not in the PNG (a false negative) */
+};
+
+/* Fixed-size and plain, so that events travel between ranks as bytes. */
+typedef struct {
+    uint32_t kind;
+    uint32_t cat;        /* index into the categories of the ground truth */
+    uint32_t segment_id; /* for notes */
+    uint32_t reserved;
+    double iou;
+} pq_event;
+
+typedef struct {
+    pq_event *items;
+    size_t n, cap;
+} pq_events;
+
+int pq_events_push(pq_events *ev, pq_event e);
+void pq_events_release(pq_events *ev);
+
+/* One image pair to evaluate. */
+typedef struct {
+    const pan_dataset *gt;         /* categories, and the path for messages */
+    const char *pred_json_path;    /* for messages */
+    const pan_annotation *gt_ann, *pred_ann;
+    const char *gt_png, *pred_png;
+    const pan_image *gt_image;     /* the images[] entry, or NULL */
+} pq_image_input;
+
+typedef struct pq_scratch pq_scratch; /* per-thread buffers, reused across images */
+pq_scratch *pq_scratch_new(void);
+void pq_scratch_free(pq_scratch *s);
+
+/* Appends the image's events to out. */
+int pq_image_eval(pq_scratch *s, const pq_image_input *in, pq_events *out, avps_error *err);
+
+/* ---- accumulation and the report ----------------------------------------------- */
+
+typedef struct {
+    uint64_t tp, fp, fn;
+    double iou;
+} pq_class_stat;
+
+typedef struct {
+    double pq, sq, rq;
+    int n;
+} pq_summary;
+
+typedef struct {
+    size_t n_categories;
+    pq_class_stat *per_class;
+    /* notes: how many, and the first in dataset order */
+    uint64_t note_count[3];
+    char *note_first_image[3];
+    uint32_t note_first_segment[3];
+} pq_totals;
+
+pq_totals *pq_totals_new(size_t n_categories);
+void pq_totals_free(pq_totals *t);
+int pq_totals_add(pq_totals *t, const char *image_id, const pq_event *ev, size_t n);
+
+/* isthing: 1 things, 0 stuff, -1 all. Zero with n = 0 where panopticapi divides by 0. */
+pq_summary pq_summarize(const pq_totals *t, const pan_dataset *gt, int isthing);
+/* The per-class pq, sq, rq of one category. */
+void pq_class_ratios(const pq_class_stat *c, double *pq, double *sq, double *rq);
+
+/* panopticapi's table: All / Things / Stuff, PQ SQ RQ in percent and N. */
+void pq_print_table(FILE *fp, const pq_totals *t, const pan_dataset *gt);
+/* Warnings about the ground truth, one line per kind. */
+void pq_print_notes(FILE *fp, const pq_totals *t, const pan_dataset *gt);
+/* The JSON report, written atomically; floats with %.17g. */
+int pq_write_json(const char *path, const pq_totals *t, const pan_dataset *gt, avps_error *err);
+
+#endif

@@ -1,0 +1,14 @@
+/* commands: the subcommands of bin/avps. Each parses its own arguments, runs under the
+ * job (MPI or alone) and returns main's exit status; failures end the job via job_fail. */
+#ifndef AVPS_COMMANDS_H
+#define AVPS_COMMANDS_H
+
+#include "job.h"
+
+extern const char eval_pq_usage[];
+extern const char synth_usage[];
+
+int cmd_eval_pq(avps_job *job, int argc, char **argv);
+int cmd_synth(avps_job *job, int argc, char **argv);
+
+#endif

@@ -1,0 +1,46 @@
+/* job: how every avps command runs under mpirun, srun or alone.
+ *
+ * Contract (docs/mpi.md says more):
+ * - Started by a launcher, the process joins MPI; started alone it never calls MPI_Init
+ *   (a singleton init costs ~0.4 s) and behaves as rank 0 of 1.
+ * - job_map shards items over ranks (item i on rank i mod size) and threads; each item's
+ *   output blob reaches the root, which gets them all back indexed by item, so that
+ *   reductions run in dataset order whatever the number of ranks and threads.
+ * - Any failure on any rank ends the whole job with that rank's message, printed once by
+ *   the root; no rank waits forever on one that died.
+ */
+#ifndef AVPS_JOB_H
+#define AVPS_JOB_H
+
+#include "../data/data.h"
+
+typedef struct avps_job avps_job;
+
+avps_job *job_start(int *argc, char ***argv);
+int job_rank(const avps_job *job);
+int job_size(const avps_job *job);
+static inline int job_is_root(const avps_job *job) { return job_rank(job) == 0; }
+/* CPUs this process may run on: the default thread count. */
+int job_cpu_count(void);
+
+/* Reports err and ends the job with a non-zero status: never returns. */
+void job_fail(avps_job *job, const avps_error *err) __attribute__((noreturn));
+/* Leaves MPI (if joined), frees the job and returns status for main to return. */
+int job_finish(avps_job *job, int status);
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} job_blob;
+int job_blob_append(job_blob *b, const void *p, size_t n);
+
+/* Fills out with the item's result; thread is 0..threads-1, for per-thread scratch. */
+typedef int (*job_item_fn)(void *ctx, int thread, size_t item, job_blob *out, avps_error *err);
+
+/* Runs fn on this rank's items. On the root, returns the n_items blobs (free with
+ * job_blobs_free); on other ranks, returns NULL once their blobs are sent. A failure on
+ * any rank ends the job inside this call. */
+job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, void *ctx);
+void job_blobs_free(job_blob *blobs, size_t n_items);
+
+#endif
