@@ -29,7 +29,7 @@ SAN_LIB_OBJS := $(LIB_SRCS:%.c=build/san/%.o)
 UNIT_SRCS := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
-TOOLS := build/tests/json_compare build/bench_decode
+TOOLS := build/tests/json_compare
 
 .PHONY: all test demo bench clean
 all: bin/avps

@@ -321,7 +321,8 @@ static int emit_notes(image_work *w, pq_events *out) {
         if (pq_events_push(out, e) != 0)
             return -1;
     }
-    qsort(w->s->unknown_ids, w->s->n_unknown, sizeof(uint32_t), uint32_cmp);
+    if (w->s->n_unknown > 1)
+        qsort(w->s->unknown_ids, w->s->n_unknown, sizeof(uint32_t), uint32_cmp);
     for (size_t i = 0; i < w->s->n_unknown; i++) {
         pq_event e = {PQ_NOTE_GT_PNG_ONLY, 0, w->s->unknown_ids[i], 0, 0};
         if (pq_events_push(out, e) != 0)
@@ -365,7 +366,8 @@ static int emit_matches(image_work *w, pq_events *out) {
             w->gt[g].matched = w->pred[p].matched = 1;
         }
     }
-    qsort(m, n, sizeof *m, match_cmp);
+    if (n > 1)
+        qsort(m, n, sizeof *m, match_cmp);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = pq_events_push(out, (pq_event){PQ_TP, m[i].cat, 0, 0, m[i].iou});

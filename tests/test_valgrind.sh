@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# test_valgrind.sh: the CLI paths under valgrind (alone, without mpirun): a report, an
+# error, the synthetic world. Any memory error or leak of ours fails.
+set -u
+AVPS=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d /tmp/avps_vg_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+passed=0 failed=0
+VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect"
+clean() { # NAME EXPECTED_STATUS COMMAND...
+    local name=$1 want=$2; shift 2
+    $VG "$@" >/dev/null 2>"$T/vg.txt"; local rc=$?
+    if [ "$rc" = "$want" ]; then passed=$((passed + 1)); else
+        failed=$((failed + 1)); echo "FAIL: $name: exit $rc, wanted $want"; head -40 "$T/vg.txt"; fi
+}
+FIX=$ROOT/tests/fixtures
+clean "eval pq" 0 "$AVPS" eval pq --gt-json "$FIX/pq/synthetic_0/gt.json" --pred-json "$FIX/pq/synthetic_0/pred.json" --json "$T/r.json" --threads 2
+clean "eval pq error" 1 "$AVPS" eval pq --gt-json "$FIX/pq_errors/png_not_json/gt.json" --pred-json "$FIX/pq_errors/png_not_json/pred.json"
+clean "eval pq missing file" 1 "$AVPS" eval pq --gt-json "$T/none.json" --pred-json "$T/none.json"
+clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --width 40 --height 30
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,165 @@
+/* unit_data.c: the data module: errors, paths, PNG round trips, COCO panoptic JSON
+ * reading and its refusals, and the synthetic world's determinism. */
+#include "../data/data.h"
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/avps_unit_data_XXXXXX";
+
+static char *write_text(const char *name, const char *text) {
+    char *path = path_join(tmpdir, name);
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+static void test_errors_and_paths(check_tally *t) {
+    avps_error err;
+    CHECK(t, avps_fail(&err, "segment %d", 7) == -1);
+    CHECK(t, avps_prefix(&err, "f.json: image %s", "5") == -1);
+    CHECK(t, strcmp(err.msg, "f.json: image 5: segment 7") == 0);
+    char *a = path_without_json_suffix("x/panoptic_val.json"), *b = path_without_json_suffix("x/y.png");
+    CHECK(t, strcmp(a, "x/panoptic_val") == 0);
+    CHECK(t, strcmp(b, "x/y.png") == 0);
+    char *c = path_join("dir/", "f.png"), *d = path_join("dir", "f.png");
+    CHECK(t, strcmp(c, "dir/f.png") == 0 && strcmp(d, "dir/f.png") == 0);
+    free(a), free(b), free(c), free(d);
+}
+
+static void test_png_round_trip(check_tally *t) {
+    enum { W = 5, H = 3 };
+    uint8_t rgb[W * H * 3], row[W * 3];
+    for (int i = 0; i < W * H; i++)
+        id_to_rgb((uint32_t)(i * 1234567u) & 0xFFFFFF, rgb + 3 * i);
+    avps_error err;
+    char *path = path_join(tmpdir, "rt.png");
+    CHECK(t, png_write_rgb(path, W, H, rgb, &err) == 0);
+    png_reader *r = png_reader_open(path, &err);
+    CHECK(t, r != NULL);
+    if (!r)
+        return;
+    CHECK(t, png_reader_width(r) == W && png_reader_height(r) == H);
+    int same = 1;
+    for (int y = 0; y < H; y++) {
+        CHECK(t, png_reader_read_row(r, row, &err) == 0);
+        for (int x = 0; x < W; x++)
+            same &= rgb_to_id(row + 3 * x) == ((uint32_t)((y * W + x) * 1234567u) & 0xFFFFFF);
+    }
+    CHECK(t, same);
+    CHECK(t, png_reader_read_row(r, row, &err) == -1); /* past the end */
+    png_reader_free(r);
+    char *bad = write_text("bad.png", "this is not a PNG");
+    CHECK(t, png_reader_open(bad, &err) == NULL && strstr(err.msg, "bad.png") != NULL);
+    free(path);
+    free(bad);
+}
+
+static const char gt_ok[] =
+    "{\"images\": [{\"id\": 5, \"file_name\": \"a.jpg\", \"width\": 4, \"height\": 2}],\n"
+    " \"annotations\": [{\"image_id\": 5, \"file_name\": \"a.png\", \"segments_info\": [\n"
+    "   {\"id\": 7, \"category_id\": 1, \"iscrowd\": 0, \"area\": 3},\n"
+    "   {\"id\": 9, \"category_id\": 2, \"iscrowd\": 1, \"area\": 5}]},\n"
+    "  {\"image_id\": \"city_1\", \"file_name\": \"b.png\", \"segments_info\": []}],\n"
+    " \"categories\": [{\"id\": 1, \"name\": \"a\", \"isthing\": 1}, {\"id\": 2, \"name\": \"b\", \"isthing\": 0}]}";
+
+static void test_json_reading(check_tally *t) {
+    avps_error err;
+    char *p = write_text("gt.json", gt_ok);
+    pan_dataset *ds = pan_dataset_load(p, PAN_GROUND_TRUTH, &err);
+    CHECK(t, ds != NULL);
+    if (ds) {
+        const pan_annotation *a = pan_dataset_find_annotation(ds, "5");
+        CHECK(t, a && a->n_segments == 2 && a->segments[1].id == 9 && a->segments[1].iscrowd == 1);
+        CHECK(t, a && a->segments[0].area == 3 && a->segments[1].category_id == 2);
+        CHECK(t, pan_dataset_find_annotation(ds, "city_1") != NULL);
+        CHECK(t, pan_dataset_find_annotation(ds, "6") == NULL);
+        const pan_image *im = pan_dataset_find_image(ds, "5");
+        CHECK(t, im && im->width == 4 && im->height == 2);
+        CHECK(t, pan_dataset_category_index(ds, 2) == 1 && pan_dataset_category_index(ds, 3) == -1);
+        CHECK(t, ds->categories[0].isthing == 1 && ds->categories[1].isthing == 0);
+    }
+    pan_dataset_free(ds);
+    free(p);
+}
+
+/* Each text must be refused with a message containing `want`. */
+static void expect_refusal(check_tally *t, const char *text, pan_role role, const char *want) {
+    avps_error err = {{0}};
+    char *p = write_text("bad.json", text);
+    pan_dataset *ds = pan_dataset_load(p, role, &err);
+    CHECK(t, ds == NULL);
+    if (!strstr(err.msg, want) || !strstr(err.msg, "bad.json"))
+        fprintf(stderr, "message '%s' lacks '%s'\n", err.msg, want);
+    CHECK(t, strstr(err.msg, want) != NULL && strstr(err.msg, "bad.json") != NULL);
+    pan_dataset_free(ds);
+    free(p);
+}
+
+static void test_json_refusals(check_tally *t) {
+    expect_refusal(t, "{\"annotations\": [\n  {\"image_id\": 1,, }]}", PAN_PREDICTION, "malformed JSON near line 2");
+    expect_refusal(t,
+                   "{\"annotations\": [{\"image_id\": 3, \"file_name\": \"x.png\", \"segments_info\": "
+                   "[{\"id\": 4, \"category_id\": 1}, {\"id\": 4, \"category_id\": 2}]}]}",
+                   PAN_PREDICTION, "image 3: segment 4 appears twice");
+    expect_refusal(t,
+                   "{\"annotations\": [{\"image_id\": 3, \"file_name\": \"x.png\", \"segments_info\": "
+                   "[{\"id\": 4, \"category_id\": 1, \"area\": 2}]}], \"categories\": [{\"id\": 1, \"isthing\": 1}]}",
+                   PAN_GROUND_TRUTH, "segment 4: \"iscrowd\" is missing");
+    expect_refusal(t,
+                   "{\"annotations\": [{\"image_id\": 3, \"file_name\": \"x.png\", \"segments_info\": []},"
+                   "{\"image_id\": 3, \"file_name\": \"y.png\", \"segments_info\": []}]}",
+                   PAN_PREDICTION, "image 3 has two entries");
+    expect_refusal(t, "{\"annotations\": [{\"image_id\": 3, \"segments_info\": []}]}", PAN_PREDICTION,
+                   "image 3: \"file_name\" is missing");
+    expect_refusal(t, "{\"annotations\": []}", PAN_GROUND_TRUTH, "\"categories\" is missing");
+    expect_refusal(t,
+                   "{\"annotations\": [{\"image_id\": 3, \"file_name\": \"x.png\", \"segments_info\": "
+                   "[{\"id\": 0, \"category_id\": 1}]}]}",
+                   PAN_PREDICTION, "id 0 is VOID");
+}
+
+static void test_synth(check_tally *t) {
+    synth_params p = {42, 64, 48};
+    synth_image a, b, c;
+    avps_error err;
+    CHECK(t, synth_image_render(&p, 3, &a, &err) == 0);
+    CHECK(t, synth_image_render(&p, 3, &b, &err) == 0);
+    p.seed = 43;
+    CHECK(t, synth_image_render(&p, 3, &c, &err) == 0);
+    CHECK(t, memcmp(a.gt_ids, b.gt_ids, 64 * 48 * sizeof(uint32_t)) == 0);
+    CHECK(t, memcmp(a.pred_ids, b.pred_ids, 64 * 48 * sizeof(uint32_t)) == 0);
+    CHECK(t, memcmp(a.gt_ids, c.gt_ids, 64 * 48 * sizeof(uint32_t)) != 0);
+    double gt_area = 0, pred_area = 0;
+    size_t void_px = 0;
+    for (size_t i = 0; i < a.n_gt; i++)
+        gt_area += a.gt_segments[i].area;
+    for (size_t i = 0; i < a.n_pred; i++)
+        pred_area += a.pred_segments[i].area;
+    for (size_t i = 0; i < 64 * 48; i++)
+        void_px += a.gt_ids[i] == 0;
+    CHECK(t, gt_area + (double)void_px == 64 * 48);
+    CHECK(t, pred_area == 64 * 48); /* predictions cover every pixel */
+    synth_image_release(&a);
+    synth_image_release(&b);
+    synth_image_release(&c);
+}
+
+int main(void) {
+    check_tally t = {0, 0};
+    if (!mkdtemp(tmpdir))
+        return 2;
+    test_errors_and_paths(&t);
+    test_png_round_trip(&t);
+    test_json_reading(&t);
+    test_json_refusals(&t);
+    test_synth(&t);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        t.failed++;
+    return check_report(&t);
+}
