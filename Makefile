@@ -31,7 +31,7 @@ UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
 TOOLS := build/tests/json_compare
 
-.PHONY: all test demo bench clean
+.PHONY: all test demo bench clean check-clang
 all: bin/avps
 
 bin/avps: $(OBJS)
@@ -65,8 +65,13 @@ build/bench_decode: scripts/bench_decode.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
-test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS)
+test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS) check-clang
 	@tests/run
+
+# No warnings with clang either (when it is installed).
+check-clang:
+	@if command -v clang >/dev/null 2>&1; then \
+	  for f in $(SRCS) $(UNIT_SRCS); do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
 
 demo: bin/avps
 	@scripts/demo

@@ -109,8 +109,8 @@ void pq_print_table(FILE *fp, const pq_totals *t, const pan_dataset *gt) {
 
 void pq_print_notes(FILE *fp, const pq_totals *t, const pan_dataset *gt) {
     static const char *const what[3] = {
-        "have a JSON area that differs from their pixel count in the PNG; the JSON area is used, as "
-        "panopticapi does (this is what lets PQ exceed 100 in other tools)",
+        ("have a JSON area that differs from their pixel count in the PNG; the JSON area is used, as "
+         "panopticapi does (this is what lets PQ exceed 100 in other tools)"),
         "are in the PNG but not in segments_info; their pixels are ignored, as panopticapi does",
         "are in segments_info but not in the PNG; they count as false negatives, as panopticapi does",
     };
