@@ -51,6 +51,9 @@ char *path_join(const char *dir, const char *name);
 /* mkdir -p; 0 on success or if it exists. */
 int dir_create(const char *path, avps_error *err);
 
+/* Writes s as a JSON string literal, quoted and escaped. */
+void json_put_string(FILE *fp, const char *s);
+
 /* ---- COCO panoptic JSON -------------------------------------------------------- */
 
 typedef struct {
@@ -134,6 +137,122 @@ void png_reader_free(png_reader *r);
 /* Writes an 8-bit RGB PNG atomically. */
 int png_write_rgb(const char *path, uint32_t width, uint32_t height, const uint8_t *rgb,
                   avps_error *err);
+
+/* ---- instance masks: COCO run-length encoding --------------------------------------
+ *
+ * As the COCO API keeps them: runs over the pixels in column-major order (x outer, y
+ * inner), alternating 0s and 1s and starting with a run of 0s (which may be empty).
+ * Everything here works on runs, never on pixels, except encoding and decoding. */
+
+typedef struct {
+    uint32_t h, w;
+    size_t m;        /* number of runs */
+    uint32_t *cnts;  /* owned; NULL when m == 0 */
+} rle_mask;
+
+void rle_free(rle_mask *r);  /* frees cnts; r itself is the caller's */
+/* mask is h x w, row-major, non-zero = on. */
+int rle_encode(const uint8_t *mask, uint32_t h, uint32_t w, rle_mask *out);
+/* Writes h x w row-major 0/1 bytes. */
+void rle_decode(const rle_mask *r, uint8_t *mask);
+/* The compressed "counts" string of the COCO results format: each run from the fourth on
+ * as a delta from the run two before, in chunks of 5 data bits plus a continuation bit,
+ * each chunk a character from 48. Caller frees. */
+char *rle_to_string(const rle_mask *r);
+/* Fails (-1) on a malformed string or runs that do not add up to h x w. */
+int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out);
+/* Uncompressed RLE: the counts as a list, as COCO stores crowds. Checks the sum. */
+int rle_from_counts(const uint32_t *counts, size_t m, uint32_t h, uint32_t w, rle_mask *out);
+uint64_t rle_area(const rle_mask *r);
+/* COCO's toBbox (pycocotools 2.0.11): x, y, w, h of the on pixels; all 0 for fewer than
+ * two runs. Empty runs of ones are skipped, as 2.0.11 does. */
+void rle_bbox(const rle_mask *r, double bbox[4]);
+/* Union (intersect = 0) or intersection (intersect = 1) of n masks of one size; a 0x0
+ * mask for n == 0; -1 for masks of different sizes or runs that do not add up. */
+int rle_merge(const rle_mask *masks, size_t n, int intersect, rle_mask *out);
+/* IoU of a detection and a ground truth; for a crowd ground truth the union is the
+ * detection's area. -1 when the sizes differ. */
+double rle_iou(const rle_mask *dt, const rle_mask *gt, int gt_iscrowd);
+/* COCO's polygon rasteriser (frPoly): xy holds k points, scaled by 5, walked along the
+ * edges and sampled back, exactly as the COCO API does. */
+int rle_from_polygon(const double *xy, size_t k, uint32_t h, uint32_t w, rle_mask *out);
+/* COCO's frBbox: the box x, y, w, h as the 4-point polygon. */
+int rle_from_bbox(const double bbox[4], uint32_t h, uint32_t w, rle_mask *out);
+/* IoU of boxes x, y, w, h; crowd: union = the detection's box area. */
+double bbox_iou(const double dt[4], const double gt[4], int gt_iscrowd);
+
+/* Soft masks of Mask R-CNN heads pasted into the image: how the box maps to pixels
+ * differs between code bases, so the convention is a parameter (see data/mask_paste.c). */
+typedef enum {
+    PASTE_TORCHVISION, /* torchvision paste_masks_in_image (also Detectron1 / UPSNet): mask padded by one
+                          zero cell, box scaled by (M + 2) / M, truncated, +1 size, bilinear resize */
+    PASTE_DETECTRON2,  /* detectron2 paste_masks_in_image: grid_sample at pixel centres of the unrounded
+                          box, zero outside the mask */
+    PASTE_MMDET_V1,    /* mmdetection v1 get_seg_masks: box truncated, +1 size (x2 - x1 + 1), bilinear
+                          resize of the unpadded mask */
+} paste_convention;
+
+/* Pastes an mh x mw probability mask for box (x1, y1, x2, y2) into an h x w image of
+ * probabilities (row-major): writes the box's rectangle, clipped to the image, and leaves
+ * every other pixel untouched (the caller zeroes them). Returns 0, or -1 for NULL
+ * pointers, an empty mask, an unknown convention or a non-finite or |c| > 1e8 coordinate. */
+int mask_paste(const float *mask, uint32_t mh, uint32_t mw, const double box[4], paste_convention conv,
+               uint32_t h, uint32_t w, float *out);
+
+/* ---- COCO instances and results JSON ------------------------------------------------ */
+
+typedef enum { IOU_SEGM, IOU_BBOX } iou_type;
+
+typedef struct {
+    int64_t id;          /* ground truth: the JSON id; results: index + 1, as loadRes numbers them */
+    int64_t image_id;
+    int32_t category_id;
+    int iscrowd;
+    double area;         /* ground truth: the JSON area; results: as loadRes computes it */
+    double bbox[4];
+    double score;        /* results only */
+    rle_mask rle;        /* segm only: the mask at the image's size */
+} inst_annotation;
+
+typedef struct {
+    int64_t id;
+    uint32_t width, height;
+} inst_image;
+
+typedef struct {
+    char *path;
+    size_t n_images;
+    inst_image *images;          /* sorted by id, as COCOeval takes them */
+    size_t n_categories;
+    int32_t *category_ids;       /* sorted */
+    size_t n_annotations;
+    inst_annotation *annotations; /* in file order, only those kept */
+} inst_dataset;
+
+/* Which images this process needs, by index into the sorted images: annotations of
+ * other images are skipped at load. NULL keeps all. */
+typedef int (*inst_keep_fn)(void *ctx, size_t image_index);
+
+/* Ground truth: images, categories, annotations (polygons, uncompressed or compressed
+ * RLE; a first polygon of exactly four numbers makes them boxes, as in the COCO API). */
+inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, void *ctx, avps_error *err);
+/* Results: a JSON list of image_id, category_id, score, segmentation (compressed RLE) and
+ * optional bbox, numbered and measured as pycocotools' loadRes does; an image unknown to
+ * gt is an error. Parsed one element at a time. */
+inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
+                                void *ctx, avps_error *err);
+void inst_dataset_free(inst_dataset *ds);
+/* Index of the image in ds->images, or -1. */
+long inst_image_index(const inst_dataset *ds, int64_t image_id);
+long inst_category_index(const inst_dataset *ds, int32_t category_id);
+
+/* ---- panoptic ground truth as instances ---------------------------------------------- */
+
+/* Reads the panoptic PNG of ann and gives, for each of its segments whose category is a
+ * thing, its mask as RLE (masks[i] for ann->segments[i]; stuff segments get m = 0).
+ * *h and *w receive the image size. */
+int pan_thing_masks(const pan_dataset *ds, const pan_annotation *ann, const char *png_path, rle_mask *masks,
+                    uint32_t *h, uint32_t *w, avps_error *err);
 
 /* ---- the synthetic world ---------------------------------------------------------- */
 
