@@ -343,7 +343,7 @@ int pan_dataset_category_index(const pan_dataset *ds, int32_t category_id) {
 
 /* ---- writing -------------------------------------------------------------------- */
 
-static void json_put_string(FILE *fp, const char *s) {
+void json_put_string(FILE *fp, const char *s) {
     fputc('"', fp);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;

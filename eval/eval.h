@@ -94,4 +94,61 @@ void pq_print_notes(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 /* The JSON report, written atomically; floats with %.17g. */
 int pq_write_json(const char *path, const pq_totals *t, const pan_dataset *gt, avps_error *err);
 
+/* ---- mask and box AP exactly as pycocotools' COCOeval ------------------------------
+ *
+ * ap_image_eval matches one image's detections to its ground truth for every category
+ * and the four area ranges (COCOeval.evaluateImg with maxDets 100) and appends compact
+ * records: per (category, area range) the number of non-ignored GT and, per detection in
+ * score order, its score and one match bit and one ignore bit per IoU threshold. The root
+ * feeds the records of all images, in image-id order, to ap_accumulate; that order breaks
+ * ties in score, as in COCOeval.accumulate. */
+
+#define AP_T 10  /* IoU thresholds .50:.05:.95 */
+#define AP_R 101 /* recall points */
+#define AP_A 4   /* area ranges: all, small, medium, large */
+#define AP_M 3   /* maxDets 1, 10, 100 */
+
+typedef struct {
+    uint32_t cat;   /* index into the GT's sorted category ids */
+    uint32_t area;  /* 0..3 */
+    uint32_t n_gt;  /* non-ignored ground truth */
+    uint32_t n_dt;  /* detections that follow, best score first */
+} ap_record_head;
+
+typedef struct {
+    double score;
+    uint16_t matched; /* bit t: matched at threshold t (to a GT whose id is not 0) */
+    uint16_t ignored; /* bit t: ignored at threshold t */
+    uint32_t reserved;
+} ap_record_det;
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} ap_records;
+
+void ap_records_release(ap_records *r);
+
+/* Annotations of gt and dt grouped by image, for the images this process evaluates. */
+typedef struct ap_index ap_index;
+ap_index *ap_index_new(const inst_dataset *gt, const inst_dataset *dt);
+void ap_index_free(ap_index *ix);
+
+int ap_image_eval(const ap_index *ix, size_t image, iou_type type, ap_records *out, avps_error *err);
+
+/* The COCO summary: AP AP50 AP75 APs APm APl AR1 AR10 AR100 ARs ARm ARl. */
+typedef struct {
+    double stats[12];
+    size_t n_categories;
+    double *per_class_ap; /* AP over IoU .50:.95, area all, maxDets 100; -1 where undefined */
+} ap_summary;
+
+/* records[i], len[i]: the records of image i, for all images in image-id order. */
+int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, ap_summary *out,
+                  avps_error *err);
+void ap_summary_release(ap_summary *s);
+void ap_print_summary(FILE *fp, const ap_summary *s, iou_type type);
+void ap_print_per_class(FILE *fp, const ap_summary *s, const inst_dataset *gt);
+int ap_write_json(const char *path, const ap_summary *s, const inst_dataset *gt, avps_error *err);
+
 #endif

@@ -120,22 +120,12 @@ void pq_print_notes(FILE *fp, const pq_totals *t, const pan_dataset *gt) {
                     (unsigned long long)t->note_count[k], what[k], t->note_first_image[k], t->note_first_segment[k]);
 }
 
-static void json_put_key(FILE *fp, const char *key) {
-    fputc('"', fp);
-    for (; *key; key++) {
-        if (*key == '"' || *key == '\\')
-            fputc('\\', fp);
-        fputc(*key, fp);
-    }
-    fputc('"', fp);
-}
-
 static void write_report(FILE *fp, const pq_totals *t, const pan_dataset *gt) {
     fputs("{\n", fp);
     for (int k = 0; k < 3; k++) {
         pq_summary s = pq_summarize(t, gt, group_isthing[k]);
         fprintf(fp, "  ");
-        json_put_key(fp, group_names[k]);
+        json_put_string(fp, group_names[k]);
         fprintf(fp, ": {\"pq\": %.17g, \"sq\": %.17g, \"rq\": %.17g, \"n\": %d},\n", s.pq, s.sq, s.rq, s.n);
     }
     fputs("  \"per_class\": {", fp);

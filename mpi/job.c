@@ -130,6 +130,8 @@ int job_finish(avps_job *job, int status) {
 }
 
 int job_blob_append(job_blob *b, const void *p, size_t n) {
+    if (n == 0)
+        return 0;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n)

@@ -11,6 +11,8 @@ static const char usage[] =
     "usage: avps <command> [options]   (run alone, or under mpirun / srun)\n"
     "commands:\n"
     "  eval pq    panoptic quality of COCO panoptic predictions, as panopticapi computes it\n"
+    "  eval ap    COCO mask (or box) AP per class, as pycocotools' COCOeval computes it\n"
+    "  convert    panoptic-to-instances: thing segments as COCO instances (RLE)\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -23,7 +25,9 @@ typedef struct {
 
 static const command commands[] = {
     {"eval", "pq", cmd_eval_pq, eval_pq_usage},
+    {"eval", "ap", cmd_eval_ap, eval_ap_usage},
     {"synth", NULL, cmd_synth, synth_usage},
+    {"convert", NULL, cmd_convert, convert_usage},
 };
 
 static int wants_help(int argc, char **argv) {

@@ -1,11 +1,13 @@
-/* json_compare: checks a PQ report against a reference answer. Integers (n, tp, fp,
- * fn) must be equal; other numbers equal to 1e-9 relative. Every key of the expected
- * file must be present. Prints each difference; exits 1 if there is any. */
+/* json_compare: checks a report against a reference answer. Integers (n, tp, fp, fn)
+ * must be equal; other numbers equal to 1e-9 relative, or exactly with --exact. Every key
+ * of the expected file must be present. Prints each difference; exits 1 if there is any. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int exact;
 
 static int is_integer_key(const char *k) {
     return !strcmp(k, "n") || !strcmp(k, "tp") || !strcmp(k, "fp") || !strcmp(k, "fn");
@@ -34,7 +36,7 @@ static int compare(const cJSON *want, const cJSON *got, const char *path) {
     }
     double a = want->valuedouble, b = got->valuedouble;
     const char *key = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    int ok = is_integer_key(key) ? a == b : fabs(a - b) <= 1e-9 * fabs(a) || (a == 0 && fabs(b) < 1e-300);
+    int ok = exact || is_integer_key(key) ? a == b : fabs(a - b) <= 1e-9 * fabs(a) || (a == 0 && fabs(b) < 1e-300);
     if (!ok)
         printf("differs: %s: expected %.17g, got %.17g\n", path, a, b);
     return !ok;
@@ -52,8 +54,11 @@ static cJSON *load(const char *path) {
 }
 
 int main(int argc, char **argv) {
+    exact = argc == 4 && strcmp(argv[1], "--exact") == 0;
+    argv += exact;
+    argc -= exact;
     if (argc != 3) {
-        fprintf(stderr, "usage: json_compare EXPECTED GOT\n");
+        fprintf(stderr, "usage: json_compare [--exact] EXPECTED GOT\n");
         return 2;
     }
     cJSON *want = load(argv[1]), *got = load(argv[2]);

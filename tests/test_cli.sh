@@ -7,7 +7,7 @@ set -u
 AVPS=$1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FIX=$ROOT/tests/fixtures
-SHARED=$ROOT/../shared/reference
+SHARED=${AVPS_SHARED:-$ROOT/../shared}/reference
 CMP=$ROOT/build/tests/json_compare
 T=$(mktemp -d /tmp/avps_cli_XXXXXX)
 trap 'rm -rf "$T"' EXIT

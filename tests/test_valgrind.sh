@@ -18,6 +18,10 @@ FIX=$ROOT/tests/fixtures
 clean "eval pq" 0 "$AVPS" eval pq --gt-json "$FIX/pq/synthetic_0/gt.json" --pred-json "$FIX/pq/synthetic_0/pred.json" --json "$T/r.json" --threads 2
 clean "eval pq error" 1 "$AVPS" eval pq --gt-json "$FIX/pq_errors/png_not_json/gt.json" --pred-json "$FIX/pq_errors/png_not_json/pred.json"
 clean "eval pq missing file" 1 "$AVPS" eval pq --gt-json "$T/none.json" --pred-json "$T/none.json"
+A=$ROOT/tests/fixtures/ap/synthetic_0
+clean "eval ap" 0 "$AVPS" eval ap --gt "$A/gt.json" --dt "$A/dt.json" --json "$T/ap.json" --threads 2
+clean "eval ap error" 1 "$AVPS" eval ap --gt "$A/gt.json" --dt "$T/none.json"
+clean "convert" 0 "$AVPS" convert panoptic-to-instances --gt-json "$FIX/pq/synthetic_1/gt.json" --out "$T/inst.json"
 clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --width 40 --height 30
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,0 +1,480 @@
+/* instances_json.c: COCO instances ground truth and detection results, read the way
+ * pycocotools' COCO() and loadRes() read them, into plain arrays with masks as RLE.
+ * Results files reach hundreds of MB: they are parsed one list element at a time, so
+ * cJSON never holds more than one detection's tree. */
+#include "data.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small JSON helpers -------------------------------------------------------------- */
+
+static int json_int64(const cJSON *obj, const char *key, int64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 9e15)
+        return -1;
+    *out = (int64_t)v->valuedouble;
+    return 0;
+}
+
+static int json_number(const cJSON *obj, const char *key, double *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v))
+        return -1;
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int json_box(const cJSON *v, double box[4]) {
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 4)
+        return -1;
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, v) {
+        if (!cJSON_IsNumber(x))
+            return -1;
+        box[i++] = x->valuedouble;
+    }
+    return 0;
+}
+
+/* ---- segmentation -> RLE, as the COCO API's annToRLE ---------------------------------- */
+
+static int numbers_of(const cJSON *arr, double **xy, size_t *n) {
+    *n = (size_t)cJSON_GetArraySize(arr);
+    *xy = malloc((*n ? *n : 1) * sizeof **xy);
+    if (!*xy)
+        return -1;
+    size_t i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr) {
+        if (!cJSON_IsNumber(x))
+            return -1;
+        (*xy)[i++] = x->valuedouble;
+    }
+    return 0;
+}
+
+/* Polygons, or boxes when the first "polygon" has exactly four numbers (frPyObjects). */
+static const char *polygons_to_rle(const cJSON *seg, uint32_t h, uint32_t w, rle_mask *out) {
+    size_t n = (size_t)cJSON_GetArraySize(seg), done = 0;
+    const cJSON *first = cJSON_GetArrayItem(seg, 0);
+    if (n == 0 || !cJSON_IsArray(first))
+        return "is an empty list or not a list of polygons";
+    int boxes = cJSON_GetArraySize(first) == 4;
+    if (!boxes && cJSON_GetArraySize(first) < 5)
+        return "has a first polygon of fewer than 5 numbers";
+    rle_mask *parts = calloc(n, sizeof *parts);
+    const char *why = parts ? NULL : "is too large (out of memory)";
+    const cJSON *poly;
+    cJSON_ArrayForEach(poly, seg) {
+        double *xy = NULL;
+        size_t k;
+        if (why)
+            break;
+        if (!cJSON_IsArray(poly) || numbers_of(poly, &xy, &k) != 0)
+            why = "holds a polygon that is not a list of numbers";
+        else if (boxes && k != 4)
+            why = "mixes boxes (4 numbers) with polygons";
+        else if (boxes ? rle_from_bbox(xy, h, w, &parts[done]) : rle_from_polygon(xy, k / 2, h, w, &parts[done]))
+            why = "is too large (out of memory)";
+        else
+            done++;
+        free(xy);
+    }
+    if (!why && rle_merge(parts, n, 0, out) != 0)
+        why = "is too large (out of memory)";
+    for (size_t i = 0; i < done; i++)
+        rle_free(&parts[i]);
+    free(parts);
+    return why;
+}
+
+static const char *rle_object_to_rle(const cJSON *seg, uint32_t h, uint32_t w, rle_mask *out) {
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(seg, "size");
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(seg, "counts");
+    double sz[2];
+    if (!cJSON_IsArray(size) || cJSON_GetArraySize(size) != 2 || !cJSON_IsNumber(size->child) ||
+        !cJSON_IsNumber(size->child->next))
+        return "has no \"size\": [h, w]";
+    sz[0] = size->child->valuedouble;
+    sz[1] = size->child->next->valuedouble;
+    if (sz[0] != h || sz[1] != w)
+        return "has a \"size\" that differs from its image's height and width";
+    if (cJSON_IsString(counts))
+        return rle_from_string(counts->valuestring, h, w, out) == 0 ? NULL
+                                                                    : "has a malformed \"counts\" string";
+    if (!cJSON_IsArray(counts))
+        return "has no \"counts\"";
+    size_t m = (size_t)cJSON_GetArraySize(counts), i = 0;
+    uint32_t *c = malloc((m ? m : 1) * sizeof *c);
+    if (!c)
+        return "is too large (out of memory)";
+    const cJSON *x;
+    cJSON_ArrayForEach(x, counts) {
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > UINT32_MAX ||
+            x->valuedouble != floor(x->valuedouble))
+            break;
+        c[i++] = (uint32_t)x->valuedouble;
+    }
+    int rc = i == m ? rle_from_counts(c, m, h, w, out) : -1;
+    free(c);
+    return rc == 0 ? NULL : "has \"counts\" that are not runs adding up to height x width";
+}
+
+static const char *segmentation_to_rle(const cJSON *seg, uint32_t h, uint32_t w, rle_mask *out) {
+    if (cJSON_IsArray(seg))
+        return polygons_to_rle(seg, h, w, out);
+    if (cJSON_IsObject(seg))
+        return rle_object_to_rle(seg, h, w, out);
+    return "is missing or neither polygons nor RLE";
+}
+
+/* ---- datasets ------------------------------------------------------------------------ */
+
+void inst_dataset_free(inst_dataset *ds) {
+    if (!ds)
+        return;
+    for (size_t i = 0; i < ds->n_annotations; i++)
+        rle_free(&ds->annotations[i].rle);
+    free(ds->annotations);
+    free(ds->images);
+    free(ds->category_ids);
+    free(ds->path);
+    free(ds);
+}
+
+static int image_cmp(const void *a, const void *b) {
+    int64_t x = ((const inst_image *)a)->id, y = ((const inst_image *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static int int32_cmp(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+long inst_image_index(const inst_dataset *ds, int64_t image_id) {
+    inst_image probe = {image_id, 0, 0};
+    const inst_image *im = ds->n_images ? bsearch(&probe, ds->images, ds->n_images, sizeof probe, image_cmp) : NULL;
+    return im ? (long)(im - ds->images) : -1;
+}
+
+long inst_category_index(const inst_dataset *ds, int32_t category_id) {
+    const int32_t *c =
+        ds->n_categories ? bsearch(&category_id, ds->category_ids, ds->n_categories, sizeof category_id, int32_cmp)
+                         : NULL;
+    return c ? (long)(c - ds->category_ids) : -1;
+}
+
+static inst_dataset *dataset_new(const char *path) {
+    inst_dataset *ds = calloc(1, sizeof *ds);
+    if (ds && !(ds->path = strdup(path))) {
+        free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+static int parse_images(inst_dataset *ds, const cJSON *imgs, avps_error *err) {
+    if (!cJSON_IsArray(imgs))
+        return avps_fail(err, "%s: \"images\" is missing or not a list", ds->path);
+    ds->images = calloc((size_t)cJSON_GetArraySize(imgs) + 1, sizeof *ds->images);
+    if (!ds->images)
+        return avps_fail(err, "%s: out of memory", ds->path);
+    const cJSON *im;
+    cJSON_ArrayForEach(im, imgs) {
+        inst_image *o = &ds->images[ds->n_images];
+        int64_t w, h;
+        if (json_int64(im, "id", &o->id) != 0)
+            return avps_fail(err, "%s: images[%zu]: \"id\" is missing or not an integer", ds->path, ds->n_images);
+        if (json_int64(im, "width", &w) != 0 || json_int64(im, "height", &h) != 0 || w < 1 || h < 1 ||
+            w > 1 << 20 || h > 1 << 20)
+            return avps_fail(err, "%s: image %lld: \"width\" or \"height\" is missing or not a positive integer",
+                             ds->path, (long long)o->id);
+        o->width = (uint32_t)w;
+        o->height = (uint32_t)h;
+        ds->n_images++;
+    }
+    qsort(ds->images, ds->n_images, sizeof *ds->images, image_cmp);
+    for (size_t i = 1; i < ds->n_images; i++)
+        if (ds->images[i].id == ds->images[i - 1].id)
+            return avps_fail(err, "%s: image %lld appears twice in images", ds->path, (long long)ds->images[i].id);
+    return 0;
+}
+
+static int parse_categories(inst_dataset *ds, const cJSON *cats, avps_error *err) {
+    if (!cJSON_IsArray(cats))
+        return avps_fail(err, "%s: \"categories\" is missing or not a list", ds->path);
+    ds->category_ids = calloc((size_t)cJSON_GetArraySize(cats) + 1, sizeof *ds->category_ids);
+    if (!ds->category_ids)
+        return avps_fail(err, "%s: out of memory", ds->path);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cats) {
+        int64_t id;
+        if (json_int64(c, "id", &id) != 0 || id < INT32_MIN || id > INT32_MAX)
+            return avps_fail(err, "%s: categories[%zu]: \"id\" is missing or not an integer", ds->path,
+                             ds->n_categories);
+        ds->category_ids[ds->n_categories++] = (int32_t)id;
+    }
+    qsort(ds->category_ids, ds->n_categories, sizeof *ds->category_ids, int32_cmp);
+    for (size_t i = 1; i < ds->n_categories; i++)
+        if (ds->category_ids[i] == ds->category_ids[i - 1])
+            return avps_fail(err, "%s: category %d appears twice in categories", ds->path, ds->category_ids[i]);
+    return 0;
+}
+
+/* Fields every annotation needs; returns its image's index. */
+static long parse_common(const inst_dataset *gt, const cJSON *a, inst_annotation *o, const char *path,
+                         const char *what, size_t pos, avps_error *err) {
+    int64_t cat;
+    if (!cJSON_IsObject(a) || json_int64(a, "image_id", &o->image_id) != 0)
+        return avps_fail(err, "%s: %s %zu: \"image_id\" is missing or not an integer", path, what, pos);
+    if (json_int64(a, "category_id", &cat) != 0 || cat < INT32_MIN || cat > INT32_MAX)
+        return avps_fail(err, "%s: image %lld: %s %zu: \"category_id\" is missing or not an integer", path,
+                         (long long)o->image_id, what, pos);
+    o->category_id = (int32_t)cat;
+    long img = inst_image_index(gt, o->image_id);
+    if (img < 0)
+        return avps_fail(err, "%s: %s %zu: image %lld is not among the images of %s", path, what, pos,
+                         (long long)o->image_id, gt->path);
+    return img;
+}
+
+static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, size_t pos, avps_error *err) {
+    inst_annotation o = {0};
+    long img = parse_common(ds, a, &o, ds->path, "annotations", pos, err);
+    if (img < 0)
+        return -1;
+    int64_t crowd;
+    const char *p = ds->path;
+    long long im = (long long)o.image_id;
+    if (json_int64(a, "id", &o.id) != 0)
+        return avps_fail(err, "%s: image %lld: annotations[%zu]: \"id\" is missing or not an integer", p, im, pos);
+    if (json_int64(a, "iscrowd", &crowd) != 0 || (crowd != 0 && crowd != 1))
+        return avps_fail(err, "%s: image %lld: annotation %lld: \"iscrowd\" is missing or not 0 or 1", p, im,
+                         (long long)o.id);
+    o.iscrowd = (int)crowd;
+    if (json_number(a, "area", &o.area) != 0)
+        return avps_fail(err, "%s: image %lld: annotation %lld: \"area\" is missing or not a number", p, im,
+                         (long long)o.id);
+    const cJSON *bbox = cJSON_GetObjectItemCaseSensitive(a, "bbox");
+    if (json_box(bbox, o.bbox) != 0 && type == IOU_BBOX)
+        return avps_fail(err, "%s: image %lld: annotation %lld: \"bbox\" is missing or not 4 numbers", p, im,
+                         (long long)o.id);
+    if (type == IOU_SEGM) {
+        const inst_image *i = &ds->images[img];
+        const char *why =
+            segmentation_to_rle(cJSON_GetObjectItemCaseSensitive(a, "segmentation"), i->height, i->width, &o.rle);
+        if (why)
+            return avps_fail(err, "%s: image %lld: annotation %lld: the segmentation %s", p, im, (long long)o.id,
+                             why);
+    }
+    ds->annotations[ds->n_annotations++] = o;
+    return 0;
+}
+
+static int parse_gt(inst_dataset *ds, const cJSON *root, iou_type type, inst_keep_fn keep, void *ctx,
+                    avps_error *err) {
+    if (!cJSON_IsObject(root))
+        return avps_fail(err, "%s: the top level is not a JSON object", ds->path);
+    if (parse_images(ds, cJSON_GetObjectItemCaseSensitive(root, "images"), err) != 0 ||
+        parse_categories(ds, cJSON_GetObjectItemCaseSensitive(root, "categories"), err) != 0)
+        return -1;
+    const cJSON *anns = cJSON_GetObjectItemCaseSensitive(root, "annotations");
+    if (!cJSON_IsArray(anns))
+        return avps_fail(err, "%s: \"annotations\" is missing or not a list", ds->path);
+    ds->annotations = calloc((size_t)cJSON_GetArraySize(anns) + 1, sizeof *ds->annotations);
+    if (!ds->annotations)
+        return avps_fail(err, "%s: out of memory", ds->path);
+    size_t pos = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, anns) {
+        int64_t image_id;
+        long img;
+        if (keep && json_int64(a, "image_id", &image_id) == 0 && (img = inst_image_index(ds, image_id)) >= 0 &&
+            !keep(ctx, (size_t)img)) {
+            pos++;
+            continue;
+        }
+        if (parse_gt_annotation(ds, a, type, pos++, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static cJSON *parse_text(const char *path, const char *text, size_t len, avps_error *err) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        int line = 1, col = 1;
+        for (const char *p = text; end && p < end; p++, col++)
+            if (*p == '\n')
+                line++, col = 0;
+        avps_fail(err, "%s: malformed JSON near line %d, column %d", path, line, col);
+    }
+    return root;
+}
+
+inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, void *ctx, avps_error *err) {
+    size_t len;
+    char *text = file_read_all(path, &len, err);
+    if (!text)
+        return NULL;
+    cJSON *root = parse_text(path, text, len, err);
+    free(text);
+    inst_dataset *ds = root ? dataset_new(path) : NULL;
+    if (root && !ds)
+        avps_fail(err, "%s: out of memory", path);
+    if (ds && parse_gt(ds, root, type, keep, ctx, err) != 0) {
+        inst_dataset_free(ds);
+        ds = NULL;
+    }
+    cJSON_Delete(root);
+    return ds;
+}
+
+/* ---- results ---------------------------------------------------------------------- */
+
+/* The end of the JSON value starting at p (an object or array), skipping strings. */
+static const char *value_end(const char *p, const char *end) {
+    int depth = 0;
+    for (; p < end; p++) {
+        if (*p == '"') {
+            for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\')
+                    p++;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (--depth == 0)
+                return p + 1;
+        }
+    }
+    return NULL;
+}
+
+static const char *skip_space(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+typedef struct {
+    inst_dataset *ds;
+    const inst_dataset *gt;
+    iou_type type;
+    int bbox_branch; /* loadRes takes its branch from the first result */
+    inst_keep_fn keep;
+    void *ctx;
+    size_t cap;
+} results_state;
+
+/* loadRes: with a bbox, area = w * h and a missing segmentation is the box; without, area
+ * and bbox come from the mask. Then id = index + 1, iscrowd = 0. */
+static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_error *err) {
+    inst_annotation o = {0};
+    const char *p = st->ds->path;
+    long img = parse_common(st->gt, a, &o, p, "result", pos, err);
+    if (img < 0)
+        return -1;
+    long long im = (long long)o.image_id;
+    if (json_number(a, "score", &o.score) != 0)
+        return avps_fail(err, "%s: image %lld: result %zu: \"score\" is missing or not a number", p, im, pos);
+    o.id = (int64_t)pos + 1;
+    if (st->keep && !st->keep(st->ctx, (size_t)img))
+        return 0;
+    const inst_image *i = &st->gt->images[img];
+    const cJSON *seg = cJSON_GetObjectItemCaseSensitive(a, "segmentation");
+    int has_box = json_box(cJSON_GetObjectItemCaseSensitive(a, "bbox"), o.bbox) == 0;
+    if (st->bbox_branch && !has_box)
+        return avps_fail(err, "%s: image %lld: result %zu: \"bbox\" is missing, but the first result has one", p,
+                         im, pos);
+    if (st->type == IOU_SEGM || !st->bbox_branch) {
+        const char *why = NULL;
+        if (!seg && st->bbox_branch)
+            why = rle_from_bbox(o.bbox, i->height, i->width, &o.rle) ? "is too large (out of memory)" : NULL;
+        else
+            why = segmentation_to_rle(seg, i->height, i->width, &o.rle);
+        if (why)
+            return avps_fail(err, "%s: image %lld: result %zu: the segmentation %s", p, im, pos, why);
+    }
+    if (st->bbox_branch) {
+        o.area = o.bbox[2] * o.bbox[3];
+    } else {
+        o.area = (double)rle_area(&o.rle);
+        if (!has_box)
+            rle_bbox(&o.rle, o.bbox);
+    }
+    if (st->type == IOU_BBOX)
+        rle_free(&o.rle);
+    if (st->ds->n_annotations == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 1024;
+        inst_annotation *n = realloc(st->ds->annotations, cap * sizeof *n);
+        if (!n) {
+            rle_free(&o.rle);
+            return avps_fail(err, "%s: out of memory", p);
+        }
+        st->ds->annotations = n;
+        st->cap = cap;
+    }
+    st->ds->annotations[st->ds->n_annotations++] = o;
+    return 0;
+}
+
+static int first_has_bbox(const cJSON *a) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(a, "bbox");
+    return b && !(cJSON_IsArray(b) && cJSON_GetArraySize(b) == 0);
+}
+
+static int parse_results(results_state *st, const char *text, size_t len, avps_error *err) {
+    const char *p = skip_space(text, text + len), *end = text + len, *path = st->ds->path;
+    if (p == end || *p != '[')
+        return avps_fail(err, "%s: results must be a JSON list of detections", path);
+    p = skip_space(p + 1, end);
+    for (size_t pos = 0; p < end && *p != ']'; pos++) {
+        const char *e = *p == '{' ? value_end(p, end) : NULL;
+        if (!e)
+            return avps_fail(err, "%s: result %zu: malformed JSON (an object was expected)", path, pos);
+        cJSON *a = cJSON_ParseWithLength(p, (size_t)(e - p));
+        if (!a)
+            return avps_fail(err, "%s: result %zu: malformed JSON", path, pos);
+        if (pos == 0)
+            st->bbox_branch = first_has_bbox(a);
+        int rc = parse_result(st, a, pos, err);
+        cJSON_Delete(a);
+        if (rc != 0)
+            return -1;
+        p = skip_space(e, end);
+        if (p < end && *p == ',')
+            p = skip_space(p + 1, end);
+        else if (p == end || *p != ']')
+            return avps_fail(err, "%s: after result %zu: malformed JSON (',' or ']' expected)", path, pos);
+    }
+    if (p == end || skip_space(p + 1, end) != end)
+        return avps_fail(err, "%s: malformed JSON after the list of results", path);
+    return 0;
+}
+
+inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
+                                void *ctx, avps_error *err) {
+    size_t len;
+    char *text = file_read_all(path, &len, err);
+    if (!text)
+        return NULL;
+    results_state st = {dataset_new(path), gt, type, 0, keep, ctx, 0};
+    if (!st.ds) {
+        free(text);
+        avps_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    int rc = parse_results(&st, text, len, err);
+    free(text);
+    if (rc != 0) {
+        inst_dataset_free(st.ds);
+        return NULL;
+    }
+    return st.ds;
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# test_cli_ap.sh: `avps eval ap` and `avps convert` end to end: parity with pycocotools
+# on the reference cases, the same bytes under mpirun -np 3, and bad input refused with
+# a message naming the file, the image and the item.
+# Usage: tests/test_cli_ap.sh AVPS_BINARY   (prints only failures and the summary line)
+set -u
+AVPS=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+FIX=$ROOT/tests/fixtures
+SHARED=${AVPS_SHARED:-$ROOT/../shared}/reference
+CMP=$ROOT/build/tests/json_compare
+T=$(mktemp -d /tmp/avps_ap_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+ko() { failed=$((failed + 1)); echo "FAIL: $*"; }
+MPIRUN="mpirun --oversubscribe --bind-to none -np"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+# ---- parity: every synthetic case, and the real COCO case when ../shared is there
+cases=("$FIX"/ap/*/)
+[ -d "$SHARED/ap/coco_val2014_100" ] && cases+=("$SHARED/ap/coco_val2014_100/")
+for d in "${cases[@]}"; do
+    d=${d%/}; name=$(basename "$d")
+    if "$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --json "$T/$name.json" >/dev/null; then
+        if "$CMP" "$d/expected.json" "$T/$name.json"; then ok; else ko "parity $name"; fi
+    else
+        ko "eval ap $name exited non-zero"
+    fi
+done
+echo '{"stats": {"AP": 0.3195452758576433}}' > "$T/headline.json"
+[ -f "$T/coco_val2014_100.json" ] && { "$CMP" --exact "$T/headline.json" "$T/coco_val2014_100.json" && ok ||
+    ko "coco_val2014_100: AP is not 0.3195452758576433 to the bit"; }
+
+# ---- the same bytes for any number of ranks and threads
+d="$FIX/ap/synthetic_1"
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --json "$T/one.json" --threads 1 >/dev/null || ko "threads 1"
+$MPIRUN 3 "$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --json "$T/np3.json" --threads 2 >/dev/null ||
+    ko "mpirun -np 3 eval ap"
+cmp -s "$T/one.json" "$T/np3.json" && ok || ko "mpirun -np 3: report differs"
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --iou-type bbox --json "$T/bbox.json" >/dev/null &&
+    grep -q '"AP": ' "$T/bbox.json" && ok || ko "--iou-type bbox"
+
+# ---- bad input: non-zero exit, one message naming file and image, no report
+expect_error() { # NAME GT DT PATTERN...
+    local name=$1 gt=$2 dt=$3; shift 3
+    rm -f "$T/err.json"
+    if "$AVPS" eval ap --gt "$gt" --dt "$dt" --json "$T/err.json" >/dev/null 2>"$T/err.txt"; then
+        ko "$name: exited 0"; return; fi
+    local p
+    for p in "$@"; do
+        grep -qF -- "$p" "$T/err.txt" || { ko "$name: message lacks '$p': $(head -c 300 "$T/err.txt")"; return; }
+    done
+    [ -e "$T/err.json" ] && { ko "$name: a report was written"; return; }
+    ok
+}
+d="$FIX/ap/synthetic_0"
+head -c 300 "$d/dt.json" > "$T/trunc.json"
+expect_error "truncated results" "$d/gt.json" "$T/trunc.json" "trunc.json" "malformed JSON"
+echo '[{"image_id": 424242, "category_id": 1, "score": 0.5, "segmentation": {"size": [2, 2], "counts": "04"}}]' > "$T/noimg.json"
+expect_error "result for an unknown image" "$d/gt.json" "$T/noimg.json" "noimg.json: result 0: image 424242 is not among the images"
+img=$(grep -o '"id": [0-9]*' "$d/gt.json" | head -1 | grep -o '[0-9]*$')
+hw=$(grep -o "\"id\": $img, [^}]*" "$d/gt.json" | head -1)
+h=$(echo "$hw" | grep -o '"height": [0-9]*' | grep -o '[0-9]*$'); w=$(echo "$hw" | grep -o '"width": [0-9]*' | grep -o '[0-9]*$')
+if [ -z "$h" ]; then # images may list width before height or use another layout: read the first dt instead
+    h=$(grep -o '"size": \[[0-9]*, [0-9]*\]' "$d/dt.json" | head -1 | grep -o '[0-9]*' | head -1)
+fi
+echo "[{\"image_id\": $img, \"category_id\": 1, \"score\": 0.5, \"segmentation\": {\"size\": [$h, ${w:-1}], \"counts\": \"~~~\"}}]" > "$T/badrle.json"
+expect_error "malformed counts string" "$d/gt.json" "$T/badrle.json" "badrle.json: image $img: result 0"
+echo "[{\"image_id\": $img, \"category_id\": 1, \"segmentation\": {\"size\": [1, 1], \"counts\": \"01\"}}]" > "$T/noscore.json"
+expect_error "missing score" "$d/gt.json" "$T/noscore.json" "image $img: result 0: \"score\" is missing"
+expect_error "missing file" "$T/none.json" "$d/dt.json" "none.json: cannot open"
+sed 's/"iscrowd": 0/"iscrowd": 7/' "$d/gt.json" > "$T/badcrowd.json"
+expect_error "iscrowd not 0 or 1" "$T/badcrowd.json" "$d/dt.json" "badcrowd.json: image" "\"iscrowd\" is missing or not 0 or 1"
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --iou-type mask >/dev/null 2>&1 && ko "--iou-type mask accepted" || ok
+
+# ---- panoptic ground truth as instances: scored against itself, AP is 1
+P="$FIX/pq/synthetic_0"
+if "$AVPS" convert panoptic-to-instances --gt-json "$P/gt.json" --out "$T/inst.json" >/dev/null; then ok; else ko "convert"; fi
+things=$(grep -o '"isthing": 1' "$P/gt.json" | wc -l)
+cats=$(grep -c '^  {"id": [0-9]*, "name"' "$T/inst.json")
+[ "$cats" = "$things" ] && ok || ko "convert: $cats categories, the panoptic file has $things things"
+sed -n 's/^  {"id": [0-9]*, \("image_id": [0-9]*, "category_id": [0-9]*\), "iscrowd": 0, .*\("segmentation": .*}\)}[,]*$/{\1, "score": 1, \2}/p' \
+    "$T/inst.json" | paste -sd, | sed 's/^/[/; s/$/]/' > "$T/self.json"
+if "$AVPS" eval ap --gt "$T/inst.json" --dt "$T/self.json" --json "$T/self_ap.json" >/dev/null; then
+    grep -q '"AP": 1,' "$T/self_ap.json" && ok || ko "ground truth scored against itself: AP is not 1: $(head -c 200 "$T/self_ap.json")"
+else
+    ko "eval ap on converted instances"
+fi
+$MPIRUN 2 "$AVPS" convert panoptic-to-instances --gt-json "$P/gt.json" --out "$T/inst2.json" >/dev/null &&
+    cmp -s "$T/inst.json" "$T/inst2.json" && ok || ko "convert under mpirun -np 2 differs"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
