@@ -3,7 +3,7 @@
 # `make demo` runs the main job on the embedded default.
 
 CC ?= cc
-PKGS := ompi-c libcjson libpng libzstd
+PKGS := ompi-c libcjson libpng libzstd libdeflate
 DEPS_OK := $(shell scripts/setup-deps >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error scripts/setup-deps could not install the dependencies; see above)

@@ -58,6 +58,39 @@ static void test_png_round_trip(check_tally *t) {
     free(bad);
 }
 
+/* A larger image with smooth and noisy parts, so that the encoder picks every filter;
+ * then one flipped byte, which the chunk CRC must catch. */
+static void test_png_filters_and_crc(check_tally *t) {
+    enum { W = 97, H = 61 };
+    static uint8_t rgb[W * H * 3], row[W * 3];
+    uint64_t z = 12345;
+    for (int i = 0; i < W * H; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t id = i % W < 40 ? (uint32_t)(i / W * 3 + i % W / 8) : (uint32_t)(z >> 40);
+        id_to_rgb(id & 0xFFFFFF, rgb + 3 * i);
+    }
+    avps_error err;
+    char *path = path_join(tmpdir, "filters.png");
+    CHECK(t, png_write_rgb(path, W, H, rgb, &err) == 0);
+    png_reader *r = png_reader_open(path, &err);
+    CHECK(t, r != NULL);
+    int same = r != NULL;
+    for (int y = 0; r && y < H; y++)
+        same &= png_reader_read_row(r, row, &err) == 0 && memcmp(row, rgb + y * W * 3, W * 3) == 0;
+    CHECK(t, same);
+    png_reader_free(r);
+    FILE *fp = fopen(path, "r+b");
+    fseek(fp, 60, SEEK_SET); /* inside the first IDAT */
+    int c = fgetc(fp);
+    fseek(fp, 60, SEEK_SET);
+    fputc(c ^ 0x40, fp);
+    fclose(fp);
+    r = png_reader_open(path, &err);
+    CHECK(t, r == NULL && strstr(err.msg, "filters.png: corrupt PNG") != NULL);
+    png_reader_free(r);
+    free(path);
+}
+
 static const char gt_ok[] =
     "{\"images\": [{\"id\": 5, \"file_name\": \"a.jpg\", \"width\": 4, \"height\": 2}],\n"
     " \"annotations\": [{\"image_id\": 5, \"file_name\": \"a.png\", \"segments_info\": [\n"
@@ -154,6 +187,7 @@ int main(void) {
         return 2;
     test_errors_and_paths(&t);
     test_png_round_trip(&t);
+    test_png_filters_and_crc(&t);
     test_json_reading(&t);
     test_json_refusals(&t);
     test_synth(&t);

@@ -1,0 +1,21 @@
+/* png_fast.h: private to data/: the libdeflate path of png_reader (see png_fast.c). */
+#ifndef AVPS_PNG_FAST_H
+#define AVPS_PNG_FAST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint32_t width, height, next_row;
+    unsigned bpp;     /* 3 (RGB) or 4 (RGBA) */
+    uint8_t *pixels;  /* the inflated, still filtered rows, each with its filter byte */
+    uint8_t *prev;    /* the previous unfiltered row */
+} png_fast;
+
+/* 1: decoded, rows ready; 0: not a kind this path reads (use libpng); -1: corrupt, with
+ * the reason in *why. */
+int png_fast_open(const uint8_t *data, size_t n, png_fast *f, const char **why);
+int png_fast_read_row(png_fast *f, uint8_t *rgb);
+void png_fast_release(png_fast *f);
+
+#endif
