@@ -137,6 +137,8 @@ void png_reader_free(png_reader *r);
 /* Writes an 8-bit RGB PNG atomically. */
 int png_write_rgb(const char *path, uint32_t width, uint32_t height, const uint8_t *rgb,
                   avps_error *err);
+/* Writes an 8-bit grey PNG atomically (semantic label maps: value = category id). */
+int png_write_gray(const char *path, uint32_t width, uint32_t height, const uint8_t *gray, avps_error *err);
 
 /* ---- instance masks: COCO run-length encoding --------------------------------------
  *

@@ -174,7 +174,9 @@ static void on_png_write_error(png_structp png, png_const_charp msg) {
     png_longjmp(png, 1);
 }
 
-static int png_encode(FILE *fp, uint32_t width, uint32_t height, const uint8_t *rgb, png_write_state *st) {
+/* channels: 3 (RGB) or 1 (grey), 8 bits each. */
+static int png_encode(FILE *fp, uint32_t width, uint32_t height, int channels, const uint8_t *pixels,
+                      png_write_state *st) {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, st, on_png_write_error, on_png_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
@@ -187,24 +189,33 @@ static int png_encode(FILE *fp, uint32_t width, uint32_t height, const uint8_t *
         return -1;
     }
     png_init_io(png, fp);
-    png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, width, height, 8, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (uint32_t y = 0; y < height; y++)
-        png_write_row(png, rgb + (size_t)y * width * 3);
+        png_write_row(png, pixels + (size_t)y * width * (size_t)channels);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     return 0;
 }
 
-int png_write_rgb(const char *path, uint32_t width, uint32_t height, const uint8_t *rgb, avps_error *err) {
+static int png_write(const char *path, uint32_t width, uint32_t height, int channels, const uint8_t *pixels,
+                     avps_error *err) {
     atomic_file af;
     png_write_state st = {{0}};
     if (file_atomic_open(&af, path, err) != 0)
         return -1;
-    if (png_encode(af.fp, width, height, rgb, &st) != 0) {
+    if (png_encode(af.fp, width, height, channels, pixels, &st) != 0) {
         file_atomic_abort(&af);
         return avps_fail(err, "%s: cannot write the PNG: %s", path, st.libpng_msg);
     }
     return file_atomic_commit(&af, err);
+}
+
+int png_write_rgb(const char *path, uint32_t width, uint32_t height, const uint8_t *rgb, avps_error *err) {
+    return png_write(path, width, height, 3, rgb, err);
+}
+
+int png_write_gray(const char *path, uint32_t width, uint32_t height, const uint8_t *gray, avps_error *err) {
+    return png_write(path, width, height, 1, gray, err);
 }

@@ -1,0 +1,61 @@
+/* head.c: a head is a backend chosen by name behind one interface; this file picks the
+ * backend and forwards to it. */
+#include "head_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct head {
+    head_ops ops;
+    void *state;
+    ss_kind kind;
+    char *name;
+};
+
+head *head_new(const head_config *cfg, const pan_dataset *ds, avps_error *err) {
+    if (!cfg->name || !cfg->name[0]) {
+        avps_fail(err, "a head needs a name");
+        return NULL;
+    }
+    if (!cfg->backend) {
+        avps_fail(err, "head %s: no backend given (sim or replay)", cfg->name);
+        return NULL;
+    }
+    head *h = calloc(1, sizeof *h);
+    if (!h || !(h->name = strdup(cfg->name))) {
+        free(h);
+        avps_fail(err, "head %s: out of memory", cfg->name);
+        return NULL;
+    }
+    if (strcmp(cfg->backend, "sim") == 0)
+        h->state = sim_head_new(cfg, ds, &h->kind, &h->ops, err);
+    else if (strcmp(cfg->backend, "replay") == 0)
+        h->state = replay_head_new(cfg, ds, &h->kind, &h->ops, err);
+    else
+        avps_fail(err, "head %s: unknown backend \"%s\" (sim or replay)", cfg->name, cfg->backend);
+    if (!h->state) {
+        free(h->name);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int head_run(head *h, const head_input *in, head_output *out, avps_error *err) {
+    memset(out, 0, sizeof *out);
+    if (h->ops.run(h->state, in, out, err) == 0)
+        return 0;
+    head_output_release(out);
+    return avps_prefix(err, "head %s, image %s", h->name, in->image->id);
+}
+
+const char *head_name(const head *h) { return h->name; }
+ss_kind head_ss_kind(const head *h) { return h->kind; }
+
+void head_free(head *h) {
+    if (!h)
+        return;
+    h->ops.free(h->state);
+    free(h->name);
+    free(h);
+}

@@ -1,0 +1,18 @@
+/* head_impl.h: what a backend gives the head dispatcher (model/head.c). Internal to
+ * model/; other modules see only model.h. */
+#ifndef AVPS_HEAD_IMPL_H
+#define AVPS_HEAD_IMPL_H
+
+#include "model.h"
+
+typedef struct {
+    int (*run)(void *state, const head_input *in, head_output *out, avps_error *err);
+    void (*free)(void *state);
+} head_ops;
+
+/* Each backend's constructor: fills *ops and returns its state, or NULL with err set. */
+void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops, avps_error *err);
+void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
+                      avps_error *err);
+
+#endif

@@ -1,0 +1,133 @@
+/* model: heads, the network ends of AntVisionPS. A head turns one image into a semantic
+ * segmentation (SS) and an instance segmentation (IS); ensembles, fusion and evaluation
+ * consume exactly that and nothing else.
+ *
+ * Contract:
+ * - A head is made from a head_config (backend by name: "sim", "replay") and the
+ *   dataset's categories; head_run fills a head_output for one image. The output holds
+ *   that image only; the caller releases it before asking for the next one.
+ * - SS stays at the head's native resolution, in fp16 (probabilities or logits) or as a
+ *   label map, with the exact geometry back to the image; consumers upsample where they
+ *   combine, a row at a time (ss_sampler).
+ * - Channels and instances carry dataset category ids: a head's own categories are
+ *   mapped at head_new, and a head category with no mapping is an error there.
+ * - The same (seed, head name, image) gives the same output on any rank or thread.
+ */
+#ifndef AVPS_MODEL_H
+#define AVPS_MODEL_H
+
+#include "../data/data.h"
+
+/* ---- semantic segmentation ---------------------------------------------------------- */
+
+typedef enum {
+    SS_PROBS,  /* fp16 class probabilities, summing to about 1 over the channels */
+    SS_LOGITS, /* fp16 logits; consumers apply a softmax over the channels */
+    SS_LABELS  /* a label map: the argmax only, as UPSNet's test gives */
+} ss_kind;
+
+#define SS_LABEL_NONE 0xFFFFu /* a label-map pixel with no class */
+
+/* Where the grid lies on the image, as torch's interpolate(align_corners=False) sees it:
+ * grid column u and image column x are related by u + 0.5 = (x + 0.5) * scale_x + offset_x
+ * (rows alike). A network that resizes by s, pads at the bottom and right and outputs at
+ * stride r has scale = s / r and offset 0. Only the first valid_w columns and valid_h
+ * rows cover the image; the rest is padding and is never sampled. */
+typedef struct {
+    double scale_x, scale_y;
+    double offset_x, offset_y;
+    uint32_t valid_w, valid_h;
+} ss_geometry;
+
+typedef struct {
+    ss_kind kind;
+    uint32_t channels, h, w;     /* the grid, padding included */
+    int32_t *channel_category;   /* channels entries: the dataset category of each channel */
+    uint16_t *scores;            /* PROBS / LOGITS: channels x h x w, channel-major, fp16 */
+    uint16_t *labels;            /* LABELS: h x w channel indexes or SS_LABEL_NONE */
+    ss_geometry geo;
+} ss_map;
+
+const char *ss_kind_name(ss_kind k); /* "probs", "logits", "labels" */
+
+/* The geometry of a grid of size (gw, gh) stretched over a (w, h) image. */
+ss_geometry ss_geometry_stretch(uint32_t gw, uint32_t gh, uint32_t w, uint32_t h);
+
+/* Upsamples an SS to image rows: probabilities of row y, channels x width, channel-major,
+ * bilinear as torch's interpolate(align_corners=False). Logits pass through a softmax
+ * at the grid's own resolution, before upsampling; a label map gives one-hot rows,
+ * nearest rather than bilinear. One sampler per image and thread. */
+typedef struct ss_sampler ss_sampler;
+ss_sampler *ss_sampler_new(const ss_map *ss, uint32_t width, avps_error *err);
+void ss_sampler_row(ss_sampler *s, uint32_t y, float *out);
+void ss_sampler_free(ss_sampler *s);
+
+/* ---- instance segmentation ------------------------------------------------------------ */
+
+typedef struct {
+    int32_t category_id;
+    double score;
+    double box[4];        /* x1, y1, x2, y2 in image pixels, as Mask R-CNN heads give */
+    float *soft;          /* soft_h x soft_w probabilities in the box, or NULL */
+    uint32_t soft_h, soft_w;
+    paste_convention paste;
+    rle_mask mask;        /* the full-image binary mask when soft is NULL */
+} is_instance;
+
+/* The instance's binary mask at the image's size (soft masks pasted and cut at 0.5). */
+int is_instance_mask(const is_instance *inst, uint32_t h, uint32_t w, rle_mask *out, avps_error *err);
+
+/* ---- one image's output ----------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t width, height;
+    ss_map ss;
+    size_t n_instances;
+    is_instance *instances;  /* sorted by score, highest first, ties in a fixed order */
+} head_output;
+
+void head_output_release(head_output *out);
+
+/* ---- heads --------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;     /* the end's name: "r50", "htc_uw_dc", ... (seeds its noise) */
+    const char *backend;  /* "sim" or "replay" */
+    const char *profile;  /* sim: a built-in profile name or a profile JSON file */
+    const char *store;    /* replay: the prediction store's folder */
+    uint64_t seed;        /* sim: the world's seed */
+} head_config;
+
+/* What a head is given for one image: its id and size, and for sim the ground truth
+ * (the panoptic annotation and its PNG). */
+typedef struct {
+    const pan_image *image;
+    const pan_annotation *gt;
+    const char *gt_png;
+} head_input;
+
+typedef struct head head;
+
+head *head_new(const head_config *cfg, const pan_dataset *ds, avps_error *err);
+int head_run(head *h, const head_input *in, head_output *out, avps_error *err);
+const char *head_name(const head *h);
+ss_kind head_ss_kind(const head *h);
+void head_free(head *h);
+
+/* Built-in sim profiles, by name; NULL after the last. */
+const char *sim_profile_builtin_name(size_t i);
+
+/* ---- the prediction store (replay's input, export's and import's output) -------------
+ * See docs/formats.md: DIR/head.json, DIR/ss/<image_id>.npy.zst, DIR/is/<image_id>.json. */
+
+typedef struct store_writer store_writer;
+/* Starts a store for a head with these channels (ss kind and categories). */
+store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind kind, const int32_t *channel_category,
+                               uint32_t channels, avps_error *err);
+/* Writes one image's outputs atomically. Thread-safe for different images. */
+int store_writer_put(store_writer *sw, const char *image_id, const head_output *out, avps_error *err);
+/* Writes head.json (last, so a store without it is incomplete) and frees. */
+int store_writer_finish(store_writer *sw, avps_error *err);
+void store_writer_free(store_writer *sw);
+
+#endif

@@ -1,0 +1,204 @@
+/* cmd_export.c: `avps export`, any head's outputs (simulated or stored) in the field's
+ * formats: instances as a COCO results JSON (compressed RLE), semantic segmentation as
+ * grey PNG label maps. What a user hands to pycocotools or panopticapi. */
+#include "commands.h"
+
+#include "../model/model.h"
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char export_usage[] =
+    "usage: avps export --gt-json F [--gt-dir D] --head NAME --backend sim|replay [--profile P]\n"
+    "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--threads N]\n"
+    "  Runs a head on every image of the panoptic dataset F and writes its instances as a\n"
+    "  COCO results JSON (--results: compressed RLE, bbox from the mask, score) and its\n"
+    "  semantic segmentation as 8-bit grey PNGs (--semantic-dir: value = the argmax's\n"
+    "  category id, 0 = no class; named as the ground truth's PNGs). sim heads need the\n"
+    "  ground truth PNGs (--gt-dir, default F without .json); replay heads read --store.\n";
+
+typedef struct {
+    const char *gt_json, *gt_dir, *results, *semantic_dir;
+    head_config head_cfg;
+    long threads;
+    pan_dataset *gt;
+    head *head;
+} export_job;
+
+static int parse_options(int argc, char **argv, export_job *o, avps_error *err) {
+    head_config *h = &o->head_cfg;
+    h->seed = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *threads = NULL, *seed = NULL;
+        long v;
+        int r = 0;
+        if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
+            (r = cli_take(argc, argv, &i, "--gt-dir", &o->gt_dir, err)) ||
+            (r = cli_take(argc, argv, &i, "--results", &o->results, err)) ||
+            (r = cli_take(argc, argv, &i, "--semantic-dir", &o->semantic_dir, err)) ||
+            (r = cli_take(argc, argv, &i, "--head", &h->name, err)) ||
+            (r = cli_take(argc, argv, &i, "--backend", &h->backend, err)) ||
+            (r = cli_take(argc, argv, &i, "--profile", &h->profile, err)) ||
+            (r = cli_take(argc, argv, &i, "--store", &h->store, err)) ||
+            (r = cli_take(argc, argv, &i, "--seed", &seed, err)) ||
+            (r = cli_take(argc, argv, &i, "--threads", &threads, err))) {
+            if (r < 0 || (threads && cli_int("--threads", threads, 1, 1024, &o->threads, err) != 0))
+                return -1;
+            if (seed && cli_int("--seed", seed, 0, 2147483647, &v, err) != 0)
+                return -1;
+            if (seed)
+                h->seed = (uint64_t)v;
+            continue;
+        }
+        return avps_fail(err, "export: unknown argument '%s'\n%s", argv[i], export_usage);
+    }
+    if (!o->gt_json || !h->name || !h->backend)
+        return avps_fail(err, "export: --gt-json, --head and --backend are required\n%s", export_usage);
+    if (!o->results && !o->semantic_dir)
+        return avps_fail(err, "export: nothing to write: give --results and/or --semantic-dir\n%s", export_usage);
+    return 0;
+}
+
+/* The argmax's category per pixel, a row at a time, as an 8-bit grey label map. */
+static int write_semantic(const export_job *ej, const pan_annotation *ann, const head_output *out, avps_error *err) {
+    const ss_map *ss = &out->ss;
+    uint32_t w = out->width, h = out->height;
+    float *row = malloc((size_t)ss->channels * w * sizeof *row);
+    uint8_t *gray = malloc((size_t)w * h + 1);
+    uint16_t *arg = malloc(sizeof *arg * (w + 1));
+    char *path = path_join(ej->semantic_dir, ann->file_name);
+    ss_sampler *sampler = ss_sampler_new(ss, w, err);
+    int rc = sampler ? 0 : -1;
+    if (rc == 0 && (!row || !gray || !arg || !path))
+        rc = avps_fail(err, "out of memory");
+    for (uint32_t c = 0; rc == 0 && c < ss->channels; c++)
+        if (ss->channel_category[c] < 0 || ss->channel_category[c] > 255)
+            rc = avps_fail(err, "category %d does not fit an 8-bit semantic PNG", ss->channel_category[c]);
+    for (uint32_t y = 0; rc == 0 && y < h; y++) {
+        ss_sampler_row(sampler, y, row);
+        /* channel-major rows: the running maximum vectorises across the row */
+        float *best = row; /* channel 0's values become the running maximum */
+        memset(arg, 0, w * sizeof *arg);
+        for (uint32_t c = 1; c < ss->channels; c++) {
+            const float *v = row + (size_t)c * w;
+            for (uint32_t x = 0; x < w; x++) {
+                int better = v[x] > best[x];
+                best[x] = better ? v[x] : best[x];
+                arg[x] = better ? (uint16_t)c : arg[x];
+            }
+        }
+        for (uint32_t x = 0; x < w; x++)
+            gray[(size_t)y * w + x] = best[x] > 0 ? (uint8_t)ss->channel_category[arg[x]] : 0;
+    }
+    if (rc == 0)
+        rc = png_write_gray(path, w, h, gray, err);
+    ss_sampler_free(sampler);
+    free(row);
+    free(gray);
+    free(arg);
+    free(path);
+    return rc;
+}
+
+/* COCO's counts strings use the characters 48..111, of which only '\\' needs escaping. */
+static int append_counts(job_blob *b, const char *counts) {
+    for (const char *p = counts; *p; p++)
+        if ((*p == '\\' && job_blob_append(b, "\\", 1)) || job_blob_append(b, p, 1))
+            return -1;
+    return 0;
+}
+
+/* One results entry per instance, each ending in ",\n" (the root trims the last). */
+static int append_instances(const pan_annotation *ann, const head_output *out, job_blob *b, avps_error *err) {
+    for (size_t i = 0; i < out->n_instances; i++) {
+        const is_instance *inst = &out->instances[i];
+        rle_mask m;
+        if (is_instance_mask(inst, out->height, out->width, &m, err) != 0)
+            return avps_prefix(err, "instance %zu", i);
+        double box[4];
+        rle_bbox(&m, box);
+        char *counts = rle_to_string(&m);
+        char line[512];
+        snprintf(line, sizeof line,
+                 "{\"image_id\": %s, \"category_id\": %d, \"bbox\": [%.17g, %.17g, %.17g, %.17g], \"score\": %.17g, "
+                 "\"segmentation\": {\"size\": [%u, %u], \"counts\": \"",
+                 ann->image_id, inst->category_id, box[0], box[1], box[2], box[3], inst->score, m.h, m.w);
+        int bad = !counts || job_blob_append(b, line, strlen(line)) || append_counts(b, counts) ||
+                  job_blob_append(b, "\"}},\n", 5);
+        free(counts);
+        rle_free(&m);
+        if (bad)
+            return avps_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+static int export_one(void *ctx, int thread, size_t item, job_blob *blob, avps_error *err) {
+    export_job *ej = ctx;
+    const pan_annotation *ann = &ej->gt->annotations[item];
+    const pan_image *im = pan_dataset_find_image(ej->gt, ann->image_id);
+    (void)thread;
+    if (!im)
+        return avps_fail(err, "%s: image %s has an annotation but no entry in images", ej->gt_json, ann->image_id);
+    char *png = path_join(ej->gt_dir, ann->file_name);
+    head_input in = {im, ann, png};
+    head_output out;
+    int rc = png ? head_run(ej->head, &in, &out, err) : avps_fail(err, "out of memory");
+    if (rc == 0 && ej->results)
+        rc = append_instances(ann, &out, blob, err);
+    if (rc == 0 && ej->semantic_dir)
+        rc = write_semantic(ej, ann, &out, err);
+    if (png && rc != 0)
+        avps_prefix(err, "image %s", ann->image_id);
+    if (png)
+        head_output_release(&out);
+    free(png);
+    return rc;
+}
+
+static int write_results(const export_job *ej, const job_blob *blobs, avps_error *err) {
+    atomic_file af;
+    if (file_atomic_open(&af, ej->results, err) != 0)
+        return -1;
+    size_t last = ej->gt->n_annotations;
+    while (last > 0 && blobs[last - 1].len == 0)
+        last--;
+    fputs("[", af.fp);
+    for (size_t i = 0; i < last; i++)
+        fwrite(blobs[i].data, 1, i + 1 == last ? blobs[i].len - 2 : blobs[i].len, af.fp);
+    fputs("]\n", af.fp);
+    return file_atomic_commit(&af, err);
+}
+
+int cmd_export(avps_job *job, int argc, char **argv) {
+    export_job ej = {0};
+    avps_error err;
+    char *dir = NULL;
+    int rc = parse_options(argc, argv, &ej, &err);
+    if (rc == 0) {
+        if (!ej.threads)
+            ej.threads = job_cpu_count();
+        if (!ej.gt_dir)
+            ej.gt_dir = dir = path_without_json_suffix(ej.gt_json);
+        ej.gt = pan_dataset_load(ej.gt_json, PAN_GROUND_TRUTH, &err);
+        rc = ej.gt ? 0 : -1;
+    }
+    if (rc == 0 && ej.semantic_dir)
+        rc = dir_create(ej.semantic_dir, &err);
+    if (rc == 0)
+        rc = (ej.head = head_new(&ej.head_cfg, ej.gt, &err)) ? 0 : -1;
+    if (rc == 0) {
+        job_blob *blobs = job_map(job, ej.gt->n_annotations, (int)ej.threads, export_one, &ej);
+        if (blobs && ej.results)
+            rc = write_results(&ej, blobs, &err);
+        if (blobs)
+            job_blobs_free(blobs, ej.gt->n_annotations);
+    }
+    head_free(ej.head);
+    pan_dataset_free(ej.gt);
+    free(dir);
+    if (rc != 0)
+        job_fail(job, &err);
+    return 0;
+}
