@@ -256,6 +256,46 @@ long inst_category_index(const inst_dataset *ds, int32_t category_id);
 int pan_thing_masks(const pan_dataset *ds, const pan_annotation *ann, const char *png_path, rle_mask *masks,
                     uint32_t *h, uint32_t *w, avps_error *err);
 
+/* ---- NumPy arrays: .npy, and .npy.zst (the same bytes as one or more zstd frames) -----
+ *
+ * Dense head outputs of the prediction store. Little-endian, C order, at most 4 axes. */
+
+typedef enum { NPY_F16, NPY_F32, NPY_U8, NPY_U16, NPY_I32 } npy_dtype; /* '<f2' '<f4' '|u1' '<u2' '<i4' */
+#define NPY_DTYPE_COUNT 5
+#define NPY_MAX_DIMS 4
+#define NPY_DTYPE_BIT(d) (1u << (d)) /* for npy_expect.dtypes */
+
+typedef struct {
+    npy_dtype dtype;
+    int ndim;                    /* 0 (a scalar) to NPY_MAX_DIMS */
+    size_t shape[NPY_MAX_DIMS];  /* entries past ndim are 0 */
+    void *data;                  /* owned; NULL when nbytes == 0 */
+    size_t nbytes;               /* product(shape) * item size */
+} npy_array;
+
+/* What a reader requires; every field 0 means "any" (so a scalar cannot be required). */
+typedef struct {
+    unsigned dtypes;             /* NPY_DTYPE_BIT(NPY_F16) | NPY_DTYPE_BIT(NPY_F32) ... */
+    int ndim;
+    size_t shape[NPY_MAX_DIMS];
+} npy_expect;
+
+size_t npy_dtype_size(npy_dtype d);
+const char *npy_dtype_descr(npy_dtype d); /* as numpy writes it: "<f2" ... */
+/* Zeroed data for the shape; fails on overflow or no memory. */
+int npy_array_alloc(npy_array *a, npy_dtype dtype, int ndim, const size_t *shape, avps_error *err);
+void npy_array_release(npy_array *a); /* frees data; a itself is the caller's */
+/* Reads a .npy (path ends in ".npy") or anything else as zstd-compressed .npy. Any
+ * zstd stream: several frames, with or without content size. expect may be NULL. */
+int npy_read(const char *path, const npy_expect *expect, npy_array *out, avps_error *err);
+/* Writes atomically, with the version 1.0 header numpy writes (byte for byte); plain when
+ * path ends in ".npy", else zstd at `level` (0 = 3) with a checksum. */
+int npy_write(const char *path, const npy_array *a, int level, avps_error *err);
+
+/* IEEE binary16: exact one way, round to nearest even the other, as numpy's astype. */
+float float_from_half(uint16_t h);
+uint16_t half_from_float(float f);
+
 /* ---- the synthetic world ---------------------------------------------------------- */
 
 /* A deterministic COCO-like panoptic world: the same (seed, image index) gives the same

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_valgrind.sh: the CLI paths under valgrind (alone, without mpirun): a report, an
-# error, the synthetic world. Any memory error or leak of ours fails.
+# error, the synthetic world, and .npy.zst through build/tests/npy_tool. Any memory
+# error or leak of ours fails.
 set -u
 AVPS=$1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,5 +24,10 @@ clean "eval ap" 0 "$AVPS" eval ap --gt "$A/gt.json" --dt "$A/dt.json" --json "$T
 clean "eval ap error" 1 "$AVPS" eval ap --gt "$A/gt.json" --dt "$T/none.json"
 clean "convert" 0 "$AVPS" convert panoptic-to-instances --gt-json "$FIX/pq/synthetic_1/gt.json" --out "$T/inst.json"
 clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --width 40 --height 30
+NPY=$ROOT/build/tests/npy_tool
+clean "npy write" 0 "$NPY" halves "$T/h.npy.zst"
+clean "npy read" 0 "$NPY" copy "$T/h.npy.zst" "$T/h.npy"
+head -c 1000 "$T/h.npy.zst" >"$T/cut.npy.zst"
+clean "npy truncated" 1 "$NPY" copy "$T/cut.npy.zst" "$T/never.npy"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
