@@ -51,6 +51,7 @@ int head_run(head *h, const head_input *in, head_output *out, avps_error *err) {
 
 const char *head_name(const head *h) { return h->name; }
 ss_kind head_ss_kind(const head *h) { return h->kind; }
+uint32_t head_channels(const head *h, const int32_t **category) { return h->ops.channels(h->state, category); }
 
 void head_free(head *h) {
     if (!h)

@@ -8,6 +8,8 @@
 typedef struct {
     int (*run)(void *state, const head_input *in, head_output *out, avps_error *err);
     void (*free)(void *state);
+    /* the SS channels' dataset categories (owned by the state) */
+    uint32_t (*channels)(const void *state, const int32_t **category);
 } head_ops;
 
 /* Each backend's constructor: fills *ops and returns its state, or NULL with err set. */

@@ -112,6 +112,8 @@ head *head_new(const head_config *cfg, const pan_dataset *ds, avps_error *err);
 int head_run(head *h, const head_input *in, head_output *out, avps_error *err);
 const char *head_name(const head *h);
 ss_kind head_ss_kind(const head *h);
+/* The number of SS channels; *category gets their dataset categories (the head's own). */
+uint32_t head_channels(const head *h, const int32_t **category);
 void head_free(head *h);
 
 /* Built-in sim profiles, by name; NULL after the last. */

@@ -102,6 +102,12 @@ static int read_head_json(replay_state *s, const char *path, avps_error *err) {
 
 static int replay_run(void *state, const head_input *in, head_output *out, avps_error *err);
 
+static uint32_t replay_channels(const void *state, const int32_t **category) {
+    const replay_state *s = state;
+    *category = s->channel_category;
+    return s->channels;
+}
+
 void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
                       avps_error *err) {
     if (!cfg->store) {
@@ -117,7 +123,7 @@ void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
         if (read_head_json(s, path, err) == 0) {
             free(path);
             *kind = s->kind;
-            *ops = (head_ops){replay_run, replay_free};
+            *ops = (head_ops){replay_run, replay_free, replay_channels};
             return s;
         }
         avps_prefix(err, "head %s", cfg->name);
@@ -191,12 +197,12 @@ static int read_geometry(const cJSON *g, ss_map *ss, const char *path, avps_erro
     for (int k = 0; k < 3; k++) {
         if (cJSON_GetArraySize(pairs[k]) != 2 || !cJSON_IsNumber(cJSON_GetArrayItem(pairs[k], 0)) ||
             !cJSON_IsNumber(cJSON_GetArrayItem(pairs[k], 1)))
-            return avps_fail(err, "%s: "ss" needs "scale", "offset" and "valid" as pairs of numbers", path);
+            return avps_fail(err, "%s: \"ss\" needs \"scale\", \"offset\" and \"valid\" as pairs of numbers", path);
         v[2 * k] = cJSON_GetArrayItem(pairs[k], 0)->valuedouble;
         v[2 * k + 1] = cJSON_GetArrayItem(pairs[k], 1)->valuedouble;
     }
     if (!(v[0] > 0) || !(v[1] > 0) || v[4] < 1 || v[5] < 1 || v[4] > ss->w || v[5] > ss->h)
-        return avps_fail(err, "%s: "ss": scale must be positive and valid within the %ux%u grid", path, ss->w,
+        return avps_fail(err, "%s: \"ss\": scale must be positive and valid within the %ux%u grid", path, ss->w,
                          ss->h);
     ss->geo = (ss_geometry){v[0], v[1], v[2], v[3], (uint32_t)v[4], (uint32_t)v[5]};
     return 0;

@@ -57,6 +57,8 @@ static double shared_normal(const sim_state *s, uint64_t image, uint64_t kind, u
 }
 static double clamp(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
 static double sigmoid(double v) { return 1 / (1 + exp(-v)); }
+/* Soft masks hold fp16 values, as a store keeps them, so a stored sim head replays exactly. */
+static float as_half(double v) { return float_from_half(half_from_float((float)v)); }
 
 static uint64_t text_hash(const char *t) {
     uint64_t h = 0xCBF29CE484222325ull;
@@ -98,6 +100,12 @@ static void classes_init(sim_state *s) {
 
 static int sim_run(void *state, const head_input *in, head_output *out, avps_error *err);
 
+static uint32_t sim_channels(const void *state, const int32_t **category) {
+    const sim_state *s = state;
+    *category = s->cat_id;
+    return (uint32_t)s->n_cat;
+}
+
 void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops, avps_error *err) {
     sim_state *s = calloc(1, sizeof *s);
     if (!s) {
@@ -127,7 +135,7 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
     }
     classes_init(s);
     *kind = s->prof.ss_kind;
-    *ops = (head_ops){sim_run, sim_free};
+    *ops = (head_ops){sim_run, sim_free, sim_channels};
     return s;
 }
 
@@ -367,7 +375,7 @@ static int instance_mask(const sim_state *s, const truth *t, uint64_t image, siz
                 inside += truth_at(t, px - 0.5, py - 0.5) == seg + 1;
             }
             double logit = 8 * (inside / 4.0 - 0.5) + wave_at(&field, 0, 8.0 * j + 131 * (double)seg, 8.0 * i);
-            inst->soft[i * MASK_SIZE + j] = (float)sigmoid(logit);
+            inst->soft[i * MASK_SIZE + j] = as_half(sigmoid(logit));
         }
     return 0;
 }
@@ -425,7 +433,7 @@ static int false_positive(const sim_state *s, const truth *t, uint64_t image, ui
     for (int i = 0; i < MASK_SIZE; i++)
         for (int j = 0; j < MASK_SIZE; j++) {
             double dx = (j + 0.5) / MASK_SIZE * 2 - 1, dy = (i + 0.5) / MASK_SIZE * 2 - 1;
-            inst->soft[i * MASK_SIZE + j] = (float)sigmoid(6 * (0.8 - dx * dx - dy * dy));
+            inst->soft[i * MASK_SIZE + j] = as_half(sigmoid(6 * (0.8 - dx * dx - dy * dy)));
         }
     return 0;
 }

@@ -11,15 +11,18 @@
 
 const char export_usage[] =
     "usage: avps export --gt-json F [--gt-dir D] --head NAME --backend sim|replay [--profile P]\n"
-    "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--threads N]\n"
+    "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--store-out D]\n"
+    "                   [--threads N]\n"
     "  Runs a head on every image of the panoptic dataset F and writes its instances as a\n"
     "  COCO results JSON (--results: compressed RLE, bbox from the mask, score) and its\n"
     "  semantic segmentation as 8-bit grey PNGs (--semantic-dir: value = the argmax's\n"
-    "  category id, 0 = no class; named as the ground truth's PNGs). sim heads need the\n"
+    "  category id, 0 = no class; named as the ground truth's PNGs), and everything as a\n"
+    "  prediction store (--store-out, docs/formats.md). sim heads need the\n"
     "  ground truth PNGs (--gt-dir, default F without .json); replay heads read --store.\n";
 
 typedef struct {
-    const char *gt_json, *gt_dir, *results, *semantic_dir;
+    const char *gt_json, *gt_dir, *results, *semantic_dir, *store_out;
+    store_writer *store;
     head_config head_cfg;
     long threads;
     pan_dataset *gt;
@@ -37,6 +40,7 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
             (r = cli_take(argc, argv, &i, "--gt-dir", &o->gt_dir, err)) ||
             (r = cli_take(argc, argv, &i, "--results", &o->results, err)) ||
             (r = cli_take(argc, argv, &i, "--semantic-dir", &o->semantic_dir, err)) ||
+            (r = cli_take(argc, argv, &i, "--store-out", &o->store_out, err)) ||
             (r = cli_take(argc, argv, &i, "--head", &h->name, err)) ||
             (r = cli_take(argc, argv, &i, "--backend", &h->backend, err)) ||
             (r = cli_take(argc, argv, &i, "--profile", &h->profile, err)) ||
@@ -55,8 +59,9 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
     }
     if (!o->gt_json || !h->name || !h->backend)
         return avps_fail(err, "export: --gt-json, --head and --backend are required\n%s", export_usage);
-    if (!o->results && !o->semantic_dir)
-        return avps_fail(err, "export: nothing to write: give --results and/or --semantic-dir\n%s", export_usage);
+    if (!o->results && !o->semantic_dir && !o->store_out)
+        return avps_fail(err, "export: nothing to write: give --results, --semantic-dir or --store-out\n%s",
+                         export_usage);
     return 0;
 }
 
@@ -149,6 +154,8 @@ static int export_one(void *ctx, int thread, size_t item, job_blob *blob, avps_e
         rc = append_instances(ann, &out, blob, err);
     if (rc == 0 && ej->semantic_dir)
         rc = write_semantic(ej, ann, &out, err);
+    if (rc == 0 && ej->store_out)
+        rc = store_writer_put(ej->store, ann->image_id, &out, err);
     if (png && rc != 0)
         avps_prefix(err, "image %s", ann->image_id);
     if (png)
@@ -188,13 +195,22 @@ int cmd_export(avps_job *job, int argc, char **argv) {
         rc = dir_create(ej.semantic_dir, &err);
     if (rc == 0)
         rc = (ej.head = head_new(&ej.head_cfg, ej.gt, &err)) ? 0 : -1;
+    if (rc == 0 && ej.store_out) {
+        const int32_t *cats;
+        uint32_t channels = head_channels(ej.head, &cats);
+        ej.store = store_writer_new(ej.store_out, head_name(ej.head), head_ss_kind(ej.head), cats, channels, &err);
+        rc = ej.store ? 0 : -1;
+    }
     if (rc == 0) {
         job_blob *blobs = job_map(job, ej.gt->n_annotations, (int)ej.threads, export_one, &ej);
         if (blobs && ej.results)
             rc = write_results(&ej, blobs, &err);
+        if (blobs && rc == 0 && ej.store)
+            rc = store_writer_finish(ej.store, &err);
         if (blobs)
             job_blobs_free(blobs, ej.gt->n_annotations);
     }
+    store_writer_free(ej.store);
     head_free(ej.head);
     pan_dataset_free(ej.gt);
     free(dir);

@@ -10,11 +10,13 @@ extern const char synth_usage[];
 extern const char eval_ap_usage[];
 extern const char convert_usage[];
 extern const char export_usage[];
+extern const char import_usage[];
 
 int cmd_eval_pq(avps_job *job, int argc, char **argv);
 int cmd_synth(avps_job *job, int argc, char **argv);
 int cmd_eval_ap(avps_job *job, int argc, char **argv);
 int cmd_convert(avps_job *job, int argc, char **argv);
 int cmd_export(avps_job *job, int argc, char **argv);
+int cmd_import(avps_job *job, int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const char usage[] =
     "  eval ap    COCO mask (or box) AP per class, as pycocotools' COCOeval computes it\n"
     "  convert    panoptic-to-instances: thing segments as COCO instances (RLE)\n"
     "  export     a head's outputs as COCO results JSON and semantic PNG label maps\n"
+    "  import     a network's COCO results and semantic PNGs into a prediction store\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -30,6 +31,7 @@ static const command commands[] = {
     {"synth", NULL, cmd_synth, synth_usage},
     {"convert", NULL, cmd_convert, convert_usage},
     {"export", NULL, cmd_export, export_usage},
+    {"import", NULL, cmd_import, import_usage},
 };
 
 static int wants_help(int argc, char **argv) {

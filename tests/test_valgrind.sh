@@ -24,6 +24,14 @@ clean "eval ap" 0 "$AVPS" eval ap --gt "$A/gt.json" --dt "$A/dt.json" --json "$T
 clean "eval ap error" 1 "$AVPS" eval ap --gt "$A/gt.json" --dt "$T/none.json"
 clean "convert" 0 "$AVPS" convert panoptic-to-instances --gt-json "$FIX/pq/synthetic_1/gt.json" --out "$T/inst.json"
 clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --width 40 --height 30
+G=$T/syn/val.json
+[ -f "$G" ] || G=$T/syn/gt.json
+clean "export sim" 0 "$AVPS" export --gt-json "$G" --head r50 --backend sim --profile r50 --threads 2 \
+    --results "$T/x.json" --semantic-dir "$T/x.sem" --store-out "$T/x.store"
+clean "export replay" 0 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/x.store" \
+    --results "$T/y.json" --semantic-dir "$T/y.sem"
+clean "import" 0 "$AVPS" import --gt-json "$G" --results "$T/x.json" --semantic-dir "$T/x.sem" --out "$T/imp" --head n
+clean "export error" 1 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/none" --results "$T/z.json"
 NPY=$ROOT/build/tests/npy_tool
 clean "npy write" 0 "$NPY" halves "$T/h.npy.zst"
 clean "npy read" 0 "$NPY" copy "$T/h.npy.zst" "$T/h.npy"
