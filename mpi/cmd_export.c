@@ -11,17 +11,19 @@
 
 const char export_usage[] =
     "usage: avps export --gt-json F [--gt-dir D] --head NAME --backend sim|replay [--profile P]\n"
-    "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--store-out D]\n"
-    "                   [--threads N]\n"
+    "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--semantic-json F]\n"
+    "                   [--store-out D] [--threads N]\n"
     "  Runs a head on every image of the panoptic dataset F and writes its instances as a\n"
     "  COCO results JSON (--results: compressed RLE, bbox from the mask, score) and its\n"
     "  semantic segmentation as 8-bit grey PNGs (--semantic-dir: value = the argmax's\n"
-    "  category id, 0 = no class; named as the ground truth's PNGs), and everything as a\n"
+    "  category id, 0 = no class; named as the ground truth's PNGs) or as COCO results with\n"
+    "  one RLE per image and category (--semantic-json, panopticapi's combine input), and\n"
+    "  everything as a\n"
     "  prediction store (--store-out, docs/formats.md). sim heads need the\n"
     "  ground truth PNGs (--gt-dir, default F without .json); replay heads read --store.\n";
 
 typedef struct {
-    const char *gt_json, *gt_dir, *results, *semantic_dir, *store_out;
+    const char *gt_json, *gt_dir, *results, *semantic_dir, *semantic_json, *store_out;
     store_writer *store;
     head_config head_cfg;
     long threads;
@@ -40,6 +42,7 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
             (r = cli_take(argc, argv, &i, "--gt-dir", &o->gt_dir, err)) ||
             (r = cli_take(argc, argv, &i, "--results", &o->results, err)) ||
             (r = cli_take(argc, argv, &i, "--semantic-dir", &o->semantic_dir, err)) ||
+            (r = cli_take(argc, argv, &i, "--semantic-json", &o->semantic_json, err)) ||
             (r = cli_take(argc, argv, &i, "--store-out", &o->store_out, err)) ||
             (r = cli_take(argc, argv, &i, "--head", &h->name, err)) ||
             (r = cli_take(argc, argv, &i, "--backend", &h->backend, err)) ||
@@ -59,23 +62,24 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
     }
     if (!o->gt_json || !h->name || !h->backend)
         return avps_fail(err, "export: --gt-json, --head and --backend are required\n%s", export_usage);
-    if (!o->results && !o->semantic_dir && !o->store_out)
-        return avps_fail(err, "export: nothing to write: give --results, --semantic-dir or --store-out\n%s",
+    if (!o->results && !o->semantic_dir && !o->semantic_json && !o->store_out)
+        return avps_fail(err, "export: nothing to write: give --results, --semantic-dir, --semantic-json or --store-out\n%s",
                          export_usage);
     return 0;
 }
 
 /* The argmax's category per pixel, a row at a time, as an 8-bit grey label map. */
-static int write_semantic(const export_job *ej, const pan_annotation *ann, const head_output *out, avps_error *err) {
+static int append_counts(job_blob *b, const char *counts);
+
+/* The argmax's category per pixel as an 8-bit grey label map (0: no class). */
+static int semantic_labels(const head_output *out, uint8_t *gray, avps_error *err) {
     const ss_map *ss = &out->ss;
     uint32_t w = out->width, h = out->height;
     float *row = malloc((size_t)ss->channels * w * sizeof *row);
-    uint8_t *gray = malloc((size_t)w * h + 1);
     uint16_t *arg = malloc(sizeof *arg * (w + 1));
-    char *path = path_join(ej->semantic_dir, ann->file_name);
     ss_sampler *sampler = ss_sampler_new(ss, w, err);
     int rc = sampler ? 0 : -1;
-    if (rc == 0 && (!row || !gray || !arg || !path))
+    if (rc == 0 && (!row || !arg))
         rc = avps_fail(err, "out of memory");
     for (uint32_t c = 0; rc == 0 && c < ss->channels; c++)
         if (ss->channel_category[c] < 0 || ss->channel_category[c] > 255)
@@ -96,12 +100,53 @@ static int write_semantic(const export_job *ej, const pan_annotation *ann, const
         for (uint32_t x = 0; x < w; x++)
             gray[(size_t)y * w + x] = best[x] > 0 ? (uint8_t)ss->channel_category[arg[x]] : 0;
     }
-    if (rc == 0)
-        rc = png_write_gray(path, w, h, gray, err);
     ss_sampler_free(sampler);
     free(row);
-    free(gray);
     free(arg);
+    return rc;
+}
+
+/* One entry per category present: its pixels as compressed RLE. */
+static int append_semantic(const pan_annotation *ann, const uint8_t *gray, uint32_t h, uint32_t w, job_blob *b,
+                           avps_error *err) {
+    uint8_t present[256] = {0};
+    uint8_t *mask = malloc((size_t)h * w + 1);
+    int rc = mask ? 0 : avps_fail(err, "out of memory");
+    for (size_t i = 0; i < (size_t)h * w; i++)
+        present[gray[i]] = 1;
+    for (int v = 1; v < 256 && rc == 0; v++) {
+        if (!present[v])
+            continue;
+        for (size_t i = 0; i < (size_t)h * w; i++)
+            mask[i] = gray[i] == v;
+        rle_mask m;
+        char *counts = NULL;
+        char line[256];
+        if (rle_encode(mask, h, w, &m) != 0 || !(counts = rle_to_string(&m)))
+            rc = avps_fail(err, "out of memory");
+        snprintf(line, sizeof line,
+                 "{\"image_id\": %s, \"category_id\": %d, \"segmentation\": {\"size\": [%u, %u], \"counts\": \"",
+                 ann->image_id, v, h, w);
+        if (rc == 0 && (job_blob_append(b, line, strlen(line)) || append_counts(b, counts) ||
+                        job_blob_append(b, "\"}},\n", 5)))
+            rc = avps_fail(err, "out of memory");
+        free(counts);
+        rle_free(&m);
+    }
+    free(mask);
+    return rc;
+}
+
+static int write_semantic(const export_job *ej, const pan_annotation *ann, const head_output *out, job_blob *sem,
+                          avps_error *err) {
+    uint8_t *gray = malloc((size_t)out->width * out->height + 1);
+    char *path = ej->semantic_dir ? path_join(ej->semantic_dir, ann->file_name) : NULL;
+    int rc = gray && (path || !ej->semantic_dir) ? semantic_labels(out, gray, err) : avps_fail(err, "out of memory");
+    if (rc == 0 && ej->semantic_dir)
+        rc = png_write_gray(path, out->width, out->height, gray, err);
+    if (rc == 0 && ej->semantic_json)
+        rc = append_semantic(ann, gray, out->height, out->width, sem, err);
+    free(gray);
     free(path);
     return rc;
 }
@@ -150,10 +195,18 @@ static int export_one(void *ctx, int thread, size_t item, job_blob *blob, avps_e
     head_input in = {im, ann, png};
     head_output out;
     int rc = png ? head_run(ej->head, &in, &out, err) : avps_fail(err, "out of memory");
+    job_blob res = {0}, sem = {0};
     if (rc == 0 && ej->results)
-        rc = append_instances(ann, &out, blob, err);
-    if (rc == 0 && ej->semantic_dir)
-        rc = write_semantic(ej, ann, &out, err);
+        rc = append_instances(ann, &out, &res, err);
+    if (rc == 0 && (ej->semantic_dir || ej->semantic_json))
+        rc = write_semantic(ej, ann, &out, &sem, err);
+    /* the blob: the results part's length, the results part, the semantic part */
+    uint64_t len = res.len;
+    if (rc == 0 && (job_blob_append(blob, &len, sizeof len) || job_blob_append(blob, res.data, res.len) ||
+                    job_blob_append(blob, sem.data, sem.len)))
+        rc = avps_fail(err, "out of memory");
+    free(res.data);
+    free(sem.data);
     if (rc == 0 && ej->store_out)
         rc = store_writer_put(ej->store, ann->image_id, &out, err);
     if (png && rc != 0)
@@ -164,16 +217,24 @@ static int export_one(void *ctx, int thread, size_t item, job_blob *blob, avps_e
     return rc;
 }
 
-static int write_results(const export_job *ej, const job_blob *blobs, avps_error *err) {
+/* A JSON list of the entries in part 0 (results) or 1 (semantic) of every blob. */
+static int write_list(const char *path, const export_job *ej, const job_blob *blobs, int part, avps_error *err) {
     atomic_file af;
-    if (file_atomic_open(&af, ej->results, err) != 0)
+    if (file_atomic_open(&af, path, err) != 0)
         return -1;
-    size_t last = ej->gt->n_annotations;
-    while (last > 0 && blobs[last - 1].len == 0)
-        last--;
+    const char *sep = "";
     fputs("[", af.fp);
-    for (size_t i = 0; i < last; i++)
-        fwrite(blobs[i].data, 1, i + 1 == last ? blobs[i].len - 2 : blobs[i].len, af.fp);
+    for (size_t i = 0; i < ej->gt->n_annotations; i++) {
+        uint64_t len;
+        memcpy(&len, blobs[i].data, sizeof len);
+        const char *p = (const char *)blobs[i].data + sizeof len + (part ? len : 0);
+        size_t n = part ? blobs[i].len - sizeof len - len : len;
+        if (n < 2)
+            continue;
+        fputs(sep, af.fp);
+        fwrite(p, 1, n - 2, af.fp); /* without the last ",\n" */
+        sep = ",\n";
+    }
     fputs("]\n", af.fp);
     return file_atomic_commit(&af, err);
 }
@@ -204,7 +265,9 @@ int cmd_export(avps_job *job, int argc, char **argv) {
     if (rc == 0) {
         job_blob *blobs = job_map(job, ej.gt->n_annotations, (int)ej.threads, export_one, &ej);
         if (blobs && ej.results)
-            rc = write_results(&ej, blobs, &err);
+            rc = write_list(ej.results, &ej, blobs, 0, &err);
+        if (blobs && rc == 0 && ej.semantic_json)
+            rc = write_list(ej.semantic_json, &ej, blobs, 1, &err);
         if (blobs && rc == 0 && ej.store)
             rc = store_writer_finish(ej.store, &err);
         if (blobs)
