@@ -81,6 +81,7 @@ typedef struct {
     int32_t id;
     int isthing;
     char *name;
+    char *supercategory;  /* optional: NULL when the file has none, and then not written */
 } pan_category;
 
 typedef struct {
