@@ -81,6 +81,7 @@ typedef struct {
     int32_t id;
     int isthing;
     char *name;
+    char *supercategory;  /* optional: NULL when the file has none, and then not written */
 } pan_category;
 
 typedef struct {
@@ -298,27 +299,52 @@ uint16_t half_from_float(float f);
 
 /* ---- the synthetic world ---------------------------------------------------------- */
 
-/* A deterministic COCO-like panoptic world: the same (seed, image index) gives the same
- * ground truth and the same perturbed prediction on any rank. */
+/* A synthetic COCO-like panoptic world, made to exercise and measure the system; it is
+ * not real data. The same (seed, image id) gives the same ground truth and the same
+ * perturbed prediction on any rank. */
+
+/* The 133 COCO panoptic categories (80 things, then 53 stuff) with their COCO ids, names
+ * and supercategories, and how the world draws them. */
+typedef struct {
+    int32_t id;
+    int isthing;
+    const char *name, *supercategory;
+    unsigned frequency; /* relative weight among its kind (things or stuff), roughly COCO's */
+    int size;           /* things: -1 typically small, 0 medium, 1 large; stuff: 0 */
+} synth_category_info;
+
+#define SYNTH_CATEGORY_COUNT 133 /* 80 things, then 53 stuff */
+size_t synth_category_count(void);
+/* NULL past the end. */
+const synth_category_info *synth_category_at(size_t index);
+/* Index of the category with COCO id `id`, or -1. */
+int synth_category_index(int32_t id);
+/* The id, isthing and name (copied into name) of category `index`. */
+int32_t synth_category(size_t index, int *isthing, char *name, size_t name_len);
+
+/* The two splits have disjoint image ids: evaluation images 1..N, held-out images
+ * SYNTH_HELDOUT_FIRST_ID + k; both splits hold at most SYNTH_MAX_IMAGES images. */
+#define SYNTH_MAX_IMAGES 100000000ull
+#define SYNTH_HELDOUT_FIRST_ID (SYNTH_MAX_IMAGES + 1)
+typedef enum { SYNTH_VAL, SYNTH_HELDOUT } synth_split;
+/* The image id of the k-th image (from 0) of a split. */
+uint64_t synth_image_id(synth_split split, uint64_t k);
+
 typedef struct {
     uint64_t seed;
     uint32_t width, height;
+    int with_pred; /* also render the perturbed prediction */
 } synth_params;
 
-/* The synthetic category set: 80 things then 53 stuff classes, as COCO panoptic has;
- * synth_category gives the id, isthing and name of one. */
-size_t synth_category_count(void);
-int32_t synth_category(size_t index, int *isthing, char *name, size_t name_len);
-
-/* Renders image `index`: ids (width*height) for the ground truth and for a perturbed
- * prediction, with their segments (area and bbox from the pixels). Caller frees the
- * segment arrays. */
+/* Renders the image with id `image_id`: ids (width*height) for the ground truth and,
+ * with with_pred, for a perturbed prediction (else pred_ids is NULL and n_pred 0), with
+ * their segments (area and bbox from the pixels). Release with synth_image_release. */
 typedef struct {
     uint32_t *gt_ids, *pred_ids;
     pan_segment *gt_segments, *pred_segments;
     size_t n_gt, n_pred;
 } synth_image;
-int synth_image_render(const synth_params *p, uint64_t index, synth_image *out, avps_error *err);
+int synth_image_render(const synth_params *p, uint64_t image_id, synth_image *out, avps_error *err);
 void synth_image_release(synth_image *img);
 
 #endif

@@ -188,11 +188,12 @@ static int category_parse(const cJSON *js, const char *path, size_t pos, pan_cat
         isthing = cJSON_IsTrue(t);
     else if (get_int(js, "isthing", 0, 1, &isthing) != 0)
         return avps_fail(err, "%s: category %lld: \"isthing\" is missing or not 0 or 1", path, id);
-    const char *name = get_string(js, "name");
+    const char *name = get_string(js, "name"), *super = get_string(js, "supercategory");
     cat->id = (int32_t)id;
     cat->isthing = (int)isthing;
     cat->name = strdup(name ? name : "");
-    if (!cat->name)
+    cat->supercategory = super ? strdup(super) : NULL;
+    if (!cat->name || (super && !cat->supercategory))
         return avps_fail(err, "%s: out of memory", path);
     return 0;
 }
@@ -313,8 +314,10 @@ void pan_dataset_free(pan_dataset *ds) {
         free(ds->images[i].id);
         free(ds->images[i].file_name);
     }
-    for (size_t i = 0; i < ds->n_categories; i++)
+    for (size_t i = 0; i < ds->n_categories; i++) {
         free(ds->categories[i].name);
+        free(ds->categories[i].supercategory);
+    }
     free(ds->annotations);
     free(ds->images);
     free(ds->categories);
@@ -402,6 +405,10 @@ static void write_dataset(FILE *fp, const pan_dataset *ds) {
         const pan_category *c = &ds->categories[i];
         fprintf(fp, "%s{\"id\": %d, \"name\": ", i ? ",\n  " : "\n  ", c->id);
         json_put_string(fp, c->name);
+        if (c->supercategory) {
+            fputs(", \"supercategory\": ", fp);
+            json_put_string(fp, c->supercategory);
+        }
         fprintf(fp, ", \"isthing\": %d}", c->isthing);
     }
     fputs("]}\n", fp);

@@ -19,9 +19,9 @@ check() { local what=$1; shift; if "$@"; then ok; else ko "$what"; fi; }
 MPIRUN="mpirun --oversubscribe --bind-to none -np"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
-eval_pq() { # CASE_DIR OUT THREADS RUNNER...   (THREADS "" for the default)
+eval_pq() { # CASE_DIR OUT THREADS RUNNER...   (THREADS "" for the default; GT: the ground truth's JSON name)
     local d=$1 out=$2 threads=$3; shift 3
-    "$@" eval pq --gt-json "$d/gt.json" --pred-json "$d/pred.json" --json "$out" ${threads:+--threads $threads} >/dev/null
+    "$@" eval pq --gt-json "$d/${GT:-gt.json}" --pred-json "$d/pred.json" --json "$out" ${threads:+--threads $threads} >/dev/null
 }
 
 # ---- parity: every synthetic case, and the COCO sample when ../shared is there
@@ -37,17 +37,17 @@ for d in "${cases[@]}"; do
 done
 
 # ---- determinism: one report for every number of threads and ranks
-"$AVPS" synth --out "$T/syn" --images 23 --width 96 --height 64 --seed 7 >/dev/null || ko "synth"
-eval_pq "$T/syn" "$T/t1.json" 1 "$AVPS" || ko "eval threads 1"
-eval_pq "$T/syn" "$T/t2.json" 2 "$AVPS" || ko "eval threads 2"
+"$AVPS" synth --out "$T/syn" --images 23 --heldout 2 --size 96x64 --seed 7 --pred >/dev/null || ko "synth"
+GT=val.json eval_pq "$T/syn" "$T/t1.json" 1 "$AVPS" || ko "eval threads 1"
+GT=val.json eval_pq "$T/syn" "$T/t2.json" 2 "$AVPS" || ko "eval threads 2"
 check "threads 1 vs 2 byte-identical" cmp -s "$T/t1.json" "$T/t2.json"
-eval_pq "$T/syn" "$T/np3.json" 2 $MPIRUN 3 "$AVPS" || ko "mpirun -np 3 eval"
+GT=val.json eval_pq "$T/syn" "$T/np3.json" 2 $MPIRUN 3 "$AVPS" || ko "mpirun -np 3 eval"
 check "mpirun -np 3 byte-identical" cmp -s "$T/t1.json" "$T/np3.json"
 eval_pq "$FIX/pq/synthetic_0" "$T/np3s.json" "" $MPIRUN 3 "$AVPS" || ko "mpirun -np 3 synthetic_0"
 check "mpirun -np 3 parity synthetic_0" "$CMP" "$FIX/pq/synthetic_0/expected.json" "$T/np3s.json"
-$MPIRUN 2 "$AVPS" synth --out "$T/syn2" --images 23 --width 96 --height 64 --seed 7 >/dev/null || ko "mpirun synth"
-check "synth: same files under mpirun -np 2" diff -r -q "$T/syn" "$T/syn2" --exclude='*.json.tmp*' --exclude=t1.json --exclude=t2.json --exclude=np3.json
-check "synth: folders default to the JSON path" test -f "$T/syn/gt/000000000001.png"
+$MPIRUN 2 "$AVPS" synth --out "$T/syn2" --images 23 --heldout 2 --size 96x64 --seed 7 --pred >/dev/null || ko "mpirun synth"
+check "synth: same files under mpirun -np 2" diff -r -q "$T/syn" "$T/syn2"
+check "synth: folders default to the JSON path" test -f "$T/syn/val/000000000001.png"
 
 # ---- bad input: non-zero exit, the message names file, image (and segment), no report
 expect_error() { # NAME RUNNER... -- CASE_DIR PATTERN...
@@ -81,8 +81,12 @@ for d in "$FIX"/pq_errors/*/; do
     expect_error "$name (mpirun -np 3)" $MPIRUN 3 "$AVPS" -- "$d" "${pats[@]}"
 done
 
-# Variants built from a small synthetic set; the writer puts one image per line.
-mk() { rm -rf "$T/$1"; cp -r "$T/syn" "$T/$1"; rm -f "$T/$1"/*.json.* "$T/$1"/t*.json "$T/$1"/np3*.json; }
+# Variants built from a small synthetic set, its evaluation split as gt; the writer puts
+# one image per line.
+mk() {
+    rm -rf "$T/$1"; mkdir "$T/$1"
+    cp -r "$T/syn/pred" "$T/syn/pred.json" "$T/$1/"; cp -r "$T/syn/val" "$T/$1/gt"; cp "$T/syn/val.json" "$T/$1/gt.json"
+}
 first_seg() { grep -o '"segments_info": \[{"id": [0-9]*' "$1" | head -1 | grep -o '[0-9]*$'; }
 
 mk malformed; head -c 500 "$T/syn/pred.json" > "$T/malformed/pred.json"
@@ -91,7 +95,7 @@ expect_error "malformed JSON" "$AVPS" -- "$T/malformed" "pred.json: malformed JS
 mk corrupt; head -c 100 "$T/syn/pred/000000000002.png" > "$T/corrupt/pred/000000000002.png"
 expect_error "corrupt PNG" "$AVPS" -- "$T/corrupt" "image 2" "000000000002.png"
 
-mk gtdup; seg=$(first_seg "$T/syn/gt.json")
+mk gtdup; seg=$(first_seg "$T/syn/val.json")
 sed -i "0,/\"segments_info\": \[{\"id\": $seg,/s//\"segments_info\": [{\"id\": $seg, \"category_id\": 1, \"iscrowd\": 0, \"area\": 1}, {\"id\": $seg,/" "$T/gtdup/gt.json"
 expect_error "GT duplicate segment id" "$AVPS" -- "$T/gtdup" "gt.json: image 1: segment $seg appears twice"
 
@@ -107,7 +111,7 @@ warn_case() { # NAME PATTERN
         grep -qF -- "$2" "$T/warn.txt" && [ "$(grep -c 'warning' "$T/warn.txt")" = 1 ]; then ok; else
         ko "$1: no single warning with '$2': $(head -c 300 "$T/warn.txt")"; fi
 }
-mk gtarea; seg=$(first_seg "$T/syn/gt.json")
+mk gtarea; seg=$(first_seg "$T/syn/val.json")
 sed -i -E "0,/\"id\": $seg, (\"category_id\": [0-9]+, \"iscrowd\": [01]), \"area\": [0-9]+/s//\"id\": $seg, \1, \"area\": 1/" "$T/gtarea/gt.json"
 warn_case gtarea "1 ground-truth segments have a JSON area that differs"
 grep -qF "first: image 1, segment $seg" "$T/warn.txt" && ok || ko "gtarea: first image and segment not named"

@@ -14,10 +14,8 @@ ko() { failed=$((failed + 1)); echo "FAIL: $*"; }
 MPIRUN="mpirun --oversubscribe --bind-to none -np"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-"$AVPS" synth --out "$T/w" --images 9 --size 96x64 --seed 4 >/dev/null 2>&1 ||
-    "$AVPS" synth --out "$T/w" --images 9 --width 96 --height 64 --seed 4 >/dev/null || ko "synth"
+"$AVPS" synth --out "$T/w" --images 9 --heldout 1 --size 96x64 --seed 4 >/dev/null || ko "synth"
 GT=$T/w/val.json
-[ -f "$GT" ] || GT=$T/w/gt.json
 export_head() { # NAME OUT_PREFIX EXTRA...
     local name=$1 out=$2; shift 2
     "$AVPS" export --gt-json "$GT" --head "$name" --results "$out.json" --semantic-dir "$out.sem" "$@"

@@ -23,9 +23,9 @@ A=$ROOT/tests/fixtures/ap/synthetic_0
 clean "eval ap" 0 "$AVPS" eval ap --gt "$A/gt.json" --dt "$A/dt.json" --json "$T/ap.json" --threads 2
 clean "eval ap error" 1 "$AVPS" eval ap --gt "$A/gt.json" --dt "$T/none.json"
 clean "convert" 0 "$AVPS" convert panoptic-to-instances --gt-json "$FIX/pq/synthetic_1/gt.json" --out "$T/inst.json"
-clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --width 40 --height 30
+clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --heldout 2 --size 40x30 --pred --threads 2
+clean "synth error" 1 "$AVPS" synth --out "$T/syn_bad" --size 0x5
 G=$T/syn/val.json
-[ -f "$G" ] || G=$T/syn/gt.json
 clean "export sim" 0 "$AVPS" export --gt-json "$G" --head r50 --backend sim --profile r50 --threads 2 \
     --results "$T/x.json" --semantic-dir "$T/x.sem" --store-out "$T/x.store"
 clean "export replay" 0 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/x.store" \

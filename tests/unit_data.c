@@ -156,7 +156,7 @@ static void test_json_refusals(check_tally *t) {
 }
 
 static void test_synth(check_tally *t) {
-    synth_params p = {42, 64, 48};
+    synth_params p = {42, 64, 48, 1};
     synth_image a, b, c;
     avps_error err;
     CHECK(t, synth_image_render(&p, 3, &a, &err) == 0);
