@@ -9,10 +9,12 @@ extern const char eval_pq_usage[];
 extern const char synth_usage[];
 extern const char eval_ap_usage[];
 extern const char convert_usage[];
+extern const char combine_usage[];
 
 int cmd_eval_pq(avps_job *job, int argc, char **argv);
 int cmd_synth(avps_job *job, int argc, char **argv);
 int cmd_eval_ap(avps_job *job, int argc, char **argv);
 int cmd_convert(avps_job *job, int argc, char **argv);
+int cmd_combine(avps_job *job, int argc, char **argv);
 
 #endif

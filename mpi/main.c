@@ -13,6 +13,7 @@ static const char usage[] =
     "  eval pq    panoptic quality of COCO panoptic predictions, as panopticapi computes it\n"
     "  eval ap    COCO mask (or box) AP per class, as pycocotools' COCOeval computes it\n"
     "  convert    panoptic-to-instances: thing segments as COCO instances (RLE)\n"
+    "  combine    instance + semantic predictions into panoptic, as panopticapi's heuristic\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -28,6 +29,7 @@ static const command commands[] = {
     {"eval", "ap", cmd_eval_ap, eval_ap_usage},
     {"synth", NULL, cmd_synth, synth_usage},
     {"convert", NULL, cmd_convert, convert_usage},
+    {"combine", NULL, cmd_combine, combine_usage},
 };
 
 static int wants_help(int argc, char **argv) {
