@@ -114,6 +114,10 @@ int pan_dataset_category_index(const pan_dataset *ds, int32_t category_id);
 /* Writes images, annotations (segments with id, category_id, iscrowd, area, bbox) and
  * categories as COCO panoptic JSON, atomically. */
 int pan_dataset_write(const pan_dataset *ds, const char *path, avps_error *err);
+/* A dataset without annotations, as panopticapi's combiner takes its inputs: the
+ * "images" of images_path (a COCO file) and the categories of categories_path (a JSON
+ * list of categories, or a file with "categories"). */
+pan_dataset *pan_frame_load(const char *images_path, const char *categories_path, avps_error *err);
 
 /* ---- PNG -------------------------------------------------------------------------- */
 
@@ -244,6 +248,15 @@ inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, v
  * gt is an error. Parsed one element at a time. */
 inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
                                 void *ctx, avps_error *err);
+/* Masks for the combiners: a results list of image_id, category_id and segmentation
+ * (compressed or uncompressed RLE, or polygons), with a "score" when need_score (else 0
+ * where absent). A category unknown to gt is an error; bbox is ignored; area is the
+ * mask's pixel count. */
+inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need_score, inst_keep_fn keep,
+                              void *ctx, avps_error *err);
+/* The images and categories of a panoptic dataset as an instances dataset without
+ * annotations, to read results against; image ids must be integers, as in results. */
+inst_dataset *inst_frame_from_pan(const pan_dataset *pan, avps_error *err);
 void inst_dataset_free(inst_dataset *ds);
 /* Index of the image in ds->images, or -1. */
 long inst_image_index(const inst_dataset *ds, int64_t image_id);

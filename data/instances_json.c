@@ -367,6 +367,8 @@ typedef struct {
     const inst_dataset *gt;
     iou_type type;
     int bbox_branch; /* loadRes takes its branch from the first result */
+    int masks_only;  /* inst_masks_load: no bbox branch, known categories */
+    int need_score;
     inst_keep_fn keep;
     void *ctx;
     size_t cap;
@@ -381,8 +383,12 @@ static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_erro
     if (img < 0)
         return -1;
     long long im = (long long)o.image_id;
-    if (json_number(a, "score", &o.score) != 0)
+    const cJSON *score = cJSON_GetObjectItemCaseSensitive(a, "score");
+    if ((score || st->need_score) && json_number(a, "score", &o.score) != 0)
         return avps_fail(err, "%s: image %lld: result %zu: \"score\" is missing or not a number", p, im, pos);
+    if (st->masks_only && inst_category_index(st->gt, o.category_id) < 0)
+        return avps_fail(err, "%s: image %lld: result %zu: category %d is not among the categories of %s", p, im,
+                         pos, o.category_id, st->gt->path);
     o.id = (int64_t)pos + 1;
     if (st->keep && !st->keep(st->ctx, (size_t)img))
         return 0;
@@ -442,7 +448,7 @@ static int parse_results(results_state *st, const char *text, size_t len, avps_e
         if (!a)
             return avps_fail(err, "%s: result %zu: malformed JSON", path, pos);
         if (pos == 0)
-            st->bbox_branch = first_has_bbox(a);
+            st->bbox_branch = !st->masks_only && first_has_bbox(a);
         int rc = parse_result(st, a, pos, err);
         cJSON_Delete(a);
         if (rc != 0)
@@ -458,23 +464,78 @@ static int parse_results(results_state *st, const char *text, size_t len, avps_e
     return 0;
 }
 
+static inst_dataset *results_run(results_state *st, const char *path, char *text, size_t len, avps_error *err) {
+    if (!st->ds) {
+        free(text);
+        avps_fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    int rc = parse_results(st, text, len, err);
+    free(text);
+    if (rc != 0) {
+        inst_dataset_free(st->ds);
+        return NULL;
+    }
+    return st->ds;
+}
+
 inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
                                 void *ctx, avps_error *err) {
     size_t len;
     char *text = file_read_all(path, &len, err);
     if (!text)
         return NULL;
-    results_state st = {dataset_new(path), gt, type, 0, keep, ctx, 0};
-    if (!st.ds) {
-        free(text);
-        avps_fail(err, "%s: out of memory", path);
+    results_state st = {dataset_new(path), gt, type, 0, 0, 1, keep, ctx, 0};
+    return results_run(&st, path, text, len, err);
+}
+
+inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need_score, inst_keep_fn keep,
+                              void *ctx, avps_error *err) {
+    size_t len;
+    char *text = file_read_all(path, &len, err);
+    if (!text)
+        return NULL;
+    results_state st = {dataset_new(path), gt, IOU_SEGM, 0, 1, need_score, keep, ctx, 0};
+    return results_run(&st, path, text, len, err);
+}
+
+/* ---- images and categories of a panoptic dataset --------------------------------------- */
+
+static int frame_images(inst_dataset *ds, const pan_dataset *pan, avps_error *err) {
+    for (size_t i = 0; i < pan->n_images; i++) {
+        const pan_image *im = &pan->images[i];
+        char *end;
+        long long id = strtoll(im->id, &end, 10);
+        if (!*im->id || *end || im->width > 1 << 20 || im->height > 1 << 20)
+            return avps_fail(err, "%s: image %s: the id is not an integer or the image is over 2^20 pixels a side",
+                             pan->path, im->id);
+        ds->images[ds->n_images++] = (inst_image){id, im->width, im->height};
+    }
+    qsort(ds->images, ds->n_images, sizeof *ds->images, image_cmp);
+    for (size_t i = 1; i < ds->n_images; i++)
+        if (ds->images[i].id == ds->images[i - 1].id)
+            return avps_fail(err, "%s: image %lld appears twice in images", pan->path, (long long)ds->images[i].id);
+    return 0;
+}
+
+inst_dataset *inst_frame_from_pan(const pan_dataset *pan, avps_error *err) {
+    inst_dataset *ds = dataset_new(pan->path);
+    if (ds) {
+        ds->images = calloc(pan->n_images + 1, sizeof *ds->images);
+        ds->category_ids = calloc(pan->n_categories + 1, sizeof *ds->category_ids);
+        ds->annotations = calloc(1, sizeof *ds->annotations);
+    }
+    if (!ds || !ds->images || !ds->category_ids || !ds->annotations) {
+        inst_dataset_free(ds);
+        avps_fail(err, "%s: out of memory", pan->path);
         return NULL;
     }
-    int rc = parse_results(&st, text, len, err);
-    free(text);
-    if (rc != 0) {
-        inst_dataset_free(st.ds);
+    for (size_t c = 0; c < pan->n_categories; c++)
+        ds->category_ids[ds->n_categories++] = pan->categories[c].id;
+    qsort(ds->category_ids, ds->n_categories, sizeof *ds->category_ids, int32_cmp);
+    if (frame_images(ds, pan, err) != 0) {
+        inst_dataset_free(ds);
         return NULL;
     }
-    return st.ds;
+    return ds;
 }

@@ -302,6 +302,80 @@ pan_dataset *pan_dataset_load(const char *path, pan_role role, avps_error *err) 
     return ds;
 }
 
+/* ---- images and categories alone (the combiner's inputs) ------------------------------ */
+
+static cJSON *json_file_parse(const char *path, avps_error *err) {
+    size_t len;
+    char *text = file_read_all(path, &len, err);
+    if (!text)
+        return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        int line, col;
+        text_position(text, end ? end : text, &line, &col);
+        avps_fail(err, "%s: malformed JSON near line %d, column %d", path, line, col);
+    }
+    free(text);
+    return root;
+}
+
+static int frame_parse_images(pan_dataset *ds, const cJSON *root, const char *path, avps_error *err) {
+    const cJSON *imgs = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "images") : NULL;
+    if (!cJSON_IsArray(imgs))
+        return avps_fail(err, "%s: \"images\" is missing or not an array", path);
+    if (array_alloc(imgs, sizeof *ds->images, (void **)&ds->images))
+        return avps_fail(err, "%s: out of memory", path);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, imgs) {
+        ds->n_images++;
+        if (image_parse(it, path, ds->n_images - 1, &ds->images[ds->n_images - 1], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int frame_parse_categories(pan_dataset *ds, const cJSON *root, const char *path, avps_error *err) {
+    const cJSON *cats = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "categories") : root;
+    if (!cJSON_IsArray(cats) || cJSON_GetArraySize(cats) == 0)
+        return avps_fail(err, "%s: not a list of categories, nor a file with \"categories\"", path);
+    if (array_alloc(cats, sizeof *ds->categories, (void **)&ds->categories))
+        return avps_fail(err, "%s: out of memory", path);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cats) {
+        ds->n_categories++;
+        size_t k = ds->n_categories - 1;
+        if (category_parse(it, path, k, &ds->categories[k], err) != 0)
+            return -1;
+        for (size_t j = 0; j < k; j++)
+            if (ds->categories[j].id == ds->categories[k].id)
+                return avps_fail(err, "%s: category %d appears twice", path, ds->categories[k].id);
+    }
+    return 0;
+}
+
+pan_dataset *pan_frame_load(const char *images_path, const char *categories_path, avps_error *err) {
+    pan_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds || !(ds->path = strdup(images_path)) || array_alloc(NULL, sizeof *ds->annotations, (void **)&ds->annotations)) {
+        pan_dataset_free(ds);
+        avps_fail(err, "%s: out of memory", images_path);
+        return NULL;
+    }
+    cJSON *imgs = json_file_parse(images_path, err);
+    int rc = imgs ? frame_parse_images(ds, imgs, images_path, err) : -1;
+    cJSON_Delete(imgs);
+    cJSON *cats = rc == 0 ? json_file_parse(categories_path, err) : NULL;
+    rc = cats ? frame_parse_categories(ds, cats, categories_path, err) : -1;
+    cJSON_Delete(cats);
+    if (rc == 0 && dataset_build_indexes(ds, err) != 0)
+        rc = -1;
+    if (rc != 0) {
+        pan_dataset_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
 void pan_dataset_free(pan_dataset *ds) {
     if (!ds)
         return;

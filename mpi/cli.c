@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,16 @@ int cli_int(const char *option, const char *text, long lo, long hi, long *out, a
     long v = strtol(text, &end, 10);
     if (errno || end == text || *end != '\0' || v < lo || v > hi)
         return avps_fail(err, "option %s: '%s' is not an integer in %ld..%ld", option, text, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int cli_double(const char *option, const char *text, double *out, avps_error *err) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !isfinite(v))
+        return avps_fail(err, "option %s: '%s' is not a finite number", option, text);
     *out = v;
     return 0;
 }

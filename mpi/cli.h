@@ -9,5 +9,7 @@
 int cli_take(int argc, char **argv, int *i, const char *name, const char **value, avps_error *err);
 /* Parses a whole positive integer in [lo, hi]. */
 int cli_int(const char *option, const char *text, long lo, long hi, long *out, avps_error *err);
+/* Parses a whole finite number. */
+int cli_double(const char *option, const char *text, double *out, avps_error *err);
 
 #endif

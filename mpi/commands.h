@@ -11,6 +11,7 @@ extern const char eval_ap_usage[];
 extern const char convert_usage[];
 extern const char export_usage[];
 extern const char import_usage[];
+extern const char combine_usage[];
 
 int cmd_eval_pq(avps_job *job, int argc, char **argv);
 int cmd_synth(avps_job *job, int argc, char **argv);
@@ -18,5 +19,6 @@ int cmd_eval_ap(avps_job *job, int argc, char **argv);
 int cmd_convert(avps_job *job, int argc, char **argv);
 int cmd_export(avps_job *job, int argc, char **argv);
 int cmd_import(avps_job *job, int argc, char **argv);
+int cmd_combine(avps_job *job, int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
     "  convert    panoptic-to-instances: thing segments as COCO instances (RLE)\n"
     "  export     a head's outputs as COCO results JSON and semantic PNG label maps\n"
     "  import     a network's COCO results and semantic PNGs into a prediction store\n"
+    "  combine    instance + semantic predictions into panoptic, as panopticapi's heuristic\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -32,6 +33,7 @@ static const command commands[] = {
     {"convert", NULL, cmd_convert, convert_usage},
     {"export", NULL, cmd_export, export_usage},
     {"import", NULL, cmd_import, import_usage},
+    {"combine", NULL, cmd_combine, combine_usage},
 };
 
 static int wants_help(int argc, char **argv) {
