@@ -9,8 +9,8 @@
 #include <string.h>
 
 /* Categories 1-3 are things, 10-12 stuff. */
-static const pan_category categories[] = {{1, 1, "a"}, {2, 1, "b"}, {3, 1, "c"},
-                                          {10, 0, "s"}, {11, 0, "t"}, {12, 0, "u"}};
+static const pan_category categories[] = {{1, 1, "a", NULL}, {2, 1, "b", NULL}, {3, 1, "c", NULL},
+                                          {10, 0, "s", NULL}, {11, 0, "t", NULL}, {12, 0, "u", NULL}};
 
 static int runs_are(const rle_mask *r, const uint32_t *want, size_t m) {
     return r->m == m && memcmp(r->cnts, want, m * sizeof *want) == 0;

@@ -71,7 +71,7 @@ static void test_instance_mask(check_tally *t) {
     srand(7);
     for (int k = 0; k < 40; k++) {
         for (int i = 0; i < 28 * 28; i++)
-            soft[i] = (float)rand() / RAND_MAX;
+            soft[i] = (float)((double)rand() / RAND_MAX);
         is_instance inst = {.category_id = 1, .soft = soft, .soft_h = 28, .soft_w = 28};
         inst.paste = (paste_convention)(k % 3);
         for (int c = 0; c < 4; c++)
