@@ -17,4 +17,7 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
 void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
                       avps_error *err);
 
+/* DIR/<image_id><suffix>, the name of a store's per-image file (model/store.c). Caller frees. */
+char *store_file_path(const char *dir, const char *image_id, const char *suffix);
+
 #endif

@@ -135,17 +135,6 @@ void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
 
 /* ---- one image ------------------------------------------------------------------------ */
 
-static char *image_file(const replay_state *s, const char *image_id, const char *suffix) {
-    size_t n = strlen(image_id) + strlen(suffix) + 1;
-    char *name = malloc(n), *path = NULL;
-    if (name) {
-        snprintf(name, n, "%s%s", image_id, suffix);
-        path = path_join(s->dir, name);
-    }
-    free(name);
-    return path;
-}
-
 /* Scores as fp16, checked: finite, and for probabilities summing to about 1 per cell. */
 static int ss_scores_take(const replay_state *s, npy_array *a, ss_map *ss, const char *path, avps_error *err) {
     size_t cells = (size_t)ss->h * ss->w, n = cells * ss->channels;
@@ -210,7 +199,7 @@ static int read_geometry(const cJSON *g, ss_map *ss, const char *path, avps_erro
 
 static int read_ss(const replay_state *s, const char *image_id, const cJSON *geo, head_output *out, avps_error *err) {
     ss_map *ss = &out->ss;
-    char *path = image_file(s, image_id, ".ss.npy.zst");
+    char *path = store_file_path(s->dir, image_id, ".ss.npy.zst");
     npy_array a = {0};
     npy_expect want = {0};
     if (s->kind == SS_LABELS)
@@ -250,7 +239,7 @@ static int soft_mask_take(const replay_state *s, const char *image_id, soft_mask
                           avps_error *err) {
     if (!sm->loaded) {
         npy_expect want = {NPY_DTYPE_BIT(NPY_F16) | NPY_DTYPE_BIT(NPY_F32), 3, {0}};
-        if (!(sm->path = image_file(s, image_id, ".masks.npy.zst")))
+        if (!(sm->path = store_file_path(s->dir, image_id, ".masks.npy.zst")))
             return avps_fail(err, "out of memory");
         if (npy_read(sm->path, &want, &sm->masks, err) != 0)
             return -1;
@@ -366,7 +355,7 @@ static int read_instances(const replay_state *s, const char *image_id, const cJS
 
 static int replay_run(void *state, const head_input *in, head_output *out, avps_error *err) {
     const replay_state *s = state;
-    char *path = image_file(s, in->image->id, ".json");
+    char *path = store_file_path(s->dir, in->image->id, ".json");
     size_t len;
     char *text = path ? file_read_all(path, &len, err) : NULL;
     cJSON *root = text ? cJSON_Parse(text) : NULL;

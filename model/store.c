@@ -1,7 +1,7 @@
 /* store.c: writing the prediction store that the replay backend reads (docs/formats.md):
  * DIR/head.json, and per image DIR/<image_id>.json (instances, SS geometry),
  * DIR/<image_id>.ss.npy.zst (the SS) and DIR/<image_id>.masks.npy.zst (soft masks). */
-#include "model.h"
+#include "head_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +35,13 @@ store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind k
     return sw;
 }
 
-static char *image_path(const store_writer *sw, const char *image_id, const char *suffix) {
+char *store_file_path(const char *dir, const char *image_id, const char *suffix) {
     size_t n = strlen(image_id) + strlen(suffix) + 1;
-    char *name = malloc(n);
-    if (!name)
-        return NULL;
-    snprintf(name, n, "%s%s", image_id, suffix);
-    char *path = path_join(sw->dir, name);
+    char *name = malloc(n), *path = NULL;
+    if (name) {
+        snprintf(name, n, "%s%s", image_id, suffix);
+        path = path_join(dir, name);
+    }
     free(name);
     return path;
 }
@@ -54,7 +54,7 @@ static int put_ss(const store_writer *sw, const char *image_id, const ss_map *ss
         a = (npy_array){NPY_F16, 3, {ss->channels, ss->h, ss->w}, ss->scores,
                         (size_t)ss->channels * ss->h * ss->w * 2};
     }
-    char *path = image_path(sw, image_id, ".ss.npy.zst");
+    char *path = store_file_path(sw->dir, image_id, ".ss.npy.zst");
     int rc = path ? npy_write(path, &a, 0, err) : avps_fail(err, "out of memory");
     free(path);
     return rc;
@@ -82,7 +82,7 @@ static int put_masks(const store_writer *sw, const char *image_id, const head_ou
     for (size_t i = 0; i < out->n_instances; i++)
         for (size_t k = 0; out->instances[i].soft && k < m * m; k++)
             *dst++ = half_from_float(out->instances[i].soft[k]);
-    char *path = image_path(sw, image_id, ".masks.npy.zst");
+    char *path = store_file_path(sw->dir, image_id, ".masks.npy.zst");
     int rc = path ? npy_write(path, &a, 0, err) : avps_fail(err, "out of memory");
     free(path);
     npy_array_release(&a);
@@ -108,7 +108,7 @@ static void put_instance(FILE *fp, const is_instance *inst, size_t soft_index) {
 }
 
 static int put_json(const store_writer *sw, const char *image_id, const head_output *out, avps_error *err) {
-    char *path = image_path(sw, image_id, ".json");
+    char *path = store_file_path(sw->dir, image_id, ".json");
     atomic_file af;
     if (!path || file_atomic_open(&af, path, err) != 0) {
         free(path);

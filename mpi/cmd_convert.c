@@ -41,14 +41,6 @@ static int parse_options(int argc, char **argv, convert_job *o, avps_error *err)
     return 0;
 }
 
-/* COCO's counts strings use the characters 48..111, of which only '\\' needs escaping. */
-static int append_counts(job_blob *out, const char *counts) {
-    for (const char *p = counts; *p; p++)
-        if ((*p == '\\' && job_blob_append(out, "\\", 1)) || job_blob_append(out, p, 1))
-            return -1;
-    return 0;
-}
-
 /* Blob: "h w\n" then one JSON fragment per thing segment, each ending in '\n'. */
 static int convert_one(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
     convert_job *cj = ctx;
@@ -74,7 +66,7 @@ static int convert_one(void *ctx, int thread, size_t item, job_blob *out, avps_e
                  "\"category_id\": %d, \"iscrowd\": %d, \"area\": %.17g, \"bbox\": [%.17g, %.17g, %.17g, %.17g], "
                  "\"segmentation\": {\"size\": [%u, %u], \"counts\": \"",
                  s->category_id, s->iscrowd, s->area, box[0], box[1], box[2], box[3], h, w);
-        rc = !counts || job_blob_append(out, line, strlen(line)) || append_counts(out, counts) ||
+        rc = !counts || job_blob_append(out, line, strlen(line)) || job_blob_append_json_text(out, counts) ||
                      job_blob_append(out, "\"}}\n", 4)
                  ? avps_fail(err, "out of memory")
                  : 0;

@@ -69,8 +69,6 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
 }
 
 /* The argmax's category per pixel, a row at a time, as an 8-bit grey label map. */
-static int append_counts(job_blob *b, const char *counts);
-
 /* The argmax's category per pixel as an 8-bit grey label map (0: no class). */
 static int semantic_labels(const head_output *out, uint8_t *gray, avps_error *err) {
     const ss_map *ss = &out->ss;
@@ -127,7 +125,7 @@ static int append_semantic(const pan_annotation *ann, const uint8_t *gray, uint3
         snprintf(line, sizeof line,
                  "{\"image_id\": %s, \"category_id\": %d, \"segmentation\": {\"size\": [%u, %u], \"counts\": \"",
                  ann->image_id, v, h, w);
-        if (rc == 0 && (job_blob_append(b, line, strlen(line)) || append_counts(b, counts) ||
+        if (rc == 0 && (job_blob_append(b, line, strlen(line)) || job_blob_append_json_text(b, counts) ||
                         job_blob_append(b, "\"}},\n", 5)))
             rc = avps_fail(err, "out of memory");
         free(counts);
@@ -151,14 +149,6 @@ static int write_semantic(const export_job *ej, const pan_annotation *ann, const
     return rc;
 }
 
-/* COCO's counts strings use the characters 48..111, of which only '\\' needs escaping. */
-static int append_counts(job_blob *b, const char *counts) {
-    for (const char *p = counts; *p; p++)
-        if ((*p == '\\' && job_blob_append(b, "\\", 1)) || job_blob_append(b, p, 1))
-            return -1;
-    return 0;
-}
-
 /* One results entry per instance, each ending in ",\n" (the root trims the last). */
 static int append_instances(const pan_annotation *ann, const head_output *out, job_blob *b, avps_error *err) {
     for (size_t i = 0; i < out->n_instances; i++) {
@@ -174,7 +164,7 @@ static int append_instances(const pan_annotation *ann, const head_output *out, j
                  "{\"image_id\": %s, \"category_id\": %d, \"bbox\": [%.17g, %.17g, %.17g, %.17g], \"score\": %.17g, "
                  "\"segmentation\": {\"size\": [%u, %u], \"counts\": \"",
                  ann->image_id, inst->category_id, box[0], box[1], box[2], box[3], inst->score, m.h, m.w);
-        int bad = !counts || job_blob_append(b, line, strlen(line)) || append_counts(b, counts) ||
+        int bad = !counts || job_blob_append(b, line, strlen(line)) || job_blob_append_json_text(b, counts) ||
                   job_blob_append(b, "\"}},\n", 5);
         free(counts);
         rle_free(&m);

@@ -147,6 +147,13 @@ int job_blob_append(job_blob *b, const void *p, size_t n) {
     return 0;
 }
 
+int job_blob_append_json_text(job_blob *b, const char *s) {
+    for (const char *p = s; *p; p++)
+        if (((*p == '\\' || *p == '"') && job_blob_append(b, "\\", 1)) || job_blob_append(b, p, 1))
+            return -1;
+    return 0;
+}
+
 void job_blobs_free(job_blob *blobs, size_t n_items) {
     if (!blobs)
         return;

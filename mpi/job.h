@@ -33,6 +33,9 @@ typedef struct {
     size_t len, cap;
 } job_blob;
 int job_blob_append(job_blob *b, const void *p, size_t n);
+/* Appends s as the inside of a JSON string literal (\\ and " escaped): blobs often carry
+ * JSON fragments, such as COCO's RLE counts strings, which may hold a backslash. */
+int job_blob_append_json_text(job_blob *b, const char *s);
 
 /* Fills out with the item's result; thread is 0..threads-1, for per-thread scratch. */
 typedef int (*job_item_fn)(void *ctx, int thread, size_t item, job_blob *out, avps_error *err);
