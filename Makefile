@@ -29,7 +29,7 @@ SAN_LIB_OBJS := $(LIB_SRCS:%.c=build/san/%.o)
 UNIT_SRCS := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
-TOOLS := build/tests/json_compare
+TOOLS := build/tests/json_compare build/tests/pan_compare
 
 .PHONY: all test demo bench clean check-clang
 all: bin/avps
@@ -60,6 +60,10 @@ build/tests/san_unit_%: tests/unit_%.c tests/check.h $(SAN_LIB_OBJS)
 build/tests/json_compare: tests/json_compare.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+
+build/tests/pan_compare: tests/pan_compare.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
 build/bench_decode: scripts/bench_decode.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)

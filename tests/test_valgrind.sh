@@ -22,6 +22,11 @@ A=$ROOT/tests/fixtures/ap/synthetic_0
 clean "eval ap" 0 "$AVPS" eval ap --gt "$A/gt.json" --dt "$A/dt.json" --json "$T/ap.json" --threads 2
 clean "eval ap error" 1 "$AVPS" eval ap --gt "$A/gt.json" --dt "$T/none.json"
 clean "convert" 0 "$AVPS" convert panoptic-to-instances --gt-json "$FIX/pq/synthetic_1/gt.json" --out "$T/inst.json"
+C=$ROOT/tests/fixtures/combine/synthetic_1
+clean "combine" 0 "$AVPS" combine --semantic "$C/semantic.json" --instances "$C/instances.json" --instances "$C/instances.json" \
+    --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/pan.json" --confidence-thr 1=0.7 --threads 2
+clean "combine error" 1 "$AVPS" combine --semantic "$C/semantic.json" --instances "$A/dt.json" \
+    --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/bad.json"
 clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --width 40 --height 30
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
