@@ -29,7 +29,7 @@ SAN_LIB_OBJS := $(LIB_SRCS:%.c=build/san/%.o)
 UNIT_SRCS := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
-TOOLS := build/tests/json_compare build/tests/npy_tool build/tests/san_npy_tool
+TOOLS := build/tests/json_compare build/tests/npy_tool build/tests/san_npy_tool build/tests/pan_compare
 
 .PHONY: all test demo bench clean check-clang
 all: bin/avps
@@ -68,6 +68,10 @@ build/tests/npy_tool: tests/npy_tool.c $(LIB_OBJS)
 build/tests/san_npy_tool: tests/npy_tool.c $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
+
+build/tests/pan_compare: tests/pan_compare.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
 build/bench_decode: scripts/bench_decode.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)

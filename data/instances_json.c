@@ -387,8 +387,8 @@ static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_erro
     if ((score || st->need_score) && json_number(a, "score", &o.score) != 0)
         return avps_fail(err, "%s: image %lld: result %zu: \"score\" is missing or not a number", p, im, pos);
     if (st->masks_only && inst_category_index(st->gt, o.category_id) < 0)
-        return avps_fail(err, "%s: image %lld: result %zu: category %d is not among the categories of %s", p, im,
-                         pos, o.category_id, st->gt->path);
+        return avps_fail(err, "%s: image %lld: result %zu: category %d is not among the categories", p, im, pos,
+                         o.category_id);
     o.id = (int64_t)pos + 1;
     if (st->keep && !st->keep(st->ctx, (size_t)img))
         return 0;

@@ -238,6 +238,10 @@ static int write_png(const combine_job *cj, size_t item, const fusion_panoptic *
     uint8_t *rgb = malloc(npix * 3 + 1);
     char *path = path_join(cj->opt->out_dir, cj->png_names[item]);
     int rc = ids && rgb && path ? 0 : avps_fail(err, "out of memory");
+    /* Made here, by whichever rank writes first, so that nothing exists before the
+     * inputs are known to be good; mkdir on an existing folder is a no-op. */
+    if (rc == 0)
+        rc = dir_create(cj->opt->out_dir, err);
     if (rc == 0) {
         fusion_panoptic_paint(pan, ids);
         for (size_t p = 0; p < npix; p++)
@@ -299,7 +303,7 @@ static int write_json(const combine_job *cj, job_blob *blobs, avps_error *err) {
 
 /* Every rank has read and checked its inputs before any file is written: a job_map of
  * one empty item per rank is a barrier that also carries a failure to the root. */
-static int inputs_read(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
+static int inputs_checked(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
     (void)ctx, (void)thread, (void)item, (void)out, (void)err;
     return 0;
 }
@@ -308,9 +312,7 @@ static int run(combine_job *cj, avps_error *err) {
     avps_job *job = cj->job;
     if (load_inputs(cj, err) != 0)
         return -1;
-    job_blobs_free(job_map(job, (size_t)job_size(job), 1, inputs_read, NULL), (size_t)job_size(job));
-    if (dir_create(cj->opt->out_dir, err) != 0)
-        return -1;
+    job_blobs_free(job_map(job, (size_t)job_size(job), 1, inputs_checked, NULL), (size_t)job_size(job));
     size_t n = cj->frame->n_images;
     job_blob *blobs = job_map(job, n, (int)cj->opt->threads, combine_one, cj);
     if (!blobs)

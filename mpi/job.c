@@ -340,6 +340,9 @@ job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, vo
     avps_error err;
     size_t rank = (size_t)job->rank, size = (size_t)job->size;
     st.n_local = n_items > rank ? (n_items - rank + size - 1) / size : 0;
+    /* The other ranks are in this map too, and wait for its verdict (a job may map twice). */
+    if (job->mpi && job->rank == 0)
+        job->peers_listening = job->size > 1;
     if (threads < 1)
         threads = 1;
     st.blobs = calloc(n_items ? n_items : 1, sizeof *st.blobs);

@@ -42,7 +42,8 @@ typedef int (*job_item_fn)(void *ctx, int thread, size_t item, job_blob *out, av
 
 /* Runs fn on this rank's items. On the root, returns the n_items blobs (free with
  * job_blobs_free); on other ranks, returns NULL once their blobs are sent. A failure on
- * any rank ends the job inside this call. */
+ * any rank ends the job inside this call. Every rank makes the same sequence of calls;
+ * between two calls the root must not fail (the other ranks are no longer listening). */
 job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, void *ctx);
 void job_blobs_free(job_blob *blobs, size_t n_items);
 

@@ -37,5 +37,10 @@ clean "npy write" 0 "$NPY" halves "$T/h.npy.zst"
 clean "npy read" 0 "$NPY" copy "$T/h.npy.zst" "$T/h.npy"
 head -c 1000 "$T/h.npy.zst" >"$T/cut.npy.zst"
 clean "npy truncated" 1 "$NPY" copy "$T/cut.npy.zst" "$T/never.npy"
+C=$ROOT/tests/fixtures/combine/synthetic_1
+clean "combine" 0 "$AVPS" combine --semantic "$C/semantic.json" --instances "$C/instances.json" --instances "$C/instances.json" \
+    --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/pan.json" --confidence-thr 1=0.7 --threads 2
+clean "combine error" 1 "$AVPS" combine --semantic "$C/semantic.json" --instances "$A/dt.json" \
+    --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/bad.json"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
