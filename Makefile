@@ -4,6 +4,8 @@
 
 CC ?= cc
 PKGS := ompi-c libcjson libpng libzstd libdeflate
+# the native engine (issue 7): OpenBLAS for its GEMM, libjpeg-turbo for JPEG input
+PKGS += openblas libjpeg
 DEPS_OK := $(shell scripts/setup-deps >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error scripts/setup-deps could not install the dependencies; see above)

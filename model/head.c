@@ -31,8 +31,10 @@ head *head_new(const head_config *cfg, const pan_dataset *ds, avps_error *err) {
         h->state = sim_head_new(cfg, ds, &h->kind, &h->ops, err);
     else if (strcmp(cfg->backend, "replay") == 0)
         h->state = replay_head_new(cfg, ds, &h->kind, &h->ops, err);
+    else if (strcmp(cfg->backend, "native") == 0)
+        h->state = native_head_new(cfg, ds, &h->kind, &h->ops, err);
     else
-        avps_fail(err, "head %s: unknown backend \"%s\" (sim or replay)", cfg->name, cfg->backend);
+        avps_fail(err, "head %s: unknown backend \"%s\" (sim, replay or native)", cfg->name, cfg->backend);
     if (!h->state) {
         free(h->name);
         free(h);

@@ -14,6 +14,8 @@ typedef struct {
 
 /* Each backend's constructor: fills *ops and returns its state, or NULL with err set. */
 void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops, avps_error *err);
+void *native_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
+                      avps_error *err);
 void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
                       avps_error *err);
 

@@ -96,6 +96,8 @@ typedef struct {
     const char *profile;  /* sim: a built-in profile name or a profile JSON file */
     const char *store;    /* replay: the prediction store's folder */
     uint64_t seed;        /* sim: the world's seed */
+    const char *weights;  /* native: the network's safetensors file (docs/native.md) */
+    const char *images;   /* native: the folder of the dataset's images (their file_name) */
 } head_config;
 
 /* What a head is given for one image: its id and size, and for sim the ground truth
@@ -118,6 +120,26 @@ void head_free(head *h);
 
 /* Built-in sim profiles, by name; NULL after the last. */
 const char *sim_profile_builtin_name(size_t i);
+
+/* ---- the native engine: Mask R-CNN ResNet-FPN from safetensors weights ---------------
+ * docs/native.md. A run gives instances with soft masks (PASTE_TORCHVISION) whose
+ * category_id is the network's class index (torchvision's 91 classes are COCO ids), and
+ * no semantic segmentation (an SS of 0 channels). */
+
+typedef struct {
+    double score_thresh;     /* < 0: the weights' box_score_thresh (else 0.05) */
+    int detections;          /* <= 0: the weights' box_detections_per_img (else 100) */
+    const char *device;      /* "cpu" (NULL means cpu) */
+    int plain_gemm;          /* the plain C GEMM instead of OpenBLAS's (to measure it) */
+    const char *dump_dir;    /* tests: each stage's output as .npy files here */
+    const char *proposals;   /* tests: these RPN proposals (.npy, P x 4) instead of the RPN's */
+} native_options;
+
+typedef struct native_net native_net;
+native_net *native_net_load(const char *weights, const native_options *opt, avps_error *err);
+/* Runs on an image file (PNG or JPEG). */
+int native_net_run(native_net *n, const char *image_path, head_output *out, avps_error *err);
+void native_net_free(native_net *n);
 
 /* ---- the prediction store (replay's input, export's and import's output) -------------
  * See docs/formats.md: DIR/head.json, DIR/ss/<image_id>.npy.zst, DIR/is/<image_id>.json. */

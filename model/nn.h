@@ -1,0 +1,194 @@
+/* nn.h: the native inference engine, internal to model/ (other modules see only the
+ * native_net part of model.h). Four parts:
+ * - tensors: float32 NCHW, tagged with the device their data lives on, carved from an
+ *   arena that is reset per image, so that steady-state inference allocates nothing;
+ * - a backend: a table of operators; the CPU one is here (nn_cpu.c), a GPU one slots in
+ *   beside it with the same table, and the networks call only the table;
+ * - safetensors weights, memory-mapped and checked (nn_safetensors.c);
+ * - Mask R-CNN ResNet-FPN with torchvision 0.14's semantics (nn_maskrcnn*.c).
+ * docs/native.md describes it all. */
+#ifndef AVPS_NN_H
+#define AVPS_NN_H
+
+#include "model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- arena ------------------------------------------------------------------------ */
+
+/* Chunks of memory handed out in order; reset makes them all free again but keeps them,
+ * so the second image of a size allocates nothing. */
+typedef struct nn_chunk nn_chunk;
+typedef struct {
+    nn_chunk *chunks;
+    size_t peak;  /* bytes in use at most since creation (for the docs' figures) */
+    size_t used;
+} nn_arena;
+
+void nn_arena_init(nn_arena *a);
+/* 64-byte aligned, uninitialised; NULL (with err) when out of memory. */
+void *nn_arena_alloc(nn_arena *a, size_t bytes, avps_error *err);
+void nn_arena_reset(nn_arena *a);
+void nn_arena_release(nn_arena *a);
+
+/* ---- tensors ------------------------------------------------------------------------- */
+
+typedef enum { NN_DEVICE_CPU } nn_device;
+
+typedef struct {
+    float *data;
+    int n, c, h, w;
+    nn_device device;
+} nn_tensor;
+
+static inline size_t nn_numel(const nn_tensor *t) { return (size_t)t->n * t->c * t->h * t->w; }
+/* A tensor of this shape from the arena; -1 on overflow or no memory. */
+int nn_tensor_new(nn_arena *a, nn_device dev, int n, int c, int h, int w, nn_tensor *t, avps_error *err);
+
+/* ---- layers: weights in the layout the operators want ----------------------------- */
+
+/* A convolution with frozen batch norm folded in: weight [out][in * kh * kw], bias [out]. */
+typedef struct {
+    float *weight, *bias;
+    int out, in, kh, kw, stride, pad;
+} nn_conv;
+
+/* A transposed convolution: weight [out * kh * kw][in] (regrouped at load), bias [out]. */
+typedef struct {
+    float *weight, *bias;
+    int out, in, kh, kw, stride, pad;
+} nn_deconv;
+
+/* Fully connected: weight [out][in], bias [out]. */
+typedef struct {
+    float *weight, *bias;
+    int out, in;
+} nn_fc;
+
+/* ---- the backend: a table of operators --------------------------------------------
+ * Every operator reads and writes tensors on the backend's device; scratch memory comes
+ * from the arena. A box is x1, y1, x2, y2 (float), the layout torchvision uses. */
+
+typedef struct {
+    int out_h, out_w;
+    int sampling_ratio;  /* > 0: that many samples per bin and axis; else adaptive */
+    int aligned;         /* torchvision's aligned flag: half-pixel offset, no min size */
+} nn_roi_align_params;
+
+typedef struct nn_backend {
+    const char *name;
+    nn_device device;
+    /* out = act(conv(in) + bias), act = ReLU when relu; out is allocated here. */
+    int (*conv2d)(const struct nn_backend *b, nn_arena *a, const nn_conv *cv, const nn_tensor *in, int relu,
+                  nn_tensor *out, avps_error *err);
+    int (*deconv2d)(const struct nn_backend *b, nn_arena *a, const nn_deconv *dc, const nn_tensor *in, int relu,
+                    nn_tensor *out, avps_error *err);
+    /* in: rows x fc->in (rows = n, the rest flattened); out: rows x 1 x 1 x fc->out */
+    int (*linear)(const struct nn_backend *b, nn_arena *a, const nn_fc *fc, const nn_tensor *in, int relu,
+                  nn_tensor *out, avps_error *err);
+    void (*relu)(nn_tensor *t);
+    void (*add)(nn_tensor *acc, const nn_tensor *x, int relu); /* acc += x, then ReLU when relu */
+    int (*max_pool)(nn_arena *a, const nn_tensor *in, int k, int stride, int pad, nn_tensor *out, avps_error *err);
+    /* torch's interpolate(mode="nearest") to out's h x w, added into out when accumulate */
+    void (*resize_nearest_add)(const nn_tensor *in, nn_tensor *out);
+    /* torch's interpolate(mode="bilinear", align_corners=False) to out's h x w */
+    void (*resize_bilinear)(const nn_tensor *in, nn_tensor *out);
+    void (*softmax_rows)(float *x, int rows, int cols);
+    void (*sigmoid)(float *x, size_t n);
+    /* RoIAlign of box rois[k] (4 floats, image coordinates) from feats[level[k]], whose
+     * spatial scale is scales[level[k]]: out is k x C x out_h x out_w, allocated here. */
+    int (*roi_align)(nn_arena *a, const nn_tensor *feats, const float *scales, const float *rois, const int *level,
+                     int k, const nn_roi_align_params *p, nn_tensor *out, avps_error *err);
+} nn_backend;
+
+/* The CPU backend; use_blas picks OpenBLAS's sgemm over the plain C one. */
+const nn_backend *nn_cpu_backend(int use_blas);
+
+/* GEMM, row-major: C[m x n] (leading dimension ldc) = A[m x k] * B (k x n, or n x k
+ * when b_trans), leading dimensions of A and B their row lengths unless given. */
+void nn_gemm(int use_blas, int m, int n, int k, const float *a, int lda, const float *b, int ldb, int b_trans,
+             float *c, int ldc);
+
+/* ---- box operators (host side; small data) --------------------------------------- */
+
+/* torchvision's AnchorGenerator cell anchors for one level: ratios outer, sizes inner,
+ * each (-w, -h, w, h) / 2 rounded: out[4 * n_ratios * n_sizes]. */
+void nn_cell_anchors(const float *sizes, int n_sizes, const float *ratios, int n_ratios, float *out);
+/* BoxCoder.decode_single: box = decode(delta, anchor) with weights wx wy ww wh, dw and dh
+ * clamped at log(1000 / 16). */
+void nn_box_decode(const float anchor[4], const float delta[4], const float weights[4], float out[4]);
+void nn_box_clip(float box[4], float w, float h);
+/* Greedy NMS (torchvision's nms) over n boxes of one class; order[] are indexes sorted by
+ * score, best first; keep[] gets the survivors in that order; returns their count.
+ * suppressed is n bytes of scratch. */
+int nn_nms(const float *boxes, const int *order, int n, float iou_thresh, unsigned char *suppressed, int *keep);
+/* batched_nms: NMS within each class (cls[i]), survivors sorted by score (stable);
+ * writes at most max_keep indexes to keep and returns how many. Scratch from the arena. */
+int nn_batched_nms(nn_arena *a, const float *boxes, const float *scores, const int *cls, int n, float iou_thresh,
+                   int max_keep, int *keep, avps_error *err);
+/* Indexes of the min(k, n) largest of x[0..n) (ties: lower index first), sorted
+ * descending. Scratch from the arena. */
+int nn_top_k(nn_arena *a, const float *x, int n, int k, int *idx, avps_error *err);
+
+/* ---- safetensors -------------------------------------------------------------------- */
+
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL } st_dtype;
+
+typedef struct {
+    char *name;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[8];
+    size_t begin, end; /* byte offsets into the data section */
+    int used;
+} st_tensor;
+
+typedef struct {
+    char *path;
+    void *map;
+    size_t map_len;
+    const unsigned char *data; /* the data section */
+    size_t data_len;
+    size_t n_tensors;
+    st_tensor *tensors;        /* sorted by name */
+    size_t n_meta;
+    char **meta_keys, **meta_values;
+} st_file;
+
+st_file *st_open(const char *path, avps_error *err);
+void st_close(st_file *f);
+const st_tensor *st_find(const st_file *f, const char *name);
+const char *st_meta(const st_file *f, const char *key);
+/* Copies a tensor as float32 into dst (numel floats), converting F16/BF16/F64; fails
+ * naming file and tensor for other dtypes or when its shape is not `shape` (ndim dims). */
+int st_read_f32(const st_file *f, const char *name, int ndim, const int64_t *shape, float *dst, avps_error *err);
+
+/* ---- images ------------------------------------------------------------------------ */
+
+/* Decodes a PNG or JPEG (by content) to 8-bit RGB, h x w x 3; caller frees *rgb. */
+int nn_image_read(const char *path, uint8_t **rgb, uint32_t *w, uint32_t *h, avps_error *err);
+
+/* ---- Mask R-CNN ResNet-FPN ---------------------------------------------------------- */
+
+typedef struct maskrcnn maskrcnn;
+
+/* What one image gives: detections in image pixels, best first, each with a
+ * mask_size x mask_size probability mask of its class (torchvision pastes it). */
+typedef struct {
+    int n;
+    float *boxes;  /* n x 4 */
+    float *scores;
+    int *labels;   /* the network's class index (COCO ids for torchvision's 91 classes) */
+    float *masks;  /* n x mask_size x mask_size */
+    int mask_size;
+} maskrcnn_result;
+
+maskrcnn *maskrcnn_load(const char *weights, const native_options *opt, avps_error *err);
+/* Runs the network on one RGB image. The result's arrays live in the network's arena
+ * and stay valid until the next run. */
+int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, maskrcnn_result *res, avps_error *err);
+void maskrcnn_free(maskrcnn *m);
+size_t maskrcnn_arena_peak(const maskrcnn *m);
+
+#endif

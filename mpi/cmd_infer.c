@@ -1,0 +1,163 @@
+/* cmd_infer.c: `avps infer`, one image through a Mask R-CNN run by avps's own engine,
+ * written as COCO results (RLE masks, scores, boxes) for anyone to check. Runs on the
+ * root rank only: one image. --dump-dir and --proposals are for the parity tests
+ * (tests/test_native.sh); --repeat and --plain-gemm for measuring (scripts/bench-native). */
+#include "commands.h"
+
+#include "../model/model.h"
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char infer_usage[] =
+    "usage: avps infer --weights F --image IMG --json OUT [--score-thr X] [--detections N]\n"
+    "                  [--device cpu] [--image-id N] [--plain-gemm] [--repeat N]\n"
+    "                  [--dump-dir D] [--proposals F.npy]\n"
+    "  Runs the Mask R-CNN ResNet-FPN of a safetensors file (scripts/pth-to-safetensors makes\n"
+    "  one from a PyTorch checkpoint) on a PNG or JPEG image and writes its detections as a\n"
+    "  COCO results list: image_id, category_id (the network's class), bbox, score and the\n"
+    "  mask as compressed RLE (probabilities pasted and cut at 0.5). --score-thr and\n"
+    "  --detections override the weights' settings (default 0.05 and 100). --repeat N runs\n"
+    "  N times and prints the seconds per image; --plain-gemm uses the plain C GEMM instead\n"
+    "  of OpenBLAS. Tests: --dump-dir writes each stage's output as .npy, --proposals\n"
+    "  replaces the RPN's proposals. See docs/native.md.\n";
+
+typedef struct {
+    const char *weights, *image, *json, *dump_dir;
+    long image_id, repeat;
+    native_options net;
+} infer_options;
+
+static int parse(int argc, char **argv, infer_options *o, avps_error *err) {
+    memset(o, 0, sizeof *o);
+    o->net.score_thresh = -1, o->repeat = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *v = NULL;
+        long n;
+        int r;
+        if ((r = cli_take(argc, argv, &i, "--weights", &o->weights, err)) || (r = cli_take(argc, argv, &i, "--image", &o->image, err)) ||
+            (r = cli_take(argc, argv, &i, "--json", &o->json, err)) ||
+            (r = cli_take(argc, argv, &i, "--device", &o->net.device, err)) ||
+            (r = cli_take(argc, argv, &i, "--dump-dir", &o->dump_dir, err)) ||
+            (r = cli_take(argc, argv, &i, "--proposals", &o->net.proposals, err))) {
+            if (r < 0)
+                return -1;
+        } else if ((r = cli_take(argc, argv, &i, "--score-thr", &v, err))) {
+            if (r < 0 || cli_double("--score-thr", v, &o->net.score_thresh, err) != 0)
+                return -1;
+            if (o->net.score_thresh < 0 || o->net.score_thresh > 1)
+                return avps_fail(err, "--score-thr must be in [0, 1]");
+        } else if ((r = cli_take(argc, argv, &i, "--detections", &v, err))) {
+            if (r < 0 || cli_int("--detections", v, 1, 100000, &n, err) != 0)
+                return -1;
+            o->net.detections = (int)n;
+        } else if ((r = cli_take(argc, argv, &i, "--image-id", &v, err))) {
+            if (r < 0 || cli_int("--image-id", v, 0, 1L << 53, &o->image_id, err) != 0)
+                return -1;
+        } else if ((r = cli_take(argc, argv, &i, "--repeat", &v, err))) {
+            if (r < 0 || cli_int("--repeat", v, 1, 1000, &o->repeat, err) != 0)
+                return -1;
+        } else if (strcmp(argv[i], "--plain-gemm") == 0) {
+            o->net.plain_gemm = 1;
+        } else {
+            return avps_fail(err, "unknown option '%s'\n%s", argv[i], infer_usage);
+        }
+    }
+    if (!o->weights || !o->image || !o->json)
+        return avps_fail(err, "--weights, --image and --json are required\n%s", infer_usage);
+    o->net.dump_dir = o->dump_dir;
+    return 0;
+}
+
+/* The COCO results list, atomically; masks pasted at the image's size. With a dump
+ * folder, also the masks as one (K, H, W) uint8 array, masks.npy. */
+static int write_results(const infer_options *o, const head_output *out, avps_error *err) {
+    atomic_file af;
+    npy_array masks = {0};
+    if (o->dump_dir) {
+        size_t shape[3] = {out->n_instances, out->height, out->width};
+        if (npy_array_alloc(&masks, NPY_U8, 3, shape, err) != 0)
+            return -1;
+    }
+    if (file_atomic_open(&af, o->json, err) != 0) {
+        npy_array_release(&masks);
+        return -1;
+    }
+    fputc('[', af.fp);
+    int rc = 0;
+    for (size_t i = 0; i < out->n_instances && rc == 0; i++) {
+        const is_instance *inst = &out->instances[i];
+        rle_mask rle;
+        if ((rc = is_instance_mask(inst, out->height, out->width, &rle, err)) != 0)
+            break;
+        char *counts = rle_to_string(&rle);
+        if (masks.data)
+            rle_decode(&rle, (uint8_t *)masks.data + i * out->height * out->width);
+        rle_free(&rle);
+        if (!counts) {
+            rc = avps_fail(err, "out of memory");
+            break;
+        }
+        fprintf(af.fp, "%s\n{\"image_id\": %ld, \"category_id\": %d, \"bbox\": [%.9g, %.9g, %.9g, %.9g], "
+                       "\"score\": %.9g, \"segmentation\": {\"size\": [%u, %u], \"counts\": ",
+                i ? "," : "", o->image_id, inst->category_id, inst->box[0], inst->box[1], inst->box[2] - inst->box[0],
+                inst->box[3] - inst->box[1], inst->score, out->height, out->width);
+        json_put_string(af.fp, counts);
+        fputs("}}", af.fp);
+        free(counts);
+    }
+    fputs("]\n", af.fp);
+    if (rc == 0 && masks.data) {
+        char *path = path_join(o->dump_dir, "masks.npy");
+        rc = path ? npy_write(path, &masks, 0, err) : avps_fail(err, "out of memory");
+        free(path);
+    }
+    npy_array_release(&masks);
+    if (rc != 0) {
+        file_atomic_abort(&af);
+        return -1;
+    }
+    return file_atomic_commit(&af, err);
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int cmd_infer(avps_job *job, int argc, char **argv) {
+    avps_error err;
+    infer_options o;
+    if (parse(argc, argv, &o, &err) != 0)
+        job_fail(job, &err);
+    if (!job_is_root(job))
+        return 0;
+    if (o.dump_dir && dir_create(o.dump_dir, &err) != 0)
+        job_fail(job, &err);
+    native_net *net = native_net_load(o.weights, &o.net, &err);
+    if (!net)
+        job_fail(job, &err);
+    head_output out = {0};
+    double best = 0;
+    for (long r = 0; r < o.repeat; r++) {
+        head_output_release(&out);
+        double t0 = now();
+        if (native_net_run(net, o.image, &out, &err) != 0) {
+            native_net_free(net);
+            job_fail(job, &err);
+        }
+        double t = now() - t0;
+        best = r == 0 || t < best ? t : best;
+    }
+    if (o.repeat > 1)
+        fprintf(stderr, "avps infer: %.3f s per image (best of %ld)\n", best, o.repeat);
+    int rc = write_results(&o, &out, &err);
+    head_output_release(&out);
+    native_net_free(net);
+    if (rc != 0)
+        job_fail(job, &err);
+    return 0;
+}
