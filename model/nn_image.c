@@ -45,6 +45,13 @@ static void jpeg_on_error(j_common_ptr cinfo) {
     longjmp(f->jump, 1);
 }
 
+/* A warning (corrupt or truncated data, which libjpeg would fill with grey) is an
+ * error too: silently wrong pixels are worse than none. */
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+    if (level < 0)
+        jpeg_on_error(cinfo);
+}
+
 /* libjpeg reports errors by longjmp; everything it allocated is freed by
  * jpeg_destroy_decompress, and the pixel buffer is freed here. */
 static int read_jpeg(const char *path, FILE *fp, uint8_t **rgb, uint32_t *w, uint32_t *h, avps_error *err) {
@@ -53,6 +60,7 @@ static int read_jpeg(const char *path, FILE *fp, uint8_t **rgb, uint32_t *w, uin
     uint8_t *volatile pixels = NULL;
     cinfo.err = jpeg_std_error(&fail.base);
     fail.base.error_exit = jpeg_on_error;
+    fail.base.emit_message = jpeg_on_message;
     if (setjmp(fail.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(pixels);
