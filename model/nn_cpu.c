@@ -17,19 +17,29 @@ typedef struct {
 
 static int blas_of(const nn_backend *b) { return ((const cpu_backend *)b)->use_blas; }
 
-/* Columns [j0, j0 + cols) of the im2col matrix: row (c, ky, kx), column = output pixel. */
+/* Columns [j0, j0 + cols) of the im2col matrix: row (c, ky, kx), column = output pixel.
+ * Output pixels are walked row by row (no division per element). */
 static void im2col_block(const float *in, int c_in, int h, int w, const nn_conv *cv, int wo, size_t j0, int cols,
                          float *col) {
+    int oy0 = (int)(j0 / (size_t)wo), ox0 = (int)(j0 % (size_t)wo);
     for (int c = 0; c < c_in; c++)
         for (int ky = 0; ky < cv->kh; ky++)
             for (int kx = 0; kx < cv->kw; kx++) {
                 float *dst = col + ((size_t)(c * cv->kh + ky) * cv->kw + kx) * (size_t)cols;
                 const float *plane = in + (size_t)c * h * w;
-                for (int j = 0; j < cols; j++) {
-                    size_t o = j0 + (size_t)j;
-                    int oy = (int)(o / (size_t)wo), ox = (int)(o % (size_t)wo);
-                    int y = oy * cv->stride - cv->pad + ky, x = ox * cv->stride - cv->pad + kx;
-                    dst[j] = (y >= 0 && y < h && x >= 0 && x < w) ? plane[(size_t)y * w + x] : 0.0f;
+                int oy = oy0, ox = ox0;
+                for (int j = 0; j < cols;) {
+                    int y = oy * cv->stride - cv->pad + ky, run = wo - ox < cols - j ? wo - ox : cols - j;
+                    if (y < 0 || y >= h) {
+                        memset(dst + j, 0, sizeof(float) * (size_t)run);
+                    } else {
+                        const float *row = plane + (size_t)y * w;
+                        for (int r = 0; r < run; r++) {
+                            int x = (ox + r) * cv->stride - cv->pad + kx;
+                            dst[j + r] = (x >= 0 && x < w) ? row[x] : 0.0f;
+                        }
+                    }
+                    j += run, ox = 0, oy++;
                 }
             }
 }
