@@ -93,7 +93,7 @@ static int write_results(const infer_options *o, const head_output *out, avps_er
         if ((rc = is_instance_mask(inst, out->height, out->width, &rle, err)) != 0)
             break;
         char *counts = rle_to_string(&rle);
-        if (masks.data)
+        if (o->dump_dir)
             rle_decode(&rle, (uint8_t *)masks.data + i * out->height * out->width);
         rle_free(&rle);
         if (!counts) {
@@ -109,7 +109,7 @@ static int write_results(const infer_options *o, const head_output *out, avps_er
         free(counts);
     }
     fputs("]\n", af.fp);
-    if (rc == 0 && masks.data) {
+    if (rc == 0 && o->dump_dir) {
         char *path = path_join(o->dump_dir, "masks.npy");
         rc = path ? npy_write(path, &masks, 0, err) : avps_fail(err, "out of memory");
         free(path);
