@@ -5,6 +5,7 @@
 #include "head_impl.h"
 #include "nn.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,10 +88,13 @@ int native_net_run(native_net *n, const char *image_path, head_output *out, avps
 
 /* ---- the head backend ------------------------------------------------------------- */
 
+/* One network per head, its arena included: threads take turns (OpenBLAS already keeps
+ * every core busy inside one image). */
 typedef struct {
     maskrcnn *net;
     char *images;
     const pan_dataset *ds;
+    pthread_mutex_t lock;
 } native_state;
 
 static int32_t dataset_category(const void *ctx, int label) {
@@ -103,7 +107,9 @@ static int native_run(void *state, const head_input *in, head_output *out, avps_
     char *path = path_join(s->images, in->image->file_name);
     if (!path)
         return avps_fail(err, "native engine: out of memory");
+    pthread_mutex_lock(&s->lock);
     int rc = run_file(s->net, path, dataset_category, s, out, err);
+    pthread_mutex_unlock(&s->lock);
     free(path);
     if (rc == 0 && (out->width != in->image->width || out->height != in->image->height))
         rc = avps_fail(err, "image %s is %ux%u, the dataset says %ux%u", in->image->file_name, out->width, out->height,
@@ -117,6 +123,7 @@ static void native_free(void *state) {
         return;
     maskrcnn_free(s->net);
     free(s->images);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
@@ -141,6 +148,7 @@ void *native_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
         return NULL;
     }
     s->ds = ds;
+    pthread_mutex_init(&s->lock, NULL);
     if (!(s->net = maskrcnn_load(cfg->weights, &opt, err))) {
         native_free(s);
         return NULL;

@@ -12,7 +12,7 @@
 const char export_usage[] =
     "usage: avps export --gt-json F [--gt-dir D] --head NAME --backend sim|replay [--profile P]\n"
     "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--semantic-json F]\n"
-    "                   [--store-out D] [--threads N]\n"
+    "                   [--store-out D] [--threads N] [--weights F --images D]\n"
     "  Runs a head on every image of the panoptic dataset F and writes its instances as a\n"
     "  COCO results JSON (--results: compressed RLE, bbox from the mask, score) and its\n"
     "  semantic segmentation as 8-bit grey PNGs (--semantic-dir: value = the argmax's\n"
@@ -20,7 +20,8 @@ const char export_usage[] =
     "  one RLE per image and category (--semantic-json, panopticapi's combine input), and\n"
     "  everything as a\n"
     "  prediction store (--store-out, docs/formats.md). sim heads need the\n"
-    "  ground truth PNGs (--gt-dir, default F without .json); replay heads read --store.\n";
+    "  ground truth PNGs (--gt-dir, default F without .json); replay heads read --store;\n"
+    "  native heads (--backend native) run the Mask R-CNN of --weights on the images in --images.\n";
 
 typedef struct {
     const char *gt_json, *gt_dir, *results, *semantic_dir, *semantic_json, *store_out;
@@ -48,6 +49,8 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
             (r = cli_take(argc, argv, &i, "--backend", &h->backend, err)) ||
             (r = cli_take(argc, argv, &i, "--profile", &h->profile, err)) ||
             (r = cli_take(argc, argv, &i, "--store", &h->store, err)) ||
+            (r = cli_take(argc, argv, &i, "--weights", &h->weights, err)) ||
+            (r = cli_take(argc, argv, &i, "--images", &h->images, err)) ||
             (r = cli_take(argc, argv, &i, "--seed", &seed, err)) ||
             (r = cli_take(argc, argv, &i, "--threads", &threads, err))) {
             if (r < 0 || (threads && cli_int("--threads", threads, 1, 1024, &o->threads, err) != 0))

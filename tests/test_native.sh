@@ -71,6 +71,32 @@ PYEOF
 $PY -c "import json,sys; r=json.load(open(sys.argv[1])); assert 0 < len(r) <= 7 and min(x['score'] for x in r) > 0.5" \
     "$T/thr.json" && ok || ko "--score-thr 0.5 --detections 7 not honoured"
 
+# ---- the native head backend (avps export --backend native): on each image of a dataset,
+# the instances avps infer gives, less those of classes the dataset lacks (here 7)
+mkdir -p "$T/ds/img"
+cp "$R/image.png" "$T/ds/img/a.png" && cp "$R/image.png" "$T/ds/img/b.png"
+$PY - "$T/ds/gt.json" <<'PYEOF' || ko "could not write the dataset"
+import json, sys
+cats = [{"id": i, "name": "c%d" % i, "isthing": 1, "supercategory": "x"} for i in range(1, 11) if i != 7]
+imgs = [{"id": k + 1, "file_name": f, "width": 150, "height": 113} for k, f in enumerate(["a.png", "b.png"])]
+anns = [{"image_id": k + 1, "file_name": f, "segments_info": []} for k, f in enumerate(["a.png", "b.png"])]
+json.dump({"images": imgs, "annotations": anns, "categories": cats}, open(sys.argv[1], "w"))
+PYEOF
+"$AVPS" export --gt-json "$T/ds/gt.json" --head net --backend native --weights "$R/weights.safetensors" \
+    --images "$T/ds/img" --results "$T/ds/res.json" --threads 2 || ko "export --backend native"
+$PY - "$T/ds/res.json" "$T/narrow.json" <<'PYEOF' && ok || ko "the native head's instances differ from avps infer's"
+import json, sys
+res, inf = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+want = [(r["category_id"], round(r["score"], 6), r["segmentation"]["counts"]) for r in inf if r["category_id"] != 7]
+assert len(want) < len(inf) or not any(r["category_id"] == 7 for r in inf)
+for image_id in (1, 2):
+    got = [(r["category_id"], round(r["score"], 6), r["segmentation"]["counts"]) for r in res if r["image_id"] == image_id]
+    assert sorted(got) == sorted(want), (image_id, len(got), len(want))
+PYEOF
+"$AVPS" export --gt-json "$T/ds/gt.json" --head net --backend native --images "$T/ds/img" \
+    --results "$T/ds/bad.json" >/dev/null 2>"$T/err" && ko "native head without weights: exit 0" ||
+    { grep -q "needs weights" "$T/err" && [ ! -e "$T/ds/bad.json" ] && ok || ko "native head without weights: $(cat "$T/err")"; }
+
 # ---- JPEG: the same pixels as PNG give the same results
 $PY - "$R/image.png" "$T/im.jpg" "$T/im_jpg.png" <<'PYEOF' || ko "could not write the JPEG fixture"
 import sys
