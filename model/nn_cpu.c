@@ -302,12 +302,17 @@ static roi_tap roi_sample(float y, float x, int height, int width) {
     return t;
 }
 
+/* As torchvision's CPU kernel: the sample taps of every bin are computed once per RoI,
+ * then each channel plane is read in turn (planes stay in cache; the sum per bin is in
+ * the kernel's order). */
 static int cpu_roi_align(nn_arena *a, const nn_tensor *feats, const float *scales, const float *rois,
                          const int *level, int k, const nn_roi_align_params *p, nn_tensor *out, avps_error *err) {
     int c = feats[0].c;
     if (nn_tensor_new(a, feats[0].device, k, c, p->out_h, p->out_w, out, err) != 0)
         return -1;
-    int max_grid = p->sampling_ratio > 0 ? p->sampling_ratio : 0;
+    int bins = p->out_h * p->out_w;
+    size_t cap = 0;
+    roi_tap *taps = NULL;
     for (int r = 0; r < k; r++) {
         const nn_tensor *f = &feats[level[r]];
         float scale = scales[level[r]], offset = p->aligned ? 0.5f : 0.0f;
@@ -319,30 +324,38 @@ static int cpu_roi_align(nn_arena *a, const nn_tensor *feats, const float *scale
             rh = rh > 1.0f ? rh : 1.0f;
         }
         float bin_h = rh / (float)p->out_h, bin_w = rw / (float)p->out_w;
-        int gh = max_grid ? max_grid : (int)ceilf(rh / (float)p->out_h);
-        int gw = max_grid ? max_grid : (int)ceilf(rw / (float)p->out_w);
+        int gh = p->sampling_ratio > 0 ? p->sampling_ratio : (int)ceilf(rh / (float)p->out_h);
+        int gw = p->sampling_ratio > 0 ? p->sampling_ratio : (int)ceilf(rw / (float)p->out_w);
         float count = (float)(gh * gw > 1 ? gh * gw : 1);
+        size_t need = (size_t)bins * gh * gw;
+        if (need > cap) { /* adaptive sampling can need more taps for a large RoI */
+            cap = need * 2;
+            if (!(taps = nn_arena_alloc(a, cap * sizeof *taps, err)))
+                return -1;
+        }
+        size_t t = 0;
         for (int ph = 0; ph < p->out_h; ph++)
-            for (int pw = 0; pw < p->out_w; pw++) {
-                float *dst = out->data + (size_t)r * c * p->out_h * p->out_w + (size_t)ph * p->out_w + pw;
-                for (int ch = 0; ch < c; ch++)
-                    dst[(size_t)ch * p->out_h * p->out_w] = 0.0f;
+            for (int pw = 0; pw < p->out_w; pw++)
                 for (int iy = 0; iy < gh; iy++) {
                     float y = y0 + (float)ph * bin_h + (float)(iy + .5f) * bin_h / (float)gh;
                     for (int ix = 0; ix < gw; ix++) {
                         float x = x0 + (float)pw * bin_w + (float)(ix + .5f) * bin_w / (float)gw;
-                        roi_tap t = roi_sample(y, x, f->h, f->w);
-                        for (int ch = 0; ch < c; ch++) {
-                            const float *plane = f->data + (size_t)ch * f->h * f->w;
-                            dst[(size_t)ch * p->out_h * p->out_w] += t.w[0] * plane[t.pos[0]] +
-                                                                     t.w[1] * plane[t.pos[1]] +
-                                                                     t.w[2] * plane[t.pos[2]] + t.w[3] * plane[t.pos[3]];
-                        }
+                        taps[t++] = roi_sample(y, x, f->h, f->w);
                     }
                 }
-                for (int ch = 0; ch < c; ch++)
-                    dst[(size_t)ch * p->out_h * p->out_w] /= count;
+        int per_bin = gh * gw;
+        for (int ch = 0; ch < c; ch++) {
+            const float *plane = f->data + (size_t)ch * f->h * f->w;
+            float *dst = out->data + ((size_t)r * c + ch) * bins;
+            const roi_tap *tp = taps;
+            for (int bin = 0; bin < bins; bin++) {
+                float sum = 0.0f;
+                for (int i = 0; i < per_bin; i++, tp++)
+                    sum += tp->w[0] * plane[tp->pos[0]] + tp->w[1] * plane[tp->pos[1]] + tp->w[2] * plane[tp->pos[2]] +
+                           tp->w[3] * plane[tp->pos[3]];
+                dst[bin] = sum / count;
             }
+        }
     }
     return 0;
 }
