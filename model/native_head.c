@@ -26,6 +26,8 @@ native_net *native_net_load(const char *weights, const native_options *opt, avps
     return n;
 }
 
+size_t native_net_peak_bytes(const native_net *n) { return maskrcnn_arena_peak(n->net); }
+
 void native_net_free(native_net *n) {
     if (!n)
         return;

@@ -153,7 +153,8 @@ int cmd_infer(avps_job *job, int argc, char **argv) {
         best = r == 0 || t < best ? t : best;
     }
     if (o.repeat > 1)
-        fprintf(stderr, "avps infer: %.3f s per image (best of %ld)\n", best, o.repeat);
+        fprintf(stderr, "avps infer: %.3f s per image (best of %ld), arena %.0f MB\n", best, o.repeat,
+                (double)native_net_peak_bytes(net) / 1e6);
     int rc = write_results(&o, &out, &err);
     head_output_release(&out);
     native_net_free(net);
