@@ -96,9 +96,9 @@ typedef struct {
     const char *profile;  /* sim: a built-in profile name or a profile JSON file */
     const char *store;    /* replay: the prediction store's folder */
     uint64_t seed;        /* sim: the world's seed */
-    const char *weights;  /* native: the network's safetensors file (docs/native.md) */
-    const char *images;   /* native: the folder of the dataset's images (their file_name) */
 } head_config;
+/* The native backend (docs/native.md) takes profile = the network's safetensors weights and
+ * store = the folder holding the dataset's images (by file_name). */
 
 /* What a head is given for one image: its id and size, and for sim the ground truth
  * (the panoptic annotation and its PNG). */

@@ -137,21 +137,21 @@ static uint32_t native_channels(const void *state, const int32_t **category) {
 
 void *native_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
                       avps_error *err) {
-    if (!cfg->weights || !cfg->images) {
-        avps_fail(err, "head %s: the native backend needs weights (a safetensors file) and an images folder",
+    if (!cfg->profile || !cfg->store) {
+        avps_fail(err, "head %s: the native backend needs weights (a safetensors file, as profile) and an images folder (as store)",
                       cfg->name);
         return NULL;
     }
     native_state *s = calloc(1, sizeof *s);
     native_options opt = {.score_thresh = -1};
-    if (!s || !(s->images = strdup(cfg->images))) {
+    if (!s || !(s->images = strdup(cfg->store))) {
         free(s);
         avps_fail(err, "native engine: out of memory");
         return NULL;
     }
     s->ds = ds;
     pthread_mutex_init(&s->lock, NULL);
-    if (!(s->net = maskrcnn_load(cfg->weights, &opt, err))) {
+    if (!(s->net = maskrcnn_load(cfg->profile, &opt, err))) {
         native_free(s);
         return NULL;
     }

@@ -49,8 +49,8 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
             (r = cli_take(argc, argv, &i, "--backend", &h->backend, err)) ||
             (r = cli_take(argc, argv, &i, "--profile", &h->profile, err)) ||
             (r = cli_take(argc, argv, &i, "--store", &h->store, err)) ||
-            (r = cli_take(argc, argv, &i, "--weights", &h->weights, err)) ||
-            (r = cli_take(argc, argv, &i, "--images", &h->images, err)) ||
+            (r = cli_take(argc, argv, &i, "--weights", &h->profile, err)) ||
+            (r = cli_take(argc, argv, &i, "--images", &h->store, err)) ||
             (r = cli_take(argc, argv, &i, "--seed", &seed, err)) ||
             (r = cli_take(argc, argv, &i, "--threads", &threads, err))) {
             if (r < 0 || (threads && cli_int("--threads", threads, 1, 1024, &o->threads, err) != 0))
