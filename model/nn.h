@@ -17,19 +17,28 @@
 
 /* ---- arena ------------------------------------------------------------------------ */
 
-/* Chunks of memory handed out in order; reset makes them all free again but keeps them,
- * so the second image of a size allocates nothing. */
+/* Chunks of memory handed out in order (a bump pointer moving through the chunks);
+ * reset makes them all free again but keeps them, so the second image of a size
+ * allocates nothing. A mark remembers the bump pointer; rewinding to it frees everything
+ * allocated since, which is how the network drops a block's temporaries. */
 typedef struct nn_chunk nn_chunk;
 typedef struct {
-    nn_chunk *chunks;
+    nn_chunk *chunks, *current;
     size_t peak;  /* bytes in use at most since creation (for the docs' figures) */
     size_t used;
 } nn_arena;
+
+typedef struct {
+    nn_chunk *chunk;
+    size_t chunk_used, used;
+} nn_arena_mark;
 
 void nn_arena_init(nn_arena *a);
 /* 64-byte aligned, uninitialised; NULL (with err) when out of memory. */
 void *nn_arena_alloc(nn_arena *a, size_t bytes, avps_error *err);
 void nn_arena_reset(nn_arena *a);
+nn_arena_mark nn_arena_get_mark(const nn_arena *a);
+void nn_arena_rewind(nn_arena *a, nn_arena_mark m);
 void nn_arena_release(nn_arena *a);
 
 /* ---- tensors ------------------------------------------------------------------------- */
@@ -45,6 +54,9 @@ typedef struct {
 static inline size_t nn_numel(const nn_tensor *t) { return (size_t)t->n * t->c * t->h * t->w; }
 /* A tensor of this shape from the arena; -1 on overflow or no memory. */
 int nn_tensor_new(nn_arena *a, nn_device dev, int n, int c, int h, int w, nn_tensor *t, avps_error *err);
+/* Frees everything allocated since mark m except tensor *t, which moves to m (its data
+ * may overlap its new place: it is moved, not copied). */
+int nn_tensor_keep(nn_arena *a, nn_arena_mark m, nn_tensor *t, avps_error *err);
 
 /* ---- layers: weights in the layout the operators want ----------------------------- */
 

@@ -23,39 +23,55 @@ void *nn_arena_alloc(nn_arena *a, size_t bytes, avps_error *err) {
         return NULL;
     }
     bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    nn_chunk *last = NULL;
-    for (nn_chunk *c = a->chunks; c; last = c, c = c->next)
-        if (c->size - c->used >= bytes) {
-            void *p = c->mem + c->used;
-            c->used += bytes;
-            a->used += bytes;
-            if (a->used > a->peak)
-                a->peak = a->used;
-            return p;
+    /* bump forward only: chunks past the current one are free (reset and rewind see to it) */
+    nn_chunk *c = a->current ? a->current : a->chunks, *last = NULL;
+    for (; c; last = c, c = c->next)
+        if (c->size - c->used >= bytes)
+            break;
+    if (!c) {
+        size_t size = bytes > ARENA_MIN_CHUNK ? bytes : ARENA_MIN_CHUNK;
+        void *mem = NULL;
+        if (!(c = malloc(sizeof *c)) || posix_memalign(&mem, ARENA_ALIGN, size) != 0) {
+            free(c);
+            avps_fail(err, "native engine: out of memory (%zu bytes for one tensor)", bytes);
+            return NULL;
         }
-    size_t size = bytes > ARENA_MIN_CHUNK ? bytes : ARENA_MIN_CHUNK;
-    nn_chunk *c = malloc(sizeof *c);
-    void *mem = NULL;
-    if (!c || posix_memalign(&mem, ARENA_ALIGN, size) != 0) {
-        free(c);
-        avps_fail(err, "native engine: out of memory (%zu bytes for one tensor)", bytes);
-        return NULL;
+        *c = (nn_chunk){NULL, size, 0, mem};
+        if (last)
+            last->next = c;
+        else
+            a->chunks = c;
     }
-    *c = (nn_chunk){NULL, size, bytes, mem};
-    if (last)
-        last->next = c;
-    else
-        a->chunks = c;
+    void *p = c->mem + c->used;
+    c->used += bytes;
+    a->current = c;
     a->used += bytes;
     if (a->used > a->peak)
         a->peak = a->used;
-    return mem;
+    return p;
 }
 
 void nn_arena_reset(nn_arena *a) {
     for (nn_chunk *c = a->chunks; c; c = c->next)
         c->used = 0;
+    a->current = NULL;
     a->used = 0;
+}
+
+nn_arena_mark nn_arena_get_mark(const nn_arena *a) {
+    return (nn_arena_mark){a->current, a->current ? a->current->used : 0, a->used};
+}
+
+void nn_arena_rewind(nn_arena *a, nn_arena_mark m) {
+    if (!m.chunk) {
+        nn_arena_reset(a);
+        return;
+    }
+    m.chunk->used = m.chunk_used;
+    for (nn_chunk *c = m.chunk->next; c; c = c->next)
+        c->used = 0;
+    a->current = m.chunk;
+    a->used = m.used;
 }
 
 void nn_arena_release(nn_arena *a) {
@@ -66,7 +82,7 @@ void nn_arena_release(nn_arena *a) {
         free(c);
         c = next;
     }
-    a->chunks = NULL;
+    a->chunks = a->current = NULL;
     a->used = 0;
 }
 
@@ -86,5 +102,16 @@ int nn_tensor_new(nn_arena *a, nn_device dev, int n, int c, int h, int w, nn_ten
     if (!data)
         return -1;
     *t = (nn_tensor){data, n, c, h, w, dev};
+    return 0;
+}
+
+int nn_tensor_keep(nn_arena *a, nn_arena_mark m, nn_tensor *t, avps_error *err) {
+    nn_tensor moved;
+    nn_arena_rewind(a, m);
+    if (nn_tensor_new(a, t->device, t->n, t->c, t->h, t->w, &moved, err) != 0)
+        return -1;
+    if (moved.data != t->data)
+        memmove(moved.data, t->data, nn_numel(t) * sizeof(float));
+    *t = moved;
     return 0;
 }

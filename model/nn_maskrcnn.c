@@ -83,17 +83,24 @@ static int run_block(pass *p, const mrcnn_block *b, const nn_tensor *x, nn_tenso
     return 0;
 }
 
+/* The ResNet keeps only what is needed later: each block's output replaces its input at
+ * the stage's mark (the block's temporaries and input are dropped), so the stage
+ * outputs C2..C5 stay and nothing else does. */
 static int backbone_fpn(pass *p, const nn_tensor *batch) {
     maskrcnn *m = p->m;
     const nn_backend *be = p->be;
     nn_tensor x, pooled, stage[MRCNN_LEVELS];
-    if (be->conv2d(be, p->a, &m->stem, batch, 1, &x, p->err) || be->max_pool(p->a, &x, 3, 2, 1, &pooled, p->err))
+    nn_arena_mark mark = nn_arena_get_mark(p->a);
+    if (be->conv2d(be, p->a, &m->stem, batch, 1, &x, p->err) || be->max_pool(p->a, &x, 3, 2, 1, &pooled, p->err) ||
+        nn_tensor_keep(p->a, mark, &pooled, p->err))
         return -1;
     x = pooled;
     for (int l = 0, b = 0; l < MRCNN_LEVELS; l++) {
+        mark = nn_arena_get_mark(p->a);
         for (; b < m->layer_end[l]; b++) {
             nn_tensor y;
-            if (run_block(p, &m->blocks[b], &x, &y) != 0)
+            /* the stage's input (the previous stage's output) lies below the mark and stays */
+            if (run_block(p, &m->blocks[b], &x, &y) != 0 || nn_tensor_keep(p->a, mark, &y, p->err) != 0)
                 return -1;
             x = y;
         }
@@ -145,9 +152,11 @@ static int rpn(pass *p, float **boxes_out, int *n_out) {
         return -1;
     int n = 0, ph = p->fpn[0].h * 4, pw = p->fpn[0].w * 4;
     const float unit[4] = {1, 1, 1, 1};
+    nn_arena_mark level_mark = nn_arena_get_mark(p->a);
     for (int l = 0; l <= MRCNN_LEVELS; l++) {
         const nn_tensor *f = &p->fpn[l];
         nn_tensor t, cls, reg;
+        nn_arena_rewind(p->a, level_mark); /* the previous level's maps and scratch */
         if (be->conv2d(be, p->a, &m->rpn_conv, f, 1, &t, p->err) || be->conv2d(be, p->a, &m->rpn_cls, &t, 0, &cls, p->err) ||
             be->conv2d(be, p->a, &m->rpn_bbox, &t, 0, &reg, p->err))
             return -1;
