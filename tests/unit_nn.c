@@ -28,6 +28,28 @@ static void test_arena(check_tally *t) {
     CHECK(t, q1 == p1 && q2 == p2);
     nn_tensor x;
     CHECK(t, nn_tensor_new(&a, NN_DEVICE_CPU, 1 << 30, 1 << 30, 1 << 30, 1 << 30, &x, &err) == -1);
+    /* a rewind frees what came after the mark; a kept tensor moves down to the mark with
+     * its values, across chunks too */
+    nn_arena_reset(&a);
+    nn_arena_mark m = nn_arena_get_mark(&a);
+    size_t before = a.used;
+    nn_tensor tmp, big, kept;
+    nn_tensor_new(&a, NN_DEVICE_CPU, 1, 1, 100, 100, &tmp, &err);
+    nn_tensor_new(&a, NN_DEVICE_CPU, 1, 4, 1024, 1024, &big, &err); /* 16 MB: another chunk */
+    for (size_t i = 0; i < nn_numel(&big); i++)
+        big.data[i] = (float)i;
+    kept = big;
+    CHECK(t, nn_tensor_keep(&a, m, &kept, &err) == 0);
+    CHECK(t, kept.data == tmp.data || kept.data == big.data);
+    int same = kept.c == 4 && kept.h == 1024;
+    for (size_t i = 0; same && i < nn_numel(&kept); i++)
+        same = kept.data[i] == (float)i;
+    CHECK(t, same);
+    CHECK(t, a.used - before == nn_numel(&kept) * sizeof(float));
+    nn_arena_rewind(&a, m);
+    CHECK(t, a.used == before);
+    void *again = nn_arena_alloc(&a, 100 * 100 * sizeof(float), &err);
+    CHECK(t, again == tmp.data);
     nn_arena_release(&a);
 }
 
