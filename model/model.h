@@ -139,8 +139,10 @@ typedef struct native_net native_net;
 native_net *native_net_load(const char *weights, const native_options *opt, avps_error *err);
 /* Runs on an image file (PNG or JPEG). */
 int native_net_run(native_net *n, const char *image_path, head_output *out, avps_error *err);
-/* The most memory one image has taken from the network's arena so far, in bytes. */
+/* The most memory one image has taken from the network's arena so far, in bytes, and
+ * how many blocks the arena has allocated (steady state: none after the first image). */
 size_t native_net_peak_bytes(const native_net *n);
+size_t native_net_arena_mallocs(const native_net *n);
 void native_net_free(native_net *n);
 
 /* ---- the prediction store (replay's input, export's and import's output) -------------

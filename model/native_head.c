@@ -27,6 +27,7 @@ native_net *native_net_load(const char *weights, const native_options *opt, avps
 }
 
 size_t native_net_peak_bytes(const native_net *n) { return maskrcnn_arena_peak(n->net); }
+size_t native_net_arena_mallocs(const native_net *n) { return maskrcnn_arena_mallocs(n->net); }
 
 void native_net_free(native_net *n) {
     if (!n)

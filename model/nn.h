@@ -26,6 +26,7 @@ typedef struct {
     nn_chunk *chunks, *current;
     size_t peak;  /* bytes in use at most since creation (for the docs' figures) */
     size_t used;
+    size_t mallocs; /* chunks allocated since creation: flat from the second image on */
 } nn_arena;
 
 typedef struct {
@@ -202,5 +203,6 @@ maskrcnn *maskrcnn_load(const char *weights, const native_options *opt, avps_err
 int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, maskrcnn_result *res, avps_error *err);
 void maskrcnn_free(maskrcnn *m);
 size_t maskrcnn_arena_peak(const maskrcnn *m);
+size_t maskrcnn_arena_mallocs(const maskrcnn *m);
 
 #endif

@@ -37,6 +37,7 @@ void *nn_arena_alloc(nn_arena *a, size_t bytes, avps_error *err) {
             return NULL;
         }
         *c = (nn_chunk){NULL, size, 0, mem};
+        a->mallocs++;
         if (last)
             last->next = c;
         else

@@ -393,3 +393,4 @@ void maskrcnn_free(maskrcnn *m) {
 }
 
 size_t maskrcnn_arena_peak(const maskrcnn *m) { return m->arena.peak; }
+size_t maskrcnn_arena_mallocs(const maskrcnn *m) { return m->arena.mallocs; }

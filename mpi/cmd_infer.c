@@ -142,7 +142,10 @@ int cmd_infer(avps_job *job, int argc, char **argv) {
         job_fail(job, &err);
     head_output out = {0};
     double best = 0;
+    size_t first_mallocs = 0;
     for (long r = 0; r < o.repeat; r++) {
+        if (r == 1)
+            first_mallocs = native_net_arena_mallocs(net);
         head_output_release(&out);
         double t0 = now();
         if (native_net_run(net, o.image, &out, &err) != 0) {
@@ -153,8 +156,8 @@ int cmd_infer(avps_job *job, int argc, char **argv) {
         best = r == 0 || t < best ? t : best;
     }
     if (o.repeat > 1)
-        fprintf(stderr, "avps infer: %.3f s per image (best of %ld), arena %.0f MB\n", best, o.repeat,
-                (double)native_net_peak_bytes(net) / 1e6);
+        fprintf(stderr, "avps infer: %.3f s per image (best of %ld), arena %.0f MB, %zu arena blocks allocated after the first image\n",
+                best, o.repeat, (double)native_net_peak_bytes(net) / 1e6, native_net_arena_mallocs(net) - first_mallocs);
     int rc = write_results(&o, &out, &err);
     head_output_release(&out);
     native_net_free(net);

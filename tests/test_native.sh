@@ -97,6 +97,13 @@ PYEOF
     --results "$T/ds/bad.json" >/dev/null 2>"$T/err" && ko "native head without weights: exit 0" ||
     { grep -q "needs weights" "$T/err" && [ ! -e "$T/ds/bad.json" ] && ok || ko "native head without weights: $(cat "$T/err")"; }
 
+# ---- steady state: images after the first allocate nothing from the system
+"$AVPS" infer --weights "$R/weights.safetensors" --image "$R/image.png" --json "$T/rep.json" --repeat 3 \
+    2>"$T/rep.err" || ko "infer --repeat 3"
+grep -q " 0 arena blocks allocated after the first image" "$T/rep.err" && ok ||
+    ko "later images allocated arena blocks: $(cat "$T/rep.err")"
+cmp -s "$T/rep.json" "$T/narrow.json" && ok || ko "the third run's results differ from a single run's"
+
 # ---- JPEG: the same pixels as PNG give the same results
 $PY - "$R/image.png" "$T/im.jpg" "$T/im_jpg.png" <<'PYEOF' || ko "could not write the JPEG fixture"
 import sys
