@@ -48,6 +48,9 @@ typedef struct {
     const pan_annotation *gt_ann, *pred_ann;
     const char *gt_png, *pred_png;
     const pan_image *gt_image;     /* the images[] entry, or NULL */
+    /* A prediction made in memory (avps run, calibrate): its segment ids, row-major, at
+     * the ground truth's size. When set, pred_png is not read. */
+    const uint32_t *pred_ids;
 } pq_image_input;
 
 typedef struct pq_scratch pq_scratch; /* per-thread buffers, reused across images */
