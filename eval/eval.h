@@ -96,6 +96,8 @@ void pq_print_table(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 void pq_print_notes(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 /* The JSON report, written atomically; floats with %.17g. */
 int pq_write_json(const char *path, const pq_totals *t, const pan_dataset *gt, avps_error *err);
+/* The same JSON object written to fp, for reports that hold several (avps run). */
+void pq_write_report(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 
 /* ---- mask and box AP exactly as pycocotools' COCOeval ------------------------------
  *
