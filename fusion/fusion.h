@@ -89,4 +89,52 @@ void fusion_panoptic_release(fusion_panoptic *pan);
 /* Paints the segment ids into ids (h x w, row-major); 0 (VOID) elsewhere. */
 void fusion_panoptic_paint(const fusion_panoptic *pan, uint32_t *ids);
 
+/* ---- class table: which end gives each thing class its instances (fusion/class_table.c)
+ *
+ * The task-dependent level takes a thing class's instances from one end only: the end
+ * that did better on that class on a held-out split (`avps calibrate` measures it). The
+ * table is owned by whoever filled it (class_table_read, calibrate) and released with
+ * class_table_release; docs/formats.md gives its JSON, docs/algorithms.md its rules. */
+
+typedef struct {
+    char *metric;              /* "mask_ap" (per-class mask AP) or "pq_th" (per-class PQ) */
+    size_t n_ends;
+    char **end_names;          /* n_ends names, in the order end indexes refer to */
+    size_t n_classes;          /* the dataset's thing categories, in category order */
+    int32_t *category_id;      /* n_classes */
+    int *chosen;               /* n_classes: the end whose instances the class takes */
+    double *score;             /* n_classes x n_ends, row-major: each end's metric on the
+                                  held-out split; NAN where undefined (JSON null) */
+    uint64_t *n_heldout;       /* n_classes: held-out ground-truth instances (not crowd) */
+    int *fallback;             /* n_classes: 1 when chosen by the overall rule */
+    uint64_t min_instances;    /* a class with fewer held-out instances falls back */
+    int overall_best;          /* the end with the best mean score over the classes that
+                                  every end has a score for; lower index on a tie */
+} class_table;
+
+/* Allocates a table for n_classes thing classes and n_ends ends: names copied, scores
+ * NAN, counts 0, chosen 0; category_id is the caller's to fill. */
+int class_table_init(class_table *t, const char *metric, const char *const *end_names, size_t n_ends,
+                     size_t n_classes, avps_error *err);
+/* Fills overall_best, chosen and fallback from score, n_heldout and min_instances. A
+ * class falls back to overall_best when it has fewer than min_instances held-out
+ * instances or some end has no score for it; otherwise it takes the end with the highest
+ * score, the lower index on a tie. Fails on no ends or an infinite score. */
+int class_table_choose(class_table *t, avps_error *err);
+/* Writes the table as JSON, atomically (docs/formats.md, "class_table.json"). */
+int class_table_write(const char *path, const class_table *t, avps_error *err);
+/* Reads a table for dataset ds. end_names (n_ends) are the ends the caller has: the
+ * table must name exactly these (in any order) and its indexes are mapped to the
+ * caller's order; with end_names NULL the table's own ends and order are kept. Classes
+ * come out in ds's thing category order. Refuses, naming the file and the item: bad JSON
+ * or types, an unknown metric, an unknown or repeated end, a category unknown to ds, a
+ * stuff category, a repeated class, a thing category of ds missing from the table. The
+ * chosen end is taken as written (a table may be edited by hand). */
+int class_table_read(const char *path, const pan_dataset *ds, const char *const *end_names, size_t n_ends,
+                     class_table *t, avps_error *err);
+/* end_of_category[k] for each of ds's categories k: the chosen end of a thing category,
+ * -1 for stuff. Fails when a thing category of ds has no class in the table. */
+int class_table_end_map(const class_table *t, const pan_dataset *ds, int *end_of_category, avps_error *err);
+void class_table_release(class_table *t);
+
 #endif
