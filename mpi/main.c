@@ -16,6 +16,7 @@ static const char usage[] =
     "  export     a head's outputs as COCO results JSON and semantic PNG label maps\n"
     "  import     a network's COCO results and semantic PNGs into a prediction store\n"
     "  combine    instance + semantic predictions into panoptic, as panopticapi's heuristic\n"
+    "  run        the whole AntVisionPS evaluation (ensemble, class table, fusion, PQ) as one job\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -34,6 +35,7 @@ static const command commands[] = {
     {"export", NULL, cmd_export, export_usage},
     {"import", NULL, cmd_import, import_usage},
     {"combine", NULL, cmd_combine, combine_usage},
+    {"run", NULL, cmd_run, run_usage},
 };
 
 static int wants_help(int argc, char **argv) {

@@ -82,7 +82,7 @@ struct run_state {
     const pan_dataset *gt;       /* the split being run */
     const char *gt_dir;
     head *ends[2];               /* e_ups, lwl_htc */
-    uint8_t *end_of_category;    /* per GT category: the end whose instances the fusion takes */
+    int *end_of_category;        /* per GT category (-1 stuff): the end whose instances the fusion takes */
     pq_scratch **scratch;        /* per thread */
     int evaluation;              /* 1: the evaluation split (fusion, PNGs, journal); 0: held-out */
     char *png_dir;               /* OUT/panoptic */
@@ -167,5 +167,12 @@ int run_report_write(const char *path, const run_report_input *in, avps_error *e
 int run_table3_write(const char *path, FILE *also, const run_report_input *in, avps_error *err);
 /* The panoptic JSON of one end, images in dataset order, segments from the records. */
 int run_panoptic_write(const char *path, const pan_dataset *gt, job_blob *blobs, int end, avps_error *err);
+
+/* ---- the class table from the held-out pass (run_calibrate.c) ------------------------------ */
+
+/* Per thing class each end's PQ on the held-out split and the held-out instance count,
+ * chosen by class_table_choose. */
+int run_class_table_from_totals(const run_totals *t, const pan_dataset *heldout, const run_config *cfg,
+                                class_table *table, avps_error *err);
 
 #endif
