@@ -151,7 +151,7 @@ static int load_inputs(run_job *rj, avps_error *err) {
     } else {
         const char *names[2] = {run_end_names[0], run_end_names[1]};
         if (class_table_read(cfg->class_table, rj->eval, names, 2, &rj->table, err) != 0)
-            return -1;
+            return avps_prefix(err, "%s: \"fusion.class_table\"", cfg->path);
     }
     if (make_ends(rj, err) != 0)
         return -1;
@@ -176,7 +176,7 @@ static int path_exists(const char *dir, const char *name) {
  * continued on purpose (--resume), and only with the config that made it. */
 static int check_out(const run_job *rj, avps_error *err) {
     const char *out = rj->cfg.out;
-    if (!rj->opt.resume && (path_exists(out, "journal") || path_exists(out, "report.json")))
+    if (!rj->opt.resume && (path_exists(out, "run.id") || path_exists(out, "report.json")))
         return avps_fail(err, "%s: holds a previous run; use --resume to finish it, or another --out", out);
     char *path = path_join(out, "run.id");
     size_t len;
