@@ -23,6 +23,7 @@ typedef struct {
     int native;           /* the output's grid: read cell by cell */
     grid_tap *cols, *rows; /* otherwise: per output column and row */
     float *top, *sum;     /* logits read as probabilities: per member cell, the largest logit and sum of exp */
+    const float *half;    /* every fp16 value as a float: a table is faster than decoding each */
 } ss_member;
 
 static void member_release(ss_member *m) {
@@ -75,17 +76,17 @@ static void softmax_stats(ss_member *m) {
     for (size_t i = 0; i < cells; i++) {
         float top = -INFINITY, sum = 0;
         for (uint32_t c = 0; c < ss->channels; c++)
-            top = fmaxf(top, float_from_half(ss->scores[c * cells + i]));
+            top = fmaxf(top, m->half[ss->scores[c * cells + i]]);
         for (uint32_t c = 0; c < ss->channels; c++)
-            sum += expf(float_from_half(ss->scores[c * cells + i]) - top);
+            sum += expf(m->half[ss->scores[c * cells + i]] - top);
         m->top[i] = top, m->sum[i] = sum;
     }
 }
 
 static int member_init(ss_member *m, const ss_map *ss, const ss_map *ref, double weight, int out_logits,
-                       const char *name, const char *ref_name, avps_error *err) {
+                       const float *half, const char *name, const char *ref_name, avps_error *err) {
     memset(m, 0, sizeof *m);
-    m->ss = ss, m->weight = (float)weight;
+    m->ss = ss, m->weight = (float)weight, m->half = half;
     if (ss_check(ss, name, err) != 0)
         return -1;
     if (ss->channels != ref->channels)
@@ -128,13 +129,19 @@ static float member_value(const ss_member *m, uint32_t k, size_t i) {
     const ss_map *ss = m->ss;
     if (ss->kind == SS_LABELS)
         return ss->labels[i] == k ? 1.0f : 0.0f;
-    float v = float_from_half(ss->scores[(size_t)k * ss->w * ss->h + i]);
+    float v = m->half[ss->scores[(size_t)k * ss->w * ss->h + i]];
     return m->top ? expf(v - m->top[i]) / m->sum[i] : v;
 }
 
 /* Adds the member's weighted channel k, read on the output grid, to plane. */
 static void member_add(const ss_member *m, uint32_t k, uint32_t w, uint32_t h, float *plane) {
     const ss_map *ss = m->ss;
+    if (m->native && ss->kind != SS_LABELS && !m->top) { /* the common case, kept tight */
+        const uint16_t *src = ss->scores + (size_t)k * w * h;
+        for (size_t i = 0; i < (size_t)w * h; i++)
+            plane[i] += m->weight * m->half[src[i]];
+        return;
+    }
     if (m->native) {
         for (size_t i = 0; i < (size_t)w * h; i++)
             plane[i] += m->weight * member_value(m, k, i);
@@ -168,13 +175,15 @@ int ensemble_ss_merge(const head_output *members, const double *weights, const c
         out_logits &= members[i].ss.kind == SS_LOGITS;
     ss_member *m = calloc(n, sizeof *m);
     size_t cells = (size_t)ref->w * ref->h;
-    float *plane = malloc(cells * sizeof *plane + 1);
+    float *plane = malloc(cells * sizeof *plane + 1), *half = malloc(65536 * sizeof *half);
     *out = (ss_map){out_logits ? SS_LOGITS : SS_PROBS, ref->channels, ref->h, ref->w, NULL, NULL, NULL, ref->geo};
     out->channel_category = malloc(ref->channels * sizeof *out->channel_category);
     out->scores = malloc(cells * ref->channels * sizeof *out->scores + 1);
-    int rc = m && plane && out->channel_category && out->scores ? 0 : avps_fail(err, "out of memory");
+    int rc = m && plane && half && out->channel_category && out->scores ? 0 : avps_fail(err, "out of memory");
+    for (uint32_t v = 0; rc == 0 && v < 65536; v++)
+        half[v] = float_from_half((uint16_t)v);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = member_init(&m[i], &members[i].ss, ref, weights[i], out_logits, names[i], names[0], err);
+        rc = member_init(&m[i], &members[i].ss, ref, weights[i], out_logits, half, names[i], names[0], err);
     if (rc == 0)
         memcpy(out->channel_category, ref->channel_category, ref->channels * sizeof *out->channel_category);
     for (uint32_t c = 0; rc == 0 && c < ref->channels; c++) {
@@ -189,5 +198,6 @@ int ensemble_ss_merge(const head_output *members, const double *weights, const c
         member_release(&m[i]);
     free(m);
     free(plane);
+    free(half);
     return rc;
 }

@@ -31,6 +31,8 @@ clean "export sim" 0 "$AVPS" export --gt-json "$G" --head r50 --backend sim --pr
 clean "export replay" 0 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/x.store" \
     --results "$T/y.json" --semantic-dir "$T/y.sem"
 clean "import" 0 "$AVPS" import --gt-json "$G" --results "$T/x.json" --semantic-dir "$T/x.sem" --out "$T/imp" --head n
+clean "export ensemble" 0 "$AVPS" export --gt-json "$G" --head e --member r50:r50:1 --member htc:htc:2 --threads 2 \
+    --results "$T/e.json" --semantic-dir "$T/e.sem"
 clean "export error" 1 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/none" --results "$T/z.json"
 NPY=$ROOT/build/tests/npy_tool
 clean "npy write" 0 "$NPY" halves "$T/h.npy.zst"
