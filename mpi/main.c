@@ -16,6 +16,7 @@ static const char usage[] =
     "  export     a head's outputs as COCO results JSON and semantic PNG label maps\n"
     "  import     a network's COCO results and semantic PNGs into a prediction store\n"
     "  combine    instance + semantic predictions into panoptic, as panopticapi's heuristic\n"
+    "  calibrate  the class table: which end gives each thing class its instances\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -34,6 +35,7 @@ static const command commands[] = {
     {"export", NULL, cmd_export, export_usage},
     {"import", NULL, cmd_import, import_usage},
     {"combine", NULL, cmd_combine, combine_usage},
+    {"calibrate", NULL, cmd_calibrate, calibrate_usage},
 };
 
 static int wants_help(int argc, char **argv) {
