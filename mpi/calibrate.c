@@ -427,6 +427,16 @@ static int report_alloc(calib_report *r, size_t n_classes, size_t n_ends, avps_e
     return 0;
 }
 
+/* A given table's choices (classes in the same thing order: both read for ds). */
+static void keep_choices(const class_table *given, class_table *t) {
+    t->overall_best = given->overall_best;
+    t->min_instances = given->min_instances;
+    for (size_t c = 0; c < t->n_classes && c < given->n_classes; c++) {
+        t->chosen[c] = given->chosen[c];
+        t->fallback[c] = given->fallback[c];
+    }
+}
+
 static int build(const calib_job *cj, const calib_params *p, const job_blob *blobs, class_table *t, calib_report *r,
                  avps_error *err) {
     const pan_dataset *ds = cj->split[0]->ds;
@@ -461,6 +471,8 @@ static int build(const calib_job *cj, const calib_params *p, const job_blob *blo
         rc = score_images(cj, &held, all, held.n, sorted_of, t->n_classes, t->score, t->n_heldout, err);
     if (rc == 0)
         rc = class_table_choose(t, err);
+    if (rc == 0 && p->given)
+        keep_choices(p->given, t);
     if (rc == 0 && r->has_eval) {
         rc = score_images(cj, &ev, all, ev.n, sorted_of, t->n_classes, r->eval_score, r->n_eval, err);
         if (rc == 0)

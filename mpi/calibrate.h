@@ -35,6 +35,9 @@ typedef struct {
     size_t bootstrap;       /* resamples of the held-out images; 0: none */
     uint64_t seed;          /* of the resampling */
     int threads;            /* per rank */
+    /* A table to assess instead of choosing one (read with class_table_read for the
+     * held-out dataset and these ends): its choices are kept, its scores measured anew. */
+    const class_table *given;
 } calib_params;
 
 /* What the root learns beyond the table; arrays are n_classes (x n_ends) of the table. */

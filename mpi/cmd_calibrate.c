@@ -22,12 +22,14 @@ const char calibrate_usage[] =
     "  the end better overall. SPEC is sim:PROFILE[:SEED] or replay:STORE_DIR. With\n"
     "  --eval-json: the table's regret against a per-class oracle on that split, and over B\n"
     "  resamples of the held-out images (default 100, seeded by S, default 1) how much of\n"
-    "  its gain over the best single end survives. The splits must not share an image.\n";
+    "  its gain over the best single end survives. The splits must not share an image.\n"
+    "  --table F instead of --out: assess the class table F (for exactly these ends) rather\n"
+    "  than choose one: its choices, scores measured anew, in the report and on stdout.\n";
 
 #define MAX_END_ARGS 64
 
 typedef struct {
-    const char *heldout_json, *heldout_dir, *eval_json, *eval_dir, *out, *report;
+    const char *heldout_json, *heldout_dir, *eval_json, *eval_dir, *out, *report, *table;
     const char *end_text[MAX_END_ARGS];
     size_t n_ends;
     calib_params p;
@@ -55,7 +57,7 @@ static int take_numbers(int argc, char **argv, int *i, calibrate_options *o, avp
 }
 
 static int parse_options(int argc, char **argv, calibrate_options *o, avps_error *err) {
-    o->p = (calib_params){"mask_ap", 10, 100, 1, 0};
+    o->p = (calib_params){"mask_ap", 10, 100, 1, 0, NULL};
     for (int i = 0; i < argc; i++) {
         const char *end = NULL;
         int r = 0;
@@ -65,6 +67,7 @@ static int parse_options(int argc, char **argv, calibrate_options *o, avps_error
             (r = cli_take(argc, argv, &i, "--eval-dir", &o->eval_dir, err)) ||
             (r = cli_take(argc, argv, &i, "--out", &o->out, err)) ||
             (r = cli_take(argc, argv, &i, "--report", &o->report, err)) ||
+            (r = cli_take(argc, argv, &i, "--table", &o->table, err)) ||
             (r = cli_take(argc, argv, &i, "--metric", &o->p.metric, err)) ||
             (r = cli_take(argc, argv, &i, "--end", &end, err)) || (r = take_numbers(argc, argv, &i, o, err))) {
             if (r < 0)
@@ -77,8 +80,8 @@ static int parse_options(int argc, char **argv, calibrate_options *o, avps_error
         }
         return avps_fail(err, "calibrate: unknown argument '%s'\n%s", argv[i], calibrate_usage);
     }
-    if (!o->heldout_json || !o->out || o->n_ends == 0)
-        return avps_fail(err, "calibrate: --heldout-json, --out and at least one --end are required\n%s",
+    if (!o->heldout_json || !o->out == !o->table || o->n_ends == 0)
+        return avps_fail(err, "calibrate: --heldout-json, --out (or --table) and at least one --end are required\n%s",
                          calibrate_usage);
     if (o->eval_dir && !o->eval_json)
         return avps_fail(err, "calibrate: --eval-dir without --eval-json");
@@ -94,7 +97,7 @@ typedef struct {
     end_spec specs[MAX_END_ARGS];
     head *heads[MAX_END_ARGS];
     size_t n_heads;
-    class_table table;
+    class_table table, given;
     calib_report report;
 } calibrate_state;
 
@@ -108,6 +111,7 @@ static void state_release(calibrate_state *s) {
     free(s->heldout_dir);
     free(s->eval_dir);
     class_table_release(&s->table);
+    class_table_release(&s->given);
     calib_report_release(&s->report);
 }
 
@@ -129,7 +133,7 @@ static int make_heads(const calibrate_options *o, calibrate_state *s, avps_error
 static int write_outputs(const calibrate_options *o, calibrate_state *s, avps_error *err) {
     if (o->report && calib_report_write(o->report, &s->table, &s->report, err) != 0)
         return -1;
-    if (class_table_write(o->out, &s->table, err) != 0) {
+    if (o->out && class_table_write(o->out, &s->table, err) != 0) {
         if (o->report)
             unlink(o->report);
         return -1;
@@ -150,6 +154,14 @@ static int run(avps_job *job, calibrate_options *o, calibrate_state *s, avps_err
         return -1;
     if (make_heads(o, s, err) != 0)
         return -1;
+    if (o->table) {
+        const char *names[MAX_END_ARGS];
+        for (size_t e = 0; e < s->n_heads; e++)
+            names[e] = s->specs[e].cfg.name;
+        if (class_table_read(o->table, s->heldout, names, s->n_heads, &s->given, err) != 0)
+            return -1;
+        o->p.given = &s->given;
+    }
     calib_split heldout = {s->heldout, o->heldout_dir}, eval = {s->eval, o->eval_dir};
     o->p.threads = (int)o->threads;
     if (calibrate_run(job, &o->p, s->heads, s->n_heads, &heldout, s->eval ? &eval : NULL, &s->table, &s->report,

@@ -32,6 +32,11 @@ clean "export replay" 0 "$AVPS" export --gt-json "$G" --head r50 --backend repla
     --results "$T/y.json" --semantic-dir "$T/y.sem"
 clean "import" 0 "$AVPS" import --gt-json "$G" --results "$T/x.json" --semantic-dir "$T/x.sem" --out "$T/imp" --head n
 clean "export error" 1 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/none" --results "$T/z.json"
+clean "calibrate" 0 "$AVPS" calibrate --heldout-json "$T/syn/heldout.json" --eval-json "$G" --end a=sim:r50 \
+    --end b=sim:htc --out "$T/ct.json" --report "$T/cr.json" --min-instances 1 --bootstrap 5 --threads 2
+clean "calibrate table" 0 "$AVPS" calibrate --heldout-json "$T/syn/heldout.json" --end a=sim:r50 --end b=sim:htc \
+    --table "$T/ct.json" --bootstrap 2
+clean "calibrate error" 1 "$AVPS" calibrate --heldout-json "$G" --eval-json "$G" --end a=sim:r50 --out "$T/cx.json"
 NPY=$ROOT/build/tests/npy_tool
 clean "npy write" 0 "$NPY" halves "$T/h.npy.zst"
 clean "npy read" 0 "$NPY" copy "$T/h.npy.zst" "$T/h.npy"
