@@ -18,7 +18,18 @@ typedef struct {
     size_t n_split[2];
     size_t n_things;
     int32_t *thing_ids; /* sorted, as COCOeval's category ids */
+    int pq;             /* metric pq_th: per-class PQ stats instead of AP records */
+    pq_scratch **scratch; /* pq_th: one per thread */
 } calib_job;
+
+/* pq_th: one event of pq_compute on a thing class (a match with its IoU, a false
+ * positive or negative), kept one by one so that the root sums IoUs in panopticapi's
+ * order. */
+typedef struct {
+    uint32_t cat;  /* index into the sorted thing ids */
+    uint32_t kind; /* PQ_TP, PQ_FP, PQ_FN */
+    double iou;
+} pq_thing_event;
 
 /* ---- on the ranks: one image ------------------------------------------------------------ */
 
@@ -51,11 +62,9 @@ static int gt_instances(const calib_job *cj, const pan_dataset *ds, const pan_an
 
 /* One end on one image: its instances as results (area from the mask, as loadRes), then
  * the image's AP records, appended to the blob after their length. */
-static int end_records(const calib_job *cj, head *end, const head_input *in, const inst_dataset *gt, job_blob *blob,
-                       avps_error *err) {
-    head_output out;
-    if (head_run(end, in, &out, err) != 0)
-        return -1;
+static int end_ap_records(const calib_job *cj, head *end, const head_output *o, const inst_dataset *gt, job_blob *blob,
+                          avps_error *err) {
+    const head_output out = *o;
     uint32_t h = gt->images[0].height, w = gt->images[0].width;
     inst_dataset dt = {.path = gt->path, .n_images = 1, .images = gt->images, .n_categories = cj->n_things,
                        .category_ids = cj->thing_ids};
@@ -92,7 +101,61 @@ static int end_records(const calib_job *cj, head *end, const head_input *in, con
     for (size_t j = 0; j < dt.n_annotations; j++)
         rle_free(&dt.annotations[j].rle);
     free(dt.annotations);
+    return rc;
+}
+
+/* pq_th: the end's own panoptic result (fusion_run with this end alone, the heuristic
+ * combiner at panopticapi's defaults) against the ground truth, as panopticapi's
+ * pq_compute per image; the thing classes' sums go into the blob after their length. */
+static int end_pq_records(const calib_job *cj, pq_scratch *scratch, const head_output *o, const head_input *in,
+                          const pan_dataset *ds, job_blob *blob, avps_error *err) {
+    fusion_params fp;
+    fusion_params_default(&fp);
+    fusion_end fe = {o, 1.0};
+    fusion_input fi = {in->image->id, o->height, o->width, &fe, 1, NULL, ds->categories, ds->n_categories};
+    fusion_panoptic pan = {0};
+    pq_events ev = {0};
+    uint32_t *ids = NULL;
+    int rc = fusion_run(&fp, &fi, &pan, err);
+    if (rc == 0 && !(ids = malloc((size_t)pan.h * pan.w * sizeof *ids + 1)))
+        rc = avps_fail(err, "out of memory");
+    if (rc == 0) {
+        fusion_panoptic_paint(&pan, ids);
+        pan_annotation pred = {in->gt->image_id, in->gt->file_name, pan.n_segments, pan.segments};
+        pq_image_input pi = {ds, "(the end's own panoptic result)", in->gt, &pred, in->gt_png, NULL, in->image, ids};
+        rc = pq_image_eval(scratch, &pi, &ev, err);
+    }
+    job_blob part = {0};
+    for (size_t i = 0; rc == 0 && i < ev.n; i++) {
+        const pq_event *e = &ev.items[i];
+        if (e->kind > PQ_FN || !ds->categories[e->cat].isthing)
+            continue;
+        int32_t id = ds->categories[e->cat].id;
+        const int32_t *k = bsearch(&id, cj->thing_ids, cj->n_things, sizeof id, int32_cmp);
+        pq_thing_event te = {(uint32_t)(k - cj->thing_ids), e->kind, e->iou};
+        if (job_blob_append(&part, &te, sizeof te) != 0)
+            rc = avps_fail(err, "out of memory");
+    }
+    uint64_t len = part.len;
+    if (rc == 0 && (job_blob_append(blob, &len, sizeof len) || job_blob_append(blob, part.data, part.len)))
+        rc = avps_fail(err, "out of memory");
+    free(part.data);
+    free(ids);
+    pq_events_release(&ev);
+    fusion_panoptic_release(&pan);
+    return rc;
+}
+
+static int end_records(const calib_job *cj, int thread, head *end, const head_input *in, const pan_dataset *ds,
+                       const inst_dataset *gt, job_blob *blob, avps_error *err) {
+    head_output out;
+    if (head_run(end, in, &out, err) != 0)
+        return -1;
+    int rc = cj->pq ? end_pq_records(cj, cj->scratch[thread], &out, in, ds, blob, err)
+                    : end_ap_records(cj, end, &out, gt, blob, err);
     head_output_release(&out);
+    if (rc != 0 && cj->pq)
+        avps_prefix(err, "end %s", head_name(end));
     return rc;
 }
 
@@ -104,20 +167,20 @@ static int calib_image(void *ctx, int thread, size_t item, job_blob *blob, avps_
     const pan_dataset *ds = cj->split[s]->ds;
     const pan_annotation *ann = &ds->annotations[s ? item - cj->n_split[0] : item];
     const pan_image *im = pan_dataset_find_image(ds, ann->image_id);
-    (void)thread;
     if (!im)
         return avps_fail(err, "%s: image %s has an annotation but no entry in images", ds->path, ann->image_id);
     char *png = path_join(cj->split[s]->png_dir, ann->file_name);
     rle_mask *masks = calloc(ann->n_segments + 1, sizeof *masks);
     inst_image image = {(int64_t)item, 0, 0};
     inst_dataset gt = {0};
-    int rc = png && masks ? pan_thing_masks(ds, ann, png, masks, &image.height, &image.width, err)
-                          : avps_fail(err, "out of memory");
-    if (rc == 0 && gt_instances(cj, ds, ann, masks, &image, &gt) != 0)
+    int rc = png && masks ? 0 : avps_fail(err, "out of memory");
+    if (rc == 0 && !cj->pq) /* mask AP: the ground truth's instances, once for every end */
+        rc = pan_thing_masks(ds, ann, png, masks, &image.height, &image.width, err);
+    if (rc == 0 && !cj->pq && gt_instances(cj, ds, ann, masks, &image, &gt) != 0)
         rc = avps_fail(err, "out of memory");
     head_input in = {im, ann, png};
     for (size_t e = 0; rc == 0 && e < cj->n_ends; e++)
-        if ((rc = end_records(cj, cj->ends[e], &in, &gt, blob, err)) != 0)
+        if ((rc = end_records(cj, thread, cj->ends[e], &in, ds, &gt, blob, err)) != 0)
             avps_prefix(err, "%s: image %s", ds->path, ann->image_id);
     free(gt.annotations);
     for (size_t i = 0; masks && i < ann->n_segments; i++)
@@ -148,10 +211,8 @@ static int disjoint(const pan_dataset *heldout, const pan_dataset *eval, avps_er
 
 static int check_inputs(const calib_params *p, size_t n_ends, const calib_split *heldout, const calib_split *eval,
                         avps_error *err) {
-    if (strcmp(p->metric, "mask_ap") != 0)
-        return avps_fail(err, "calibrate: metric '%s' is not built yet (only mask_ap; pq_th needs fusion's per-end "
-                              "panoptic result)",
-                         p->metric);
+    if (strcmp(p->metric, "mask_ap") != 0 && strcmp(p->metric, "pq_th") != 0)
+        return avps_fail(err, "calibrate: unknown metric '%s' (mask_ap or pq_th)", p->metric);
     if (n_ends < 1)
         return avps_fail(err, "calibrate: no ends given");
     if (heldout->ds->n_annotations == 0)
@@ -214,9 +275,16 @@ static void split_records_release(split_records *s) {
     free(s->count);
 }
 
-/* Adds the area-"all" n_gt of the records to count (per sorted category). */
-static void count_instances(const uint8_t *rec, size_t len, size_t n_things, uint32_t *count) {
-    for (size_t off = 0; off + sizeof(ap_record_head) <= len;) {
+/* Adds the image's non-crowd instances to count (per sorted category): the area-"all"
+ * n_gt of AP records, or the matches and false negatives of PQ events. */
+static void count_instances(int pq, const uint8_t *rec, size_t len, size_t n_things, uint32_t *count) {
+    for (size_t off = 0; pq && off + sizeof(pq_thing_event) <= len; off += sizeof(pq_thing_event)) {
+        pq_thing_event e;
+        memcpy(&e, rec + off, sizeof e);
+        if (e.cat < n_things && e.kind != PQ_FP)
+            count[e.cat]++;
+    }
+    for (size_t off = 0; !pq && off + sizeof(ap_record_head) <= len;) {
         ap_record_head h;
         memcpy(&h, rec + off, sizeof h);
         off += sizeof h + h.n_dt * sizeof(ap_record_det);
@@ -231,7 +299,11 @@ static int gather_split(const calib_job *cj, const job_blob *blobs, int s, split
     size_t *order = malloc((n + 1) * sizeof *order);
     *out = (split_records){n, malloc((n * ne + 1) * sizeof *out->recs), malloc((n * ne + 1) * sizeof *out->lens),
                            calloc(n * cj->n_things + 1, sizeof *out->count)};
-    int rc = order && out->recs && out->lens && out->count ? order_by_id(ds, order) : -1;
+    int rc = order && out->recs && out->lens && out->count ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) /* PQ: dataset order, as pq_compute adds images */
+        order[i] = i;
+    if (rc == 0 && !cj->pq) /* AP: image-id order, as COCOeval */
+        rc = order_by_id(ds, order);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const job_blob *b = &blobs[first + order[i]];
         size_t off = 0;
@@ -242,10 +314,43 @@ static int gather_split(const calib_job *cj, const job_blob *blobs, int s, split
             out->lens[e * n + i] = (size_t)len;
             off += sizeof len + (size_t)len;
         }
-        count_instances(out->recs[i], out->lens[i], cj->n_things, out->count + i * cj->n_things);
+        count_instances(cj->pq, out->recs[i], out->lens[i], cj->n_things, out->count + i * cj->n_things);
     }
     free(order);
     return rc;
+}
+
+/* Per-class PQ of one end on the images picked, from their events in order: the IoUs
+ * are summed as pq_compute sums them. NAN where TP + FP + FN = 0, as panopticapi leaves
+ * such a class out. */
+static int pq_per_class(const split_records *sr, size_t e, const size_t *pick, size_t n_pick, size_t n_things,
+                        double *pq, avps_error *err) {
+    pq_class_stat *st = calloc(n_things + 1, sizeof *st);
+    if (!st)
+        return avps_fail(err, "out of memory");
+    for (size_t i = 0; i < n_pick; i++) {
+        const uint8_t *rec = sr->recs[e * sr->n + pick[i]];
+        size_t len = sr->lens[e * sr->n + pick[i]];
+        for (size_t off = 0; off + sizeof(pq_thing_event) <= len; off += sizeof(pq_thing_event)) {
+            pq_thing_event ev;
+            memcpy(&ev, rec + off, sizeof ev);
+            if (ev.cat >= n_things)
+                continue;
+            st[ev.cat].tp += ev.kind == PQ_TP;
+            st[ev.cat].fp += ev.kind == PQ_FP;
+            st[ev.cat].fn += ev.kind == PQ_FN;
+            if (ev.kind == PQ_TP)
+                st[ev.cat].iou += ev.iou;
+        }
+    }
+    for (size_t k = 0; k < n_things; k++) {
+        double sq, rq;
+        pq_class_ratios(&st[k], &pq[k], &sq, &rq);
+        if (st[k].tp + st[k].fp + st[k].fn == 0)
+            pq[k] = -1;
+    }
+    free(st);
+    return 0;
 }
 
 /* Per-class AP of every end on the images picked (indexes into sr, repeats allowed),
@@ -262,7 +367,8 @@ static int score_images(const calib_job *cj, const split_records *sr, const size
             recs[i] = sr->recs[e * sr->n + pick[i]];
             lens[i] = sr->lens[e * sr->n + pick[i]];
         }
-        rc = ap_per_class(cj->n_things, n_pick, recs, lens, ap, err);
+        rc = cj->pq ? pq_per_class(sr, e, pick, n_pick, cj->n_things, ap, err)
+                    : ap_per_class(cj->n_things, n_pick, recs, lens, ap, err);
         for (size_t c = 0; rc == 0 && c < n_classes; c++)
             score[c * cj->n_ends + e] = ap[sorted_of[c]] > -1 ? ap[sorted_of[c]] : NAN;
     }
@@ -488,6 +594,13 @@ static int build(const calib_job *cj, const calib_params *p, const job_blob *blo
     return rc;
 }
 
+static void calib_job_release(calib_job *cj, size_t n_threads) {
+    for (size_t i = 0; cj->scratch && i < n_threads; i++)
+        pq_scratch_free(cj->scratch[i]);
+    free(cj->scratch);
+    free(cj->thing_ids);
+}
+
 int calibrate_run(avps_job *job, const calib_params *p, head *const *ends, size_t n_ends, const calib_split *heldout,
                   const calib_split *eval, class_table *table, calib_report *report, avps_error *err) {
     memset(table, 0, sizeof *table);
@@ -496,19 +609,30 @@ int calibrate_run(avps_job *job, const calib_params *p, head *const *ends, size_
         return -1;
     const pan_dataset *ds = heldout->ds;
     calib_job cj = {ends, n_ends, {heldout, eval}, {ds->n_annotations, eval ? eval->ds->n_annotations : 0}, 0,
-                    malloc((ds->n_categories + 1) * sizeof(int32_t))};
+                    malloc((ds->n_categories + 1) * sizeof(int32_t)), 0, NULL};
     if (!cj.thing_ids)
         return avps_fail(err, "out of memory");
     for (size_t k = 0; k < ds->n_categories; k++)
         if (ds->categories[k].isthing)
             cj.thing_ids[cj.n_things++] = ds->categories[k].id;
     qsort(cj.thing_ids, cj.n_things, sizeof *cj.thing_ids, int32_cmp);
+    size_t n_threads = p->threads > 0 ? (size_t)p->threads : 1;
+    cj.pq = strcmp(p->metric, "pq_th") == 0;
+    if (cj.pq && !(cj.scratch = calloc(n_threads, sizeof *cj.scratch))) {
+        free(cj.thing_ids);
+        return avps_fail(err, "out of memory");
+    }
+    for (size_t i = 0; cj.pq && i < n_threads; i++)
+        if (!(cj.scratch[i] = pq_scratch_new())) {
+            calib_job_release(&cj, n_threads);
+            return avps_fail(err, "out of memory");
+        }
     size_t n_items = cj.n_split[0] + cj.n_split[1];
-    job_blob *blobs = job_map(job, n_items, p->threads, calib_image, &cj);
+    job_blob *blobs = job_map(job, n_items, (int)n_threads, calib_image, &cj);
     int rc = blobs ? build(&cj, p, blobs, table, report, err) : 0;
     if (blobs)
         job_blobs_free(blobs, n_items);
-    free(cj.thing_ids);
+    calib_job_release(&cj, n_threads);
     if (rc != 0) {
         class_table_release(table);
         calib_report_release(report);

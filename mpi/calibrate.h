@@ -5,13 +5,14 @@
  * - calibrate_run is collective: every rank calls it with the same arguments. Images of
  *   both splits are sharded over ranks and threads in one job_map; each image yields,
  *   per end, pycocotools' per-image AP records of its instances against the ground
- *   truth's thing segments (never pixels), and the root does everything else.
+ *   truth's thing segments (mask_ap), or the thing classes' pq_compute events of the
+ *   end's own panoptic result (pq_th): never pixels. The root does everything else.
  * - The result is a function of the inputs and the seed only: the same bytes on any
  *   number of ranks and threads (records are reduced in image-id order, resamples are
  *   drawn by the root).
  * - Refused before any image is run, on every rank alike (the caller ends the job):
  *   splits that share an image id, splits whose categories differ, no thing category,
- *   fewer than one end, an unknown metric. After job_map only the root works and fails
+ *   no end, an unknown metric. After job_map only the root works and fails
  *   only when out of memory.
  * Definitions (docs/algorithms.md, "Class table"): the per-class metric, the fallback,
  * the regret against a per-class oracle on the evaluation split, and the bootstrap.
@@ -30,7 +31,7 @@ typedef struct {
 } calib_split;
 
 typedef struct {
-    const char *metric;     /* "mask_ap" (pq_th is not built yet: refused) */
+    const char *metric;     /* "mask_ap" or "pq_th" */
     uint64_t min_instances; /* classes with fewer held-out instances fall back */
     size_t bootstrap;       /* resamples of the held-out images; 0: none */
     uint64_t seed;          /* of the resampling */

@@ -4,7 +4,8 @@
 # mpirun -np 2; each end's per-class AP in the table equals `avps eval ap`'s per_class_AP
 # for that end's exported results against the converted held-out ground truth, and the
 # instance counts equal the converted ground truth's; the choices follow the rules from
-# the scores; a given table is assessed with the same figures; overlapping splits, an
+# the scores; with pq_th the per-class PQ equals `avps eval pq` on each end's result
+# through export -> combine; a given table is assessed with the same figures; overlapping splits, an
 # unknown end in a table and bad end specs are refused, leaving nothing on disk.
 # Usage: tests/test_cli_calibrate.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
@@ -97,6 +98,35 @@ ok = (r["classes_counted"] == len(used) and close(r["mean_table"], table) and cl
       and close(r["regret"], oracle - table) and close(r["gain_over_best_single"], table - best)
       and all(close(r["mean_end"][e], ends[e]) for e in ends) and r["regret"] >= 0)
 sys.exit(0 if ok else 1)
+EOF
+
+# ---- pq_th: each end's own panoptic result (its instances and SS argmax through the
+# heuristic combiner) scored per class; checked against export -> combine -> eval pq
+calibrate --metric pq_th --out "$T/tp.json" --bootstrap 0 --threads 1 >/dev/null || ko "calibrate --metric pq_th"
+$MPIRUN 2 "$AVPS" calibrate --heldout-json "$H" "${ENDS[@]}" --metric pq_th --out "$T/tp2.json" --bootstrap 0 \
+    --threads 2 >/dev/null || ko "mpirun -np 2 calibrate --metric pq_th"
+check "pq_th table: np 2 differs from np 1" cmp -s "$T/tp.json" "$T/tp2.json"
+for e in r50 htc; do
+    "$AVPS" export --gt-json "$H" --head $e --backend sim --profile $e --results "$T/$e.r.json" \
+        --semantic-json "$T/$e.sem.json" >/dev/null || ko "export $e semantic"
+    "$AVPS" combine --semantic "$T/$e.sem.json" --instances "$T/$e.r.json" --images "$H" --categories "$H" \
+        --out-json "$T/$e.pan.json" >/dev/null || ko "combine $e"
+    "$AVPS" eval pq --gt-json "$H" --pred-json "$T/$e.pan.json" --json "$T/$e.pq.json" >/dev/null || ko "eval pq $e"
+done
+check "pq_th scores and counts agree with eval pq of each end's combined result" python3 - "$T" <<'EOF'
+import json, sys
+T = sys.argv[1]
+t = json.load(open(T + "/tp.json"))
+bad = []
+for e in t["ends"]:
+    pc = json.load(open("%s/%s.pq.json" % (T, e)))["per_class"]
+    for c in t["classes"]:
+        v = pc[str(c["category_id"])]
+        want = None if v["tp"] + v["fp"] + v["fn"] == 0 else v["pq"]
+        if c["score"][e] != want or c["n_heldout"] != v["tp"] + v["fn"]:
+            bad.append("end %s category %d: %r, %d != %r" % (e, c["category_id"], c["score"][e], c["n_heldout"], v))
+if bad: print("\n".join(bad[:10]))
+sys.exit(1 if bad else 0)
 EOF
 
 # ---- a given table assessed: the same evaluation figures as when it was chosen
