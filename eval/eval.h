@@ -151,6 +151,13 @@ typedef struct {
 /* records[i], len[i]: the records of image i, for all images in image-id order. */
 int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, ap_summary *out,
                   avps_error *err);
+/* AP per class only (IoU .50:.95, area all, maxDets 100, -1 where undefined), on the
+ * records of a list of images that may repeat one (a bootstrap resample of a split):
+ * records[i], len[i] for i < n_images, in the order given, which breaks ties in score as
+ * image-id order does in ap_accumulate. On the list of all images in image-id order it
+ * equals ap_accumulate's per_class_ap. per_class_ap gets n_categories values. */
+int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *records, const size_t *len,
+                 double *per_class_ap, avps_error *err);
 void ap_summary_release(ap_summary *s);
 void ap_print_summary(FILE *fp, const ap_summary *s, iou_type type);
 void ap_print_per_class(FILE *fp, const ap_summary *s, const inst_dataset *gt);

@@ -137,4 +137,80 @@ int class_table_read(const char *path, const pan_dataset *ds, const char *const 
 int class_table_end_map(const class_table *t, const pan_dataset *ds, int *end_of_category, avps_error *err);
 void class_table_release(class_table *t);
 
+
+/* ---- two-level fusion: head outputs to one panoptic result (fusion/fuse_*.c) ----------
+ *
+ * fusion_run turns the outputs of one or several network ends (model.h head_output) for
+ * one image into a panoptic result. A single end's own result is fusion_run with one end.
+ *
+ * Task-dependent level (docs/algorithms.md, "Two-level fusion"):
+ * - SS: the weighted average of the ends' class probabilities (logits pass through a
+ *   softmax at the end's grid, label maps become one-hot, as ss_sampler gives them), each
+ *   end upsampled to the image a row at a time. Weights are normalised; a negative or
+ *   non-finite weight, or all weights 0, is an error. An end with weight 0 gives no SS
+ *   (IS selection alone). Channels are aligned by dataset category id; a category that an
+ *   end lacks counts as probability 0 there. A channel whose category is not in
+ *   `categories`, or two channels of one category in an end, is an error.
+ * - IS: each thing category's instances come from the end is_end_of_category names; each
+ *   end's instances are thresholded by heuristic.confidence_thr[end].
+ * Memory: one row of C x W floats per end and the fused row, a label map of the image,
+ * and the instances' masks as RLE; never C x H x W.
+ *
+ * Task-independent level: combiner_kind picks the combiner.
+ * - COMBINER_HEURISTIC: combine_heuristic on the instances and the fused SS argmax (over
+ *   ALL categories, as panopticapi's semantic input: thing pixels no instance takes stay
+ *   VOID) given as one stuff candidate per stuff category, in category order.
+ * - COMBINER_UPSNET: UPSNet's parameter-free panoptic head (fusion/combine_upsnet.c):
+ *   class-agnostic box NMS, mask removal, then a per-pixel argmax over [stuff logits |
+ *   per instance, its class's semantic logit in its box + its mask logit | unknown],
+ *   unknown -> VOID. Needs soft masks: an end whose instances are binary is an error. */
+
+#include "../model/model.h"
+
+typedef enum { COMBINER_HEURISTIC, COMBINER_UPSNET } combiner_kind;
+
+/* "heuristic", "upsnet"; and back (0, or -1 for an unknown name). */
+const char *combiner_kind_name(combiner_kind k);
+int combiner_kind_parse(const char *name, combiner_kind *out);
+
+typedef struct {
+    const head_output *out; /* borrowed; its width and height must be the image's */
+    double ss_weight;       /* its part in the SS average (normalised); 1 for an equal average */
+} fusion_end;
+
+typedef struct {
+    double nms_thr;      /* class-agnostic box NMS: drop a box whose IoU with a kept one is > this (0.5) */
+    double removal_thr;  /* mask removal: drop an instance when more than this part of its mask
+                            is taken by kept instances of its class (0.3) */
+    size_t max_instances; /* at most this many instances after NMS, best first (100) */
+} upsnet_params;
+
+typedef struct {
+    combiner_kind combiner;
+    /* both combiners: confidence_thr per end and stuff_area_limit; heuristic: overlap_thr */
+    combine_params heuristic;
+    upsnet_params upsnet;
+} fusion_params;
+
+/* heuristic; panopticapi's 0.5 / 0.5 / 4096; UPSNet's 0.5 / 0.3 / 100. */
+void fusion_params_default(fusion_params *p);
+
+typedef struct {
+    const char *image_id; /* for messages */
+    uint32_t h, w;
+    const fusion_end *ends;
+    size_t n_ends;        /* 1..FUSION_MAX_ENDS */
+    /* Per dataset category INDEX (the order of categories[]): the end whose instances that
+     * thing category takes, or -1 for none; ignored for stuff. NULL: every end's instances
+     * (a single end: NULL). An entry outside -1..n_ends-1 is an error. */
+    const int *is_end_of_category;
+    const pan_category *categories; /* the dataset's; they define the fused SS channels */
+    size_t n_categories;
+} fusion_input;
+
+/* The fused panoptic result of one image (segments as combine_heuristic gives them: ids
+ * 1, 2, ... in paste order, disjoint, none empty). Errors name the image, the end and the
+ * instance or category. */
+int fusion_run(const fusion_params *p, const fusion_input *in, fusion_panoptic *out, avps_error *err);
+
 #endif

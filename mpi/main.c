@@ -17,6 +17,7 @@ static const char usage[] =
     "  import     a network's COCO results and semantic PNGs into a prediction store\n"
     "  combine    instance + semantic predictions into panoptic, as panopticapi's heuristic\n"
     "  run        the whole AntVisionPS evaluation (ensemble, class table, fusion, PQ) as one job\n"
+    "  calibrate  the class table: which end gives each thing class its instances\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -36,6 +37,7 @@ static const command commands[] = {
     {"import", NULL, cmd_import, import_usage},
     {"combine", NULL, cmd_combine, combine_usage},
     {"run", NULL, cmd_run, run_usage},
+    {"calibrate", NULL, cmd_calibrate, calibrate_usage},
 };
 
 static int wants_help(int argc, char **argv) {

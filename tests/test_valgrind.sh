@@ -34,6 +34,11 @@ clean "import" 0 "$AVPS" import --gt-json "$G" --results "$T/x.json" --semantic-
 clean "export ensemble" 0 "$AVPS" export --gt-json "$G" --head e --member r50:r50:1 --member htc:htc:2 --threads 2 \
     --results "$T/e.json" --semantic-dir "$T/e.sem"
 clean "export error" 1 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/none" --results "$T/z.json"
+clean "calibrate" 0 "$AVPS" calibrate --heldout-json "$T/syn/heldout.json" --eval-json "$G" --end a=sim:r50 \
+    --end b=sim:htc --out "$T/ct.json" --report "$T/cr.json" --min-instances 1 --bootstrap 5 --threads 2
+clean "calibrate table" 0 "$AVPS" calibrate --heldout-json "$T/syn/heldout.json" --end a=sim:r50 --end b=sim:htc \
+    --table "$T/ct.json" --bootstrap 2
+clean "calibrate error" 1 "$AVPS" calibrate --heldout-json "$G" --eval-json "$G" --end a=sim:r50 --out "$T/cx.json"
 NPY=$ROOT/build/tests/npy_tool
 clean "npy write" 0 "$NPY" halves "$T/h.npy.zst"
 clean "npy read" 0 "$NPY" copy "$T/h.npy.zst" "$T/h.npy"
