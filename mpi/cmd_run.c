@@ -10,6 +10,7 @@
 #include "commands.h"
 
 #include "../ensemble/ensemble.h"
+#include "calibrate.h"
 #include "cli.h"
 #include "run.h"
 
@@ -148,13 +149,14 @@ static int load_inputs(run_job *rj, avps_error *err) {
         if (!(rj->heldout = pan_dataset_load(cfg->heldout.gt_json, PAN_GROUND_TRUTH, err)) ||
             check_disjoint(rj->heldout, rj->eval, err) != 0)
             return -1;
-    } else {
-        const char *names[2] = {run_end_names[0], run_end_names[1]};
-        if (class_table_read(cfg->class_table, rj->eval, names, 2, &rj->table, err) != 0)
-            return avps_prefix(err, "%s: \"fusion.class_table\"", cfg->path);
     }
     if (make_ends(rj, err) != 0)
         return -1;
+    if (cfg->class_table) {
+        const char *names[2] = {head_name(rj->ends[0]), head_name(rj->ends[1])};
+        if (class_table_read(cfg->class_table, rj->eval, names, 2, &rj->table, err) != 0)
+            return avps_prefix(err, "%s: \"fusion.class_table\"", cfg->path);
+    }
     rj->scratch = calloc((size_t)cfg->threads, sizeof *rj->scratch);
     if (!rj->scratch)
         return avps_fail(err, "out of memory");
@@ -243,44 +245,25 @@ static int add_records(const pan_dataset *gt, job_blob *blobs, run_totals *t, av
     return 0;
 }
 
-/* The held-out pass: the root turns its records into OUT/class_table.json. */
+/* The held-out pass (calibrate_run, collective): the root writes OUT/class_table.json. */
 static int calibrate(run_job *rj, const char *table_path, avps_error *err) {
-    run_state *rs = &rj->rs;
-    rs->gt = rj->heldout;
-    rs->gt_dir = rj->cfg.heldout.gt_dir;
-    rs->evaluation = 0;
-    size_t n = rj->heldout->n_annotations;
-    run_progress prog;
-    run_progress_start(&prog, rj->opt.progress, "avps run: held-out", n, 0);
-    size_t *todo = malloc((n + 1) * sizeof *todo);
-    if (!todo)
-        return avps_fail(err, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        todo[i] = i;
-    job_blob *blobs = job_map_dynamic(rj->job, n, todo, job_is_root(rj->job) ? n : 0, (size_t)rj->cfg.chunk,
-                                      (int)rj->cfg.threads, run_image, rs, run_progress_update, &prog);
-    free(todo);
-    if (!blobs)
-        return 0;
-    run_totals t;
+    calib_params p = {.metric = rj->cfg.metric, .min_instances = (uint64_t)rj->cfg.min_instances,
+                      .seed = rj->cfg.seed, .threads = (int)rj->cfg.threads};
+    calib_split heldout = {rj->heldout, rj->cfg.heldout.gt_dir};
     class_table table = {0};
-    int rc = run_totals_init(&t, rj->heldout->n_categories, err);
-    if (rc == 0)
-        rc = add_records(rj->heldout, blobs, &t, err);
-    if (rc == 0)
-        rc = run_class_table_from_totals(&t, rj->heldout, &rj->cfg, &table, err);
-    if (rc == 0)
+    calib_report report = {0};
+    int rc = calibrate_run(rj->job, &p, rj->ends, 2, &heldout, NULL, &table, &report, err);
+    if (rc == 0 && job_is_root(rj->job))
         rc = class_table_write(table_path, &table, err);
+    calib_report_release(&report);
     class_table_release(&table);
-    run_totals_release(&t);
-    job_blobs_free(blobs, n);
     return rc;
 }
 
 /* The class table every rank uses: the config's, or one made from the held-out split. */
 static int class_table_stage(run_job *rj, avps_error *err) {
     char *path = path_join(rj->cfg.out, "class_table.json");
-    const char *names[2] = {run_end_names[0], run_end_names[1]};
+    const char *names[2] = {head_name(rj->ends[0]), head_name(rj->ends[1])};
     int rc = path ? 0 : avps_fail(err, "out of memory");
     if (rc == 0 && rj->cfg.class_table) {
         rc = job_is_root(rj->job) ? class_table_write(path, &rj->table, err) : 0;

@@ -40,10 +40,11 @@ typedef struct {
     double weights[RUN_MAX_HEADS];
     size_t lwl_htc;                /* index into heads */
     char *class_table;             /* an existing table: calibration is skipped */
-    char *metric;                  /* "pq" */
+    char *metric;                  /* the class table's: "mask_ap" or "pq_th" */
     long min_instances;            /* classes with fewer held-out instances take the better end */
     double ss_weights[2];          /* e_ups, lwl_htc */
-    char *combiner;                /* "heuristic" */
+    char *combiner;                /* "heuristic" or "upsnet" */
+    combiner_kind combiner_kind;
     combine_params combine;        /* confidence_thr[0] e_ups, [1] lwl_htc */
     char *out;
     int write_end_panoptic;        /* also write each end's own panoptic JSON + PNGs */
@@ -167,12 +168,5 @@ int run_report_write(const char *path, const run_report_input *in, avps_error *e
 int run_table3_write(const char *path, FILE *also, const run_report_input *in, avps_error *err);
 /* The panoptic JSON of one end, images in dataset order, segments from the records. */
 int run_panoptic_write(const char *path, const pan_dataset *gt, job_blob *blobs, int end, avps_error *err);
-
-/* ---- the class table from the held-out pass (run_calibrate.c) ------------------------------ */
-
-/* Per thing class each end's PQ on the held-out split and the held-out instance count,
- * chosen by class_table_choose. */
-int run_class_table_from_totals(const run_totals *t, const pan_dataset *heldout, const run_config *cfg,
-                                class_table *table, avps_error *err);
 
 #endif

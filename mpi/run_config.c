@@ -319,15 +319,16 @@ static int read_fusion(const reader *r, const cJSON *root, const char *base, run
               get_int(r, f, "fusion", "stuff_area_limit", 0, 1L << 40, &area) != 0))
         return -1;
     cfg->combine.stuff_area_limit = (uint64_t)area;
-    if (!cfg->metric && !(cfg->metric = strdup("pq")))
+    if (!cfg->metric && !(cfg->metric = strdup("mask_ap")))
         return avps_fail(r->err, "out of memory");
     if (!cfg->combiner && !(cfg->combiner = strdup("heuristic")))
         return avps_fail(r->err, "out of memory");
-    if (strcmp(cfg->metric, "pq") != 0)
-        return avps_fail(r->err, "%s: \"fusion.metric\" must be \"pq\" (per-class PQ on the held-out split), not \"%s\"",
-                         r->file, cfg->metric);
-    if (strcmp(cfg->combiner, "heuristic") != 0)
-        return avps_fail(r->err, "%s: \"fusion.combiner\" must be \"heuristic\", not \"%s\"", r->file, cfg->combiner);
+    if (strcmp(cfg->metric, "mask_ap") != 0 && strcmp(cfg->metric, "pq_th") != 0)
+        return avps_fail(r->err, "%s: \"fusion.metric\" must be \"mask_ap\" or \"pq_th\", not \"%s\"", r->file,
+                         cfg->metric);
+    if (combiner_kind_parse(cfg->combiner, &cfg->combiner_kind) != 0)
+        return avps_fail(r->err, "%s: \"fusion.combiner\" must be \"heuristic\" or \"upsnet\", not \"%s\"", r->file,
+                         cfg->combiner);
     if (!cfg->class_table && !cfg->has_heldout)
         return avps_fail(r->err, "%s: \"datasets.heldout\" is required unless \"fusion.class_table\" names a table",
                          r->file);

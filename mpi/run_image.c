@@ -2,9 +2,8 @@
  * result, the two-level fusion (SS averaged, each thing class's instances from the end
  * the class table names, then the heuristic combiner), and for each its PQ events and
  * SS confusion counts. The record that comes out is all the root keeps of the image.
- *
- * Until fusion/ offers fusion_run, the per-end and fused panoptic results are made here
- * from fusion/'s heuristic combiner (combine_heuristic), with the same rules. */
+ * The panoptic results come from fusion_run; the SS argmax of each end is computed here
+ * too, for the mIoU of the report. */
 #include "run.h"
 
 #include <stdlib.h>
@@ -43,7 +42,6 @@ typedef struct {
     head_output out[2];
     int n_run;                    /* ends whose heads ran */
     uint16_t *labels[RUN_ENDS];   /* SS argmax per pixel: GT category index or LABEL_NONE */
-    rle_mask *inst_masks[2];      /* per end, per instance */
     fusion_panoptic pan[RUN_ENDS];
     uint32_t *ids;                /* scratch: segment ids of one end */
     double seconds[STEP_COUNT];
@@ -52,11 +50,6 @@ typedef struct {
 static int end_count(const run_state *rs) { return rs->evaluation ? RUN_ENDS : 2; }
 
 static void work_release(image_work *w) {
-    for (int e = 0; e < 2; e++) {
-        for (size_t i = 0; w->inst_masks[e] && i < w->out[e].n_instances; i++)
-            rle_free(&w->inst_masks[e][i]);
-        free(w->inst_masks[e]);
-    }
     for (int e = 0; e < w->n_run; e++)
         head_output_release(&w->out[e]);
     for (int e = 0; e < RUN_ENDS; e++) {
@@ -144,74 +137,25 @@ static int semantic_labels(image_work *w, avps_error *err) {
     return rc;
 }
 
-static int instance_masks(image_work *w, avps_error *err) {
-    for (int e = 0; e < 2; e++) {
-        const head_output *o = &w->out[e];
-        if (!(w->inst_masks[e] = calloc(o->n_instances + 1, sizeof *w->inst_masks[e])))
-            return avps_fail(err, "out of memory");
-        for (size_t i = 0; i < o->n_instances; i++)
-            if (is_instance_mask(&o->instances[i], w->h, w->w, &w->inst_masks[e][i], err) != 0)
-                return avps_prefix(err, "end %s, image %s, instance %zu", run_end_names[e], w->im->id, i);
-    }
-    return 0;
-}
-
-/* Stuff candidates: one mask per category the label map gives, in category order. */
-static int stuff_candidates(const image_work *w, const uint16_t *labels, fusion_stuff **out, size_t *n,
-                            avps_error *err) {
-    size_t npix = (size_t)w->w * w->h;
-    uint8_t *present = calloc(w->n_cat + 1, 1), *mask = malloc(npix + 1);
-    *out = calloc(w->n_cat + 1, sizeof **out);
-    *n = 0;
-    int rc = present && mask && *out ? 0 : avps_fail(err, "out of memory");
-    for (size_t p = 0; rc == 0 && p < npix; p++)
-        if (labels[p] != LABEL_NONE)
-            present[labels[p]] = 1;
-    for (size_t c = 0; rc == 0 && c < w->n_cat; c++) {
-        if (!present[c])
-            continue;
-        for (size_t p = 0; p < npix; p++)
-            mask[p] = labels[p] == c;
-        fusion_stuff *s = &(*out)[(*n)++];
-        s->category_id = w->rs->gt->categories[c].id;
-        if (rle_encode(mask, w->h, w->w, &s->mask) != 0)
-            rc = avps_fail(err, "out of memory");
-    }
-    free(present);
-    free(mask);
-    return rc;
-}
-
-/* End `which`'s panoptic result: its own instances and SS, or (END_FUSION) the fused SS
- * and each thing class's instances from the end the class table names. */
+/* End `which`'s panoptic result through fusion/'s one entry point: an end alone is
+ * fusion_run with that end only; END_FUSION both ends, the SS weighted and each thing
+ * class's instances from the end the class table names. */
 static int panoptic_of(image_work *w, int which, avps_error *err) {
     const run_state *rs = w->rs;
-    size_t n_inst = 0, n_stuff = 0;
-    fusion_instance *inst = calloc(w->out[0].n_instances + w->out[1].n_instances + 1, sizeof *inst);
-    fusion_stuff *stuff = NULL;
-    int rc = inst ? stuff_candidates(w, w->labels[which], &stuff, &n_stuff, err) : avps_fail(err, "out of memory");
-    for (int e = 0; rc == 0 && e < 2; e++) {
-        if (which != END_FUSION && which != e)
-            continue;
-        for (size_t i = 0; i < w->out[e].n_instances; i++) {
-            const is_instance *x = &w->out[e].instances[i];
-            int cat = pan_dataset_category_index(rs->gt, x->category_id);
-            if (which == END_FUSION && (cat < 0 || rs->end_of_category[cat] != e))
-                continue;
-            inst[n_inst++] = (fusion_instance){x->category_id, x->score, w->inst_masks[e][i], e};
-        }
+    const run_config *cfg = rs->cfg;
+    fusion_params p;
+    fusion_params_default(&p);
+    p.combiner = cfg->combiner_kind;
+    p.heuristic = cfg->combine;
+    if (which != END_FUSION) { /* one end: its own threshold is end 0's */
+        p.heuristic.confidence_thr[0] = cfg->combine.confidence_thr[which];
+        fusion_end one = {&w->out[which], 1};
+        fusion_input in = {w->im->id, w->h, w->w, &one, 1, NULL, rs->gt->categories, rs->gt->n_categories};
+        return fusion_run(&p, &in, &w->pan[which], err) == 0 ? 0 : avps_prefix(err, "%s", run_end_names[which]);
     }
-    if (rc == 0) {
-        combine_input in = {w->im->id, w->h, w->w, inst, n_inst, stuff, n_stuff, rs->gt->categories, rs->gt->n_categories};
-        rc = combine_heuristic(&rs->cfg->combine, &in, &w->pan[which], err);
-        if (rc != 0)
-            avps_prefix(err, "%s", run_end_names[which]);
-    }
-    for (size_t k = 0; stuff && k < n_stuff; k++)
-        rle_free(&stuff[k].mask);
-    free(stuff);
-    free(inst);
-    return rc;
+    fusion_end both[2] = {{&w->out[0], cfg->ss_weights[0]}, {&w->out[1], cfg->ss_weights[1]}};
+    fusion_input in = {w->im->id, w->h, w->w, both, 2, rs->end_of_category, rs->gt->categories, rs->gt->n_categories};
+    return fusion_run(&p, &in, &w->pan[END_FUSION], err) == 0 ? 0 : avps_prefix(err, "fusion");
 }
 
 /* ---- evaluation ------------------------------------------------------------------------- */
@@ -403,7 +347,7 @@ static int image_stages(image_work *w, int thread, image_stats *st, avps_error *
         return -1;
     double t1 = run_now();
     w->seconds[STEP_HEADS] = t1 - t0;
-    if (instance_masks(w, err) != 0 || semantic_labels(w, err) != 0)
+    if (semantic_labels(w, err) != 0)
         return -1;
     for (int e = 0; e < end_count(w->rs); e++)
         if (panoptic_of(w, e, err) != 0)
