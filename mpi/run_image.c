@@ -69,16 +69,25 @@ static int *channel_map(const image_work *w, int e) {
     return map;
 }
 
-static void argmax_row(const float *acc, size_t n_cat, uint32_t width, uint16_t *labels) {
+/* The argmax over channels of one row (channels x width, channel-major), as GT category
+ * indexes; ties go to the lower category index; no positive score gives LABEL_NONE.
+ * Channels outer, pixels inner: the rows are read in order. */
+static void argmax_row(const float *row, const int *map, uint32_t channels, uint32_t width, float *best,
+                       uint16_t *labels) {
     for (uint32_t x = 0; x < width; x++) {
-        float best = 0;
-        uint16_t arg = LABEL_NONE;
-        for (size_t c = 0; c < n_cat; c++)
-            if (acc[c * width + x] > best) {
-                best = acc[c * width + x];
-                arg = (uint16_t)c;
+        best[x] = 0;
+        labels[x] = LABEL_NONE;
+    }
+    for (uint32_t c = 0; c < channels; c++) {
+        int cat = map ? map[c] : (int)c;
+        if (cat < 0)
+            continue;
+        const float *v = row + (size_t)c * width;
+        for (uint32_t x = 0; x < width; x++)
+            if (v[x] > best[x] || (v[x] == best[x] && v[x] > 0 && cat < labels[x])) {
+                best[x] = v[x];
+                labels[x] = (uint16_t)cat;
             }
-        labels[x] = arg;
     }
 }
 
@@ -102,7 +111,7 @@ static int semantic_labels(image_work *w, avps_error *err) {
     ss_sampler *smp[2] = {NULL, NULL};
     int *map[2] = {NULL, NULL};
     float *row[2] = {NULL, NULL};
-    float *acc = malloc(n_cat * w->w * sizeof *acc + 1), *mix = malloc(n_cat * w->w * sizeof *mix + 1);
+    float *acc = malloc(w->w * sizeof *acc + 1), *mix = malloc(n_cat * w->w * sizeof *mix + 1);
     double wsum = cfg->ss_weights[0] + cfg->ss_weights[1];
     int rc = acc && mix ? 0 : avps_fail(err, "out of memory");
     for (int e = 0; rc == 0 && e < (fused ? 3 : 2); e++)
@@ -115,17 +124,16 @@ static int semantic_labels(image_work *w, avps_error *err) {
             rc = avps_fail(err, "out of memory");
     }
     for (uint32_t y = 0; rc == 0 && y < w->h; y++) {
-        memset(mix, 0, n_cat * w->w * sizeof *mix);
+        if (fused)
+            memset(mix, 0, n_cat * w->w * sizeof *mix);
         for (int e = 0; e < 2; e++) {
             ss_sampler_row(smp[e], y, row[e]);
-            memset(acc, 0, n_cat * w->w * sizeof *acc);
-            add_row(acc, row[e], map[e], w->out[e].ss.channels, w->w, 1.0f);
-            argmax_row(acc, n_cat, w->w, w->labels[e] + (size_t)y * w->w);
+            argmax_row(row[e], map[e], w->out[e].ss.channels, w->w, acc, w->labels[e] + (size_t)y * w->w);
             if (fused)
                 add_row(mix, row[e], map[e], w->out[e].ss.channels, w->w, (float)(cfg->ss_weights[e] / wsum));
         }
         if (fused)
-            argmax_row(mix, n_cat, w->w, w->labels[END_FUSION] + (size_t)y * w->w);
+            argmax_row(mix, NULL, (uint32_t)n_cat, w->w, acc, w->labels[END_FUSION] + (size_t)y * w->w);
     }
     for (int e = 0; e < 2; e++) {
         ss_sampler_free(smp[e]);
