@@ -13,6 +13,7 @@ extern const char export_usage[];
 extern const char import_usage[];
 extern const char combine_usage[];
 extern const char run_usage[];
+extern const char fuse_usage[];
 extern const char calibrate_usage[];
 
 int cmd_eval_pq(avps_job *job, int argc, char **argv);
@@ -23,6 +24,7 @@ int cmd_export(avps_job *job, int argc, char **argv);
 int cmd_import(avps_job *job, int argc, char **argv);
 int cmd_combine(avps_job *job, int argc, char **argv);
 int cmd_run(avps_job *job, int argc, char **argv);
+int cmd_fuse(avps_job *job, int argc, char **argv);
 int cmd_calibrate(avps_job *job, int argc, char **argv);
 
 #endif

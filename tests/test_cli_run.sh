@@ -131,6 +131,17 @@ grep -q "image ${victim%.json}" err && ok || ko "a failing rank: message lacks t
 [ "$(grep -c 'avps: error' err)" = 1 ] && ok || ko "a failing rank: the error is not printed once"
 [ -e rf/report.json ] && ko "a failed run left a report" || ok
 
+# ---- avps fuse: two ends and a class table give run's fused output, PNG for PNG
+sed 's#"members": \["r50", "senet154_lsh"\], "weights": \[0.4, 1.3\]#"members": ["r50"]#' c.json >one.json
+"$AVPS" run one.json --out one --quiet || ko "run with one UPS head"
+$MPIRUN 2 "$AVPS" fuse --gt-json w/val.json --end r50=sim:r50:2 --end htc_uw_dc=sim:htc_uw_dc:2 \
+    --class-table one/class_table.json --stuff-area-limit 256 --out-json fused.json --threads 1 || ko "avps fuse"
+cmp -s one/panoptic.json fused.json && diff -r one/panoptic fused >/dev/null && ok ||
+    ko "avps fuse differs from avps run's fusion"
+"$AVPS" fuse --gt-json w/val.json --end a=sim:r50:2 --end b=sim:htc_uw_dc:2 --class-table one/class_table.json \
+    --out-json nofuse.json 2>err && ko "fuse with ends the table does not name" ||
+    { grep -q "unknown end" err && [ ! -e nofuse.json ] && [ ! -e nofuse ] && ok || ko "fuse, wrong ends: $(cat err)"; }
+
 # ---- bad configs: the key named, nothing written
 expect_bad() { # WHAT PATTERN CONFIG_TEXT
     printf '%s\n' "$3" >bad.json
