@@ -70,8 +70,8 @@ static int *channel_map(const image_work *w, int e) {
 }
 
 /* The argmax over channels of one row (channels x width, channel-major), as GT category
- * indexes; ties go to the lower category index; no positive score gives LABEL_NONE.
- * Channels outer, pixels inner: the rows are read in order. */
+ * indexes; a tie goes to the earlier channel; no positive score gives LABEL_NONE.
+ * Channels outer, pixels inner: rows are read in order and the inner loop has no branch. */
 static void argmax_row(const float *row, const int *map, uint32_t channels, uint32_t width, float *best,
                        uint16_t *labels) {
     for (uint32_t x = 0; x < width; x++) {
@@ -83,11 +83,11 @@ static void argmax_row(const float *row, const int *map, uint32_t channels, uint
         if (cat < 0)
             continue;
         const float *v = row + (size_t)c * width;
-        for (uint32_t x = 0; x < width; x++)
-            if (v[x] > best[x] || (v[x] == best[x] && v[x] > 0 && cat < labels[x])) {
-                best[x] = v[x];
-                labels[x] = (uint16_t)cat;
-            }
+        for (uint32_t x = 0; x < width; x++) {
+            int above = v[x] > best[x];
+            best[x] = above ? v[x] : best[x];
+            labels[x] = above ? (uint16_t)cat : labels[x];
+        }
     }
 }
 
