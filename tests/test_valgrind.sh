@@ -49,5 +49,15 @@ clean "combine" 0 "$AVPS" combine --semantic "$C/semantic.json" --instances "$C/
     --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/pan.json" --confidence-thr 1=0.7 --threads 2
 clean "combine error" 1 "$AVPS" combine --semantic "$C/semantic.json" --instances "$A/dt.json" \
     --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/bad.json"
+cat >"$T/run.json" <<EOF
+{"datasets": {"heldout": {"gt_json": "syn/heldout.json"}, "eval": {"gt_json": "syn/val.json"}},
+ "heads": [{"name": "r50", "backend": "sim"}, {"name": "r101", "backend": "sim"}, {"name": "htc", "backend": "sim"}],
+ "ensemble": {"members": ["r50", "r101"]}, "lwl_htc": "htc", "fusion": {"min_instances": 1}, "out": "run"}
+EOF
+clean "run" 0 "$AVPS" run "$T/run.json" --threads 2 --quiet
+clean "run resume" 0 "$AVPS" run "$T/run.json" --threads 2 --quiet --resume
+clean "run error" 1 "$AVPS" run "$T/run.json" --quiet
+clean "fuse" 0 "$AVPS" fuse --gt-json "$G" --end e_ups=sim:r50 --end htc=sim:htc --class-table "$T/run/class_table.json" \
+    --out-json "$T/fused.json" --threads 2
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
