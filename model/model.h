@@ -116,6 +116,18 @@ ss_kind head_ss_kind(const head *h);
 uint32_t head_channels(const head *h, const int32_t **category);
 void head_free(head *h);
 
+/* A head whose outputs another module makes (an ensemble of heads, ensemble/): ops->run
+ * fills a head_output for one image as a backend does, and must be safe to call from
+ * several threads at once on different images; ops->channels gives its SS channels'
+ * categories (owned by state). The head takes state in every case: head_free calls
+ * ops->free(state), and so does head_new_custom when it fails. */
+typedef struct {
+    int (*run)(void *state, const head_input *in, head_output *out, avps_error *err);
+    uint32_t (*channels)(const void *state, const int32_t **category);
+    void (*free)(void *state);
+} head_custom_ops;
+head *head_new_custom(const char *name, ss_kind kind, const head_custom_ops *ops, void *state, avps_error *err);
+
 /* Built-in sim profiles, by name; NULL after the last. */
 const char *sim_profile_builtin_name(size_t i);
 

@@ -31,6 +31,8 @@ clean "export sim" 0 "$AVPS" export --gt-json "$G" --head r50 --backend sim --pr
 clean "export replay" 0 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/x.store" \
     --results "$T/y.json" --semantic-dir "$T/y.sem"
 clean "import" 0 "$AVPS" import --gt-json "$G" --results "$T/x.json" --semantic-dir "$T/x.sem" --out "$T/imp" --head n
+clean "export ensemble" 0 "$AVPS" export --gt-json "$G" --head e --member r50:r50:1 --member htc:htc:2 --threads 2 \
+    --results "$T/e.json" --semantic-dir "$T/e.sem"
 clean "export error" 1 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/none" --results "$T/z.json"
 clean "calibrate" 0 "$AVPS" calibrate --heldout-json "$T/syn/heldout.json" --eval-json "$G" --end a=sim:r50 \
     --end b=sim:htc --out "$T/ct.json" --report "$T/cr.json" --min-instances 1 --bootstrap 5 --threads 2
