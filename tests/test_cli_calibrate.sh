@@ -5,7 +5,7 @@
 # for that end's exported results against the converted held-out ground truth, and the
 # instance counts equal the converted ground truth's; the choices follow the rules from
 # the scores; with pq_th the per-class PQ equals `avps eval pq` on each end's result
-# through export -> combine; a given table is assessed with the same figures; overlapping splits, an
+# through export -> combine; an ensemble end scores as its exported ensemble; a given table is assessed with the same figures; overlapping splits, an
 # unknown end in a table and bad end specs are refused, leaving nothing on disk.
 # Usage: tests/test_cli_calibrate.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
@@ -100,6 +100,18 @@ ok = (r["classes_counted"] == len(used) and close(r["mean_table"], table) and cl
 sys.exit(0 if ok else 1)
 EOF
 
+# ---- an ensemble end: its per-class AP is that of `avps export --member ...` of the same members
+"$AVPS" calibrate --heldout-json "$H" --end 'eups=ensemble:r50=sim:r50*0.4,r101=sim:r101*1.2' --end htc=sim:htc \
+    --out "$T/te.json" --bootstrap 0 >/dev/null || ko "calibrate with an ensemble end"
+"$AVPS" export --gt-json "$H" --head eups --member r50:r50:0.4 --member r101:r101:1.2 --results "$T/eups.json" \
+    >/dev/null || ko "export the ensemble"
+"$AVPS" eval ap --gt "$T/inst.json" --dt "$T/eups.json" --json "$T/eups.ap.json" >/dev/null || ko "eval ap eups"
+check "ensemble end's scores agree with eval ap of the exported ensemble" python3 -c "
+import json, sys
+t = json.load(open('$T/te.json')); ap = json.load(open('$T/eups.ap.json'))['per_class_AP']
+want = lambda k: None if ap[k] == -1 else ap[k]
+sys.exit(0 if all(c['score']['eups'] == want(str(c['category_id'])) for c in t['classes']) else 1)"
+
 # ---- pq_th: each end's own panoptic result (its instances and SS argmax through the
 # heuristic combiner) scored per class; checked against export -> combine -> eval pq
 calibrate --metric pq_th --out "$T/tp.json" --bootstrap 0 --threads 1 >/dev/null || ko "calibrate --metric pq_th"
@@ -162,6 +174,8 @@ expect_error "unknown category in a table" "classes\[0\]: category 999 is unknow
 expect_error "bad end spec" "end 'x=ssim:r50'" --end x=ssim:r50 --out "$T/bad.json"
 expect_error "two ends of one name" "two ends are named 'r50'" --end r50=sim:htc --out "$T/bad.json"
 expect_error "unknown profile" "nosuch" --end z=sim:nosuch --out "$T/bad.json"
+expect_error "negative ensemble weight" "member a: weight -1" --end 'x=ensemble:a=sim:r50*-1,b=sim:htc*1' \
+    --out "$T/bad.json"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

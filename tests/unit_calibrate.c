@@ -1,5 +1,5 @@
-/* unit_calibrate.c: the pieces of calibration that stand alone: end specs parsed into
- * head configs (and refused), and ap_per_class on a resample with a repeated image,
+/* unit_calibrate.c: the pieces of calibration that stand alone: end specs (sim, replay,
+ * ensembles) parsed into head configs (and refused), and ap_per_class on a resample with a repeated image,
  * which must equal ap_accumulate on a dataset holding that image twice under two ids. */
 #include "../eval/eval.h"
 #include "../mpi/end_spec.h"
@@ -22,7 +22,13 @@ static void test_end_specs(check_tally *t) {
     CHECK(t, end_spec_parse("htc=replay:/data/stores/htc", &s, &err) == 0);
     CHECK(t, strcmp(s.cfg.backend, "replay") == 0 && strcmp(s.cfg.store, "/data/stores/htc") == 0);
     end_spec_release(&s);
-    const char *bad[] = {"ups", "=sim:r50", "ups=sim:", "ups=replay:", "ups=onnx:x", "ups=sim:r50:99999999999"};
+    CHECK(t, end_spec_parse("e=ensemble:a=sim:r50*0.4,b=replay:/s/b*1.5e0", &s, &err) == 0);
+    CHECK(t, s.n_members == 2 && s.weights[0] == 0.4 && s.weights[1] == 1.5 && strcmp(s.cfg.name, "e") == 0);
+    CHECK(t, s.n_members == 2 && strcmp(s.members[0].cfg.profile, "r50") == 0 && strcmp(s.members[1].cfg.store, "/s/b") == 0);
+    end_spec_release(&s);
+    const char *bad[] = {"ups", "=sim:r50", "ups=sim:", "ups=replay:", "ups=onnx:x", "ups=sim:r50:99999999999",
+                         "e=ensemble:", "e=ensemble:a=sim:r50", "e=ensemble:a=sim:r50*x", "e=ensemble:a=sim:r50*1,",
+                         "e=ensemble:a=ensemble:b=sim:r50*1*1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         avps_error e = {{0}};
         CHECK(t, end_spec_parse(bad[i], &s, &e) == -1);
