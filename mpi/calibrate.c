@@ -116,7 +116,11 @@ static int end_pq_records(const calib_job *cj, pq_scratch *scratch, const head_o
     fusion_panoptic pan = {0};
     pq_events ev = {0};
     uint32_t *ids = NULL;
-    int rc = fusion_run(&fp, &fi, &pan, err);
+    /* pq_image_eval reads the ids at the ground truth's size, which images[] gives */
+    int rc = o->width == in->image->width && o->height == in->image->height
+                 ? fusion_run(&fp, &fi, &pan, err)
+                 : avps_fail(err, "its output is %ux%u, the image %ux%u", o->width, o->height, in->image->width,
+                             in->image->height);
     if (rc == 0 && !(ids = malloc((size_t)pan.h * pan.w * sizeof *ids + 1)))
         rc = avps_fail(err, "out of memory");
     if (rc == 0) {
