@@ -3,10 +3,12 @@
 # simulated ends: the table and report are written and are the same bytes alone and under
 # mpirun -np 2; each end's per-class AP in the table equals `avps eval ap`'s per_class_AP
 # for that end's exported results against the converted held-out ground truth, and the
-# instance counts equal the converted ground truth's; the choices follow the rules from
-# the scores; a replayed end gives its simulation's table; with pq_th the per-class PQ equals `avps eval pq` on each end's result
-# through export -> combine; an ensemble end scores as its exported ensemble; a given table is assessed with the same figures; overlapping splits, an
-# unknown end in a table and bad end specs are refused, leaving nothing on disk.
+# instance counts equal the converted ground truth's; the choices and the regret follow
+# the rules from the scores; a replayed end gives its simulation's table; an ensemble end
+# scores as its exported ensemble; with pq_th the per-class PQ equals `avps eval pq` on
+# each end's export -> combine result; a given table is assessed with the same figures;
+# overlapping splits (alone and under mpirun), an unknown end or category in a table and
+# bad end specs are refused, leaving nothing on disk.
 # Usage: tests/test_cli_calibrate.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
 AVPS=$1
