@@ -33,9 +33,12 @@ typedef struct {
 } ensemble_options;
 
 void ensemble_options_default(ensemble_options *opt);
+/* IoU thresholds must lie in [0, 1]. */
+int ensemble_options_check(const ensemble_options *opt, avps_error *err);
 
 /* Checks the weights (names[i] names member i in messages) and writes them normalised
- * to sum 1 into normalised (n entries). */
+ * to sum 1 into normalised (n entries). A member of weight 0 has no say: its SS adds
+ * nothing and its instances are left out. */
 int ensemble_weights_normalise(const double *weights, const char *const *names, size_t n, double *normalised,
                                avps_error *err);
 

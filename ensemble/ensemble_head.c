@@ -91,6 +91,8 @@ head *ensemble_head_new(const char *name, head **members, const double *weights,
         ensemble_options_default(&s->opt);
     int rc = ensemble_weights_normalise(weights, s->names, n, normalised, err);
     if (rc == 0)
+        rc = ensemble_options_check(&s->opt, err);
+    if (rc == 0)
         rc = channels_check(s, err);
     int logits = 1;
     for (size_t i = 0; i < n; i++)

@@ -2,7 +2,7 @@
  * on shared proposals (merge_aug_bboxes, merge_aug_masks); stored outputs share none, so
  * this groups the members' overlapping instances instead:
  *   1. every member's instances, pooled in order of weight x score (ties: member, then
- *      its own order);
+ *      its own order); a member of weight 0 has no say;
  *   2. greedily, the first instance not yet grouped seeds a group, and each other
  *      member adds its ungrouped instance of the seed's class with the highest mask IoU
  *      with the seed, when that IoU is above group_iou: one instance per member at most;
@@ -78,7 +78,7 @@ static int pool_make(const head_output *members, const double *weights, const ch
     size_t k = 0;
     int rc = 0;
     for (size_t m = 0; m < n && rc == 0; m++)
-        for (size_t i = 0; i < members[m].n_instances && rc == 0; i++, k++) {
+        for (size_t i = 0; i < members[m].n_instances && rc == 0 && weights[m] > 0; i++, k++) {
             const is_instance *inst = &members[m].instances[i];
             pool[k] = (pooled){m, i, weights[m] * inst->score, {0}, 0};
             if (!isfinite(inst->score))
@@ -92,8 +92,8 @@ static int pool_make(const head_output *members, const double *weights, const ch
         free(pool);
         return -1;
     }
-    qsort(pool, total, sizeof *pool, by_key);
-    *out = pool, *count = total;
+    qsort(pool, k, sizeof *pool, by_key);
+    *out = pool, *count = k;
     return 0;
 }
 

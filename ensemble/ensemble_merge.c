@@ -8,6 +8,12 @@
 
 void ensemble_options_default(ensemble_options *opt) { *opt = (ensemble_options){0.5, 0.5, 100}; }
 
+int ensemble_options_check(const ensemble_options *opt, avps_error *err) {
+    if (!(opt->group_iou >= 0 && opt->group_iou <= 1 && opt->nms_iou >= 0 && opt->nms_iou <= 1))
+        return avps_fail(err, "IoU thresholds must lie in [0, 1] (group %g, NMS %g)", opt->group_iou, opt->nms_iou);
+    return 0;
+}
+
 int ensemble_weights_normalise(const double *weights, const char *const *names, size_t n, double *normalised,
                                avps_error *err) {
     double total = 0;
@@ -33,9 +39,8 @@ int ensemble_merge(const head_output *members, const double *weights, const char
     if (!w)
         return avps_fail(err, "out of memory");
     int rc = ensemble_weights_normalise(weights, names, n, w, err);
-    if (rc == 0 && !(opt->group_iou >= 0 && opt->group_iou <= 1 && opt->nms_iou >= 0 && opt->nms_iou <= 1))
-        rc = avps_fail(err, "ensemble: IoU thresholds must lie in [0, 1] (group %g, NMS %g)", opt->group_iou,
-                       opt->nms_iou);
+    if (rc == 0)
+        rc = ensemble_options_check(opt, err);
     for (size_t i = 1; rc == 0 && i < n; i++)
         if (members[i].width != members[0].width || members[i].height != members[0].height)
             rc = avps_fail(err, "member %s gives a %ux%u image, member %s %ux%u", names[i], members[i].width,

@@ -120,6 +120,11 @@ static void put_number(FILE *fp, double v) {
 }
 
 int class_table_write(const char *path, const class_table *t, avps_error *err) {
+    if (t->n_ends == 0 || t->overall_best < 0 || (size_t)t->overall_best >= t->n_ends)
+        return avps_fail(err, "%s: a class table needs ends and an overall best end among them", path);
+    for (size_t c = 0; c < t->n_classes; c++)
+        if (t->chosen[c] < 0 || (size_t)t->chosen[c] >= t->n_ends)
+            return avps_fail(err, "%s: category %d: chosen end %d out of range", path, t->category_id[c], t->chosen[c]);
     atomic_file af;
     if (file_atomic_open(&af, path, err) != 0)
         return -1;

@@ -121,7 +121,8 @@ int class_table_init(class_table *t, const char *metric, const char *const *end_
  * instances or some end has no score for it; otherwise it takes the end with the highest
  * score, the lower index on a tie. Fails on no ends or an infinite score. */
 int class_table_choose(class_table *t, avps_error *err);
-/* Writes the table as JSON, atomically (docs/formats.md, "class_table.json"). */
+/* Writes the table as JSON, atomically (docs/formats.md, "class_table.json"); refuses a
+ * table without ends or with an end index out of range. */
 int class_table_write(const char *path, const class_table *t, avps_error *err);
 /* Reads a table for dataset ds. end_names (n_ends) are the ends the caller has: the
  * table must name exactly these (in any order) and its indexes are mapped to the

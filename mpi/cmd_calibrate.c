@@ -20,7 +20,8 @@ const char calibrate_usage[] =
     "  own panoptic result) on the held-out panoptic split F (PNGs in D, default F without\n"
     "  .json) and writes the class table: for each thing class the end with the better\n"
     "  score; classes with fewer than N held-out instances (default 10) take\n"
-    "  the end better overall. SPEC is sim:PROFILE[:SEED] or replay:STORE_DIR. With\n"
+    "  the end better overall. SPEC is sim:PROFILE[:SEED], replay:STORE_DIR or\n"
+    "  ensemble:M*W,M*W,... (members M = MNAME=sim:... or MNAME=replay:..., weights W). With\n"
     "  --eval-json: the table's regret against a per-class oracle on that split, and over B\n"
     "  resamples of the held-out images (default 100, seeded by S, default 1) how much of\n"
     "  its gain over the best single end survives. The splits must not share an image.\n"
@@ -124,7 +125,7 @@ static int make_heads(const calibrate_options *o, calibrate_state *s, avps_error
         for (size_t f = 0; f < e; f++)
             if (strcmp(s->specs[f].cfg.name, s->specs[e].cfg.name) == 0)
                 return avps_fail(err, "calibrate: two ends are named '%s'", s->specs[e].cfg.name);
-        if (!(s->heads[e] = head_new(&s->specs[e].cfg, s->heldout, err)))
+        if (!(s->heads[e] = end_spec_head_new(&s->specs[e], s->heldout, err)))
             return -1;
     }
     return 0;

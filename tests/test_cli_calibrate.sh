@@ -3,10 +3,12 @@
 # simulated ends: the table and report are written and are the same bytes alone and under
 # mpirun -np 2; each end's per-class AP in the table equals `avps eval ap`'s per_class_AP
 # for that end's exported results against the converted held-out ground truth, and the
-# instance counts equal the converted ground truth's; the choices follow the rules from
-# the scores; with pq_th the per-class PQ equals `avps eval pq` on each end's result
-# through export -> combine; a given table is assessed with the same figures; overlapping splits, an
-# unknown end in a table and bad end specs are refused, leaving nothing on disk.
+# instance counts equal the converted ground truth's; the choices and the regret follow
+# the rules from the scores; a replayed end gives its simulation's table; an ensemble end
+# scores as its exported ensemble; with pq_th the per-class PQ equals `avps eval pq` on
+# each end's export -> combine result; a given table is assessed with the same figures;
+# overlapping splits (alone and under mpirun), an unknown end or category in a table and
+# bad end specs are refused, leaving nothing on disk.
 # Usage: tests/test_cli_calibrate.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
 AVPS=$1
@@ -100,6 +102,26 @@ ok = (r["classes_counted"] == len(used) and close(r["mean_table"], table) and cl
 sys.exit(0 if ok else 1)
 EOF
 
+# ---- a stored end replayed gives the table its simulation gives
+"$AVPS" export --gt-json "$H" --head r50 --backend sim --profile r50 --store-out "$T/r50.store" >/dev/null ||
+    ko "export --store-out"
+calibrate --out "$T/tsim.json" --bootstrap 0 >/dev/null || ko "calibrate, sim ends"
+"$AVPS" calibrate --heldout-json "$H" --end r50=replay:"$T/r50.store" --end htc=sim:htc --out "$T/trep.json" \
+    --bootstrap 0 >/dev/null || ko "calibrate, a replay end"
+check "a replayed end gives the sim's table" cmp -s "$T/tsim.json" "$T/trep.json"
+
+# ---- an ensemble end: its per-class AP is that of `avps export --member ...` of the same members
+"$AVPS" calibrate --heldout-json "$H" --end 'eups=ensemble:r50=sim:r50*0.4,r101=sim:r101*1.2' --end htc=sim:htc \
+    --out "$T/te.json" --bootstrap 0 >/dev/null || ko "calibrate with an ensemble end"
+"$AVPS" export --gt-json "$H" --head eups --member r50:r50:0.4 --member r101:r101:1.2 --results "$T/eups.json" \
+    >/dev/null || ko "export the ensemble"
+"$AVPS" eval ap --gt "$T/inst.json" --dt "$T/eups.json" --json "$T/eups.ap.json" >/dev/null || ko "eval ap eups"
+check "ensemble end's scores agree with eval ap of the exported ensemble" python3 -c "
+import json, sys
+t = json.load(open('$T/te.json')); ap = json.load(open('$T/eups.ap.json'))['per_class_AP']
+want = lambda k: None if ap[k] == -1 else ap[k]
+sys.exit(0 if all(c['score']['eups'] == want(str(c['category_id'])) for c in t['classes']) else 1)"
+
 # ---- pq_th: each end's own panoptic result (its instances and SS argmax through the
 # heuristic combiner) scored per class; checked against export -> combine -> eval pq
 calibrate --metric pq_th --out "$T/tp.json" --bootstrap 0 --threads 1 >/dev/null || ko "calibrate --metric pq_th"
@@ -153,6 +175,14 @@ expect_error() { # WHAT PATTERN ARGS...
 first=$(grep -o '"image_id": [0-9]*' "$H" | head -1 | grep -o '[0-9]*$')
 expect_error "overlapping splits" "image $first is in both" --eval-json "$H" --out "$T/bad.json" \
     --report "$T/bad.report.json"
+rm -f "$T/bad.json"
+if $MPIRUN 2 "$AVPS" calibrate --heldout-json "$H" "${ENDS[@]}" --eval-json "$H" --out "$T/bad.json" \
+    >/dev/null 2>"$T/err"; then
+    ko "overlapping splits under mpirun: exit 0"
+else
+    check "overlapping splits under mpirun: the message names the image" grep -q "image $first is in both" "$T/err"
+    check "overlapping splits under mpirun: nothing written" bash -c "! ls '$T'/bad.json* >/dev/null 2>&1"
+fi
 sed 's/"htc"/"yolo"/g' "$T/t1.json" >"$T/unknown_end.json"
 expect_error "unknown end in a table" "unknown_end.json: ends\[1\]: unknown end 'yolo'" --eval-json "$V" \
     --table "$T/unknown_end.json" --report "$T/bad.report.json"
@@ -162,6 +192,8 @@ expect_error "unknown category in a table" "classes\[0\]: category 999 is unknow
 expect_error "bad end spec" "end 'x=ssim:r50'" --end x=ssim:r50 --out "$T/bad.json"
 expect_error "two ends of one name" "two ends are named 'r50'" --end r50=sim:htc --out "$T/bad.json"
 expect_error "unknown profile" "nosuch" --end z=sim:nosuch --out "$T/bad.json"
+expect_error "negative ensemble weight" "member a: weight -1" --end 'x=ensemble:a=sim:r50*-1,b=sim:htc*1' \
+    --out "$T/bad.json"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -73,6 +73,7 @@ expect_error "weight not a number" "--member.*x" --member r50:r50:x
 expect_error "member without a weight" "NAME:PROFILE:WEIGHT" --member r50:r50
 expect_error "unknown profile" "head zz" --member r50:r50:1 --member zz:no_such_profile:1
 expect_error "member store missing" "head s" --member r50:r50:1 --member-store "s:$T/none:1"
+expect_error "group IoU out of range" "IoU thresholds" --member r50:r50:1 --group-iou 1.5
 expect_error "members and --backend" "--backend" --member r50:r50:1 --backend sim
 
 echo "$passed passed, $failed failed"

@@ -108,6 +108,13 @@ static void test_round_trip(check_tally *t, const pan_dataset *ds) {
     CHECK(t, strcmp(c.end_names[0], "htc") == 0 && c.overall_best == 1 - a.overall_best);
     CHECK(t, c.chosen[0] == 1 - a.chosen[0] && c.chosen[2] == 1 - a.chosen[2]);
     CHECK(t, c.score[0] == a.score[1] && c.score[1] == a.score[0]);
+    /* an end index out of range is not written */
+    c.chosen[1] = 2;
+    char *never = path_join(tmpdir, "never.json");
+    CHECK(t, class_table_write(never, &c, &err) == -1 && strstr(err.msg, "category 2") != NULL);
+    CHECK(t, access(never, F_OK) != 0);
+    free(never);
+    c.chosen[1] = 0;
     /* the end map: things get their end, stuff -1 */
     int map[4];
     CHECK(t, class_table_end_map(&c, ds, map, &err) == 0);

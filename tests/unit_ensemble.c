@@ -274,6 +274,25 @@ static void test_is_soft(check_tally *t) {
     head_output_release(&m[1]);
 }
 
+/* A member of weight 0 has no say: its instances are left out, its SS adds nothing. */
+static void test_zero_weight(check_tally *t) {
+    head_output m[2], out;
+    output_init(&m[0], 1), output_init(&m[1], 1);
+    add_box_instance(&m[0], 1, 0.9, 2, 2, 12, 12);
+    add_box_instance(&m[1], 2, 0.3, 3, 3, 13, 13);
+    m[0].ss.scores[0] = half_from_float(0.1f), m[0].ss.scores[1] = half_from_float(0.9f);
+    double w[2] = {0, 2};
+    ensemble_options opt;
+    ensemble_options_default(&opt);
+    avps_error err;
+    CHECK(t, ensemble_merge(m, w, names2, 2, &opt, &out, &err) == 0);
+    CHECK(t, out.n_instances == 1 && out.instances[0].category_id == 2 && near(out.instances[0].score, 0.3, 1e-12));
+    CHECK(t, out.ss.scores[0] == m[1].ss.scores[0] && out.ss.scores[1] == m[1].ss.scores[1]);
+    head_output_release(&out);
+    head_output_release(&m[0]);
+    head_output_release(&m[1]);
+}
+
 /* ---- refused ----------------------------------------------------------------------------- */
 
 static void expect_error(check_tally *t, const head_output *m, const double *w, const char *want) {
@@ -298,6 +317,12 @@ static void test_refused(check_tally *t) {
     m[1].ss.channel_category[1] = 2;
     m[1].width = 21;
     expect_error(t, m, (double[]){1, 1}, "member b gives a 21x20 image");
+    m[1].width = IMG;
+    head_output out;
+    ensemble_options opt = {0.5, 1.5, 100};
+    avps_error err = {{0}};
+    CHECK(t, ensemble_merge(m, (double[]){1, 1}, names2, 2, &opt, &out, &err) == -1);
+    CHECK(t, strstr(err.msg, "IoU thresholds must lie in [0, 1]") != NULL);
     head_output_release(&m[0]);
     head_output_release(&m[1]);
 }
@@ -391,6 +416,7 @@ int main(void) {
     test_is_nms(&t);
     test_is_top100(&t);
     test_is_soft(&t);
+    test_zero_weight(&t);
     test_refused(&t);
     test_head(&t);
     return check_report(&t);

@@ -167,6 +167,8 @@ static size_t count_segments(fuse_case *c, int32_t cat) {
     return n;
 }
 
+#define ROWS6(r) r r r r r r
+
 /* ---- SS averaging ---------------------------------------------------------------------- */
 
 /* End 0 (weight 3): probabilities on a 2 x 1 grid, s on the left cell, a on the right;
@@ -215,6 +217,34 @@ static void test_ss_average(check_tally *t) {
     case_end(&c);
 }
 
+/* Logits go through a softmax first: logits (a 0, s ln 3) are probabilities (.25, .75).
+ * With a second end saying a (probability 1): equal weights give a .625 > s .375, all
+ * VOID; weights 3 : 1 give a .4375 < s .5625, all s. A label map with no label anywhere
+ * gives no SS: every pixel VOID, with either combiner. */
+static void test_logits_and_empty_labels(check_tally *t) {
+    fuse_case c;
+    case_start(&c, 2);
+    const int32_t cats0[] = {CAT_A, CAT_S};
+    const float v0[] = {0, 1.0986123f};
+    ss_probs(&c.out[0], cats0, 2, 1, 1, v0);
+    c.out[0].ss.kind = SS_LOGITS;
+    ss_uniform(&c.out[1], 1, 0, 0, 0);
+    CHECK(t, run_gives(&c, ROWS6("........")));
+    c.ends[0].ss_weight = 3;
+    CHECK(t, run_gives(&c, ROWS6("ssssssss")));
+    c.params.combiner = COMBINER_UPSNET;
+    CHECK(t, run_gives(&c, ROWS6("ssssssss")));
+    case_end(&c);
+
+    case_start(&c, 1);
+    const int32_t cats1[] = {CAT_S};
+    ss_labels(&c.out[0], cats1, 1, 2, 2, "....");
+    CHECK(t, run_gives(&c, ROWS6("........")));
+    c.params.combiner = COMBINER_UPSNET;
+    CHECK(t, run_gives(&c, ROWS6("........")));
+    case_end(&c);
+}
+
 static void test_bad_weights_and_maps(check_tally *t) {
     fuse_case c;
     build_two_geometries(&c);
@@ -259,8 +289,6 @@ static void build_two_ends(fuse_case *c) {
     for (size_t i = 0; i < N_CAT; i++)
         c->table[i] = -1;
 }
-
-#define ROWS6(r) r r r r r r
 
 static void test_class_table(check_tally *t) {
     fuse_case c;
@@ -396,6 +424,7 @@ static void test_names(check_tally *t) {
 int main(void) {
     check_tally t = {0, 0};
     test_ss_average(&t);
+    test_logits_and_empty_labels(&t);
     test_bad_weights_and_maps(&t);
     test_class_table(&t);
     test_thresholds(&t);
