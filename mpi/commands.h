@@ -14,6 +14,7 @@ extern const char import_usage[];
 extern const char combine_usage[];
 extern const char run_usage[];
 extern const char fuse_usage[];
+extern const char tables_usage[];
 extern const char calibrate_usage[];
 
 int cmd_eval_pq(avps_job *job, int argc, char **argv);
@@ -25,6 +26,7 @@ int cmd_import(avps_job *job, int argc, char **argv);
 int cmd_combine(avps_job *job, int argc, char **argv);
 int cmd_run(avps_job *job, int argc, char **argv);
 int cmd_fuse(avps_job *job, int argc, char **argv);
+int cmd_tables(avps_job *job, int argc, char **argv);
 int cmd_calibrate(avps_job *job, int argc, char **argv);
 
 #endif

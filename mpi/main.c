@@ -17,6 +17,7 @@ static const char usage[] =
     "  import     a network's COCO results and semantic PNGs into a prediction store\n"
     "  combine    instance + semantic predictions into panoptic, as panopticapi's heuristic\n"
     "  fuse       two ends (simulated or stored) and a class table into COCO panoptic JSON + PNGs\n"
+    "  tables     the paper's Tables 1-3 from the heads a run config names\n"
     "  run        the whole AntVisionPS evaluation (ensemble, class table, fusion, PQ) as one job\n"
     "  calibrate  the class table: which end gives each thing class its instances\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
@@ -39,6 +40,7 @@ static const command commands[] = {
     {"combine", NULL, cmd_combine, combine_usage},
     {"run", NULL, cmd_run, run_usage},
     {"fuse", NULL, cmd_fuse, fuse_usage},
+    {"tables", NULL, cmd_tables, tables_usage},
     {"calibrate", NULL, cmd_calibrate, calibrate_usage},
 };
 

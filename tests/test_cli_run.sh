@@ -142,6 +142,17 @@ cmp -s one/panoptic.json fused.json && diff -r one/panoptic fused >/dev/null && 
     --out-json nofuse.json 2>err && ko "fuse with ends the table does not name" ||
     { grep -q "unknown end" err && [ ! -e nofuse.json ] && [ ! -e nofuse ] && ok || ko "fuse, wrong ends: $(cat err)"; }
 
+# ---- avps tables: Table 3's rows are run's ends; the same bytes for any number of ranks
+"$AVPS" tables c.json --out tb1 --threads 1 || ko "avps tables"
+$MPIRUN 2 "$AVPS" tables c.json --out tb2 --threads 2 || ko "mpirun -np 2 avps tables"
+cmp -s tb1/tables.json tb2/tables.json && cmp -s tb1/tables.md tb2/tables.md && ok ||
+    ko "avps tables differs between 1 and 2 ranks"
+python3 -c "
+import json; a = json.load(open('r1/report.json'))['ends']; b = json.load(open('tb1/tables.json'))['rows']
+raise SystemExit(0 if (a['e_ups'], a['lwl_htc'], a['fusion']) == (b['e_ups'], b['htc_uw_dc'], b['fusion']) else 1)" &&
+    ok || ko "avps tables' Table 3 rows differ from avps run's ends"
+grep -q '^| senet154_lsh |' tb1/tables.md && grep -q '^Table 2' tb1/tables.md && ok || ko "tables.md lacks a head's row"
+
 # ---- bad configs: the key named, nothing written
 expect_bad() { # WHAT PATTERN CONFIG_TEXT
     printf '%s\n' "$3" >bad.json
