@@ -59,10 +59,12 @@ static double mask_iou(const rle_mask *a, const rle_mask *b) {
     return v > 0 ? v : 0;
 }
 
+/* Frees and empties: a group may be released twice (dropped, then swept up). */
 static void group_release(group *g) {
     free(g->inst.soft);
     rle_free(&g->inst.mask);
     rle_free(&g->mask);
+    *g = (group){0};
 }
 
 /* ---- pooling ------------------------------------------------------------------------- */
