@@ -59,10 +59,12 @@ static double mask_iou(const rle_mask *a, const rle_mask *b) {
     return v > 0 ? v : 0;
 }
 
+/* Frees and empties: a group may be released twice (dropped, then swept up). */
 static void group_release(group *g) {
     free(g->inst.soft);
     rle_free(&g->inst.mask);
     rle_free(&g->mask);
+    *g = (group){0};
 }
 
 /* ---- pooling ------------------------------------------------------------------------- */
@@ -122,19 +124,6 @@ static size_t group_gather(const head_output *members, pooled *pool, size_t coun
 
 /* ---- a group's mask ------------------------------------------------------------------ */
 
-/* The pixels a paste of inst can write: its box grown by two mask cells and three pixels
- * (what every convention stays within, as model/output.c also relies on). */
-static void paste_rect(const is_instance *inst, uint32_t h, uint32_t w, uint32_t r[4]) {
-    double mx = 2 * fabs(inst->box[2] - inst->box[0]) / inst->soft_w + 3;
-    double my = 2 * fabs(inst->box[3] - inst->box[1]) / inst->soft_h + 3;
-    double lo_x = fmin(inst->box[0], inst->box[2]) - mx, hi_x = fmax(inst->box[0], inst->box[2]) + mx;
-    double lo_y = fmin(inst->box[1], inst->box[3]) - my, hi_y = fmax(inst->box[1], inst->box[3]) + my;
-    r[0] = lo_x <= 0 ? 0 : lo_x >= w ? w : (uint32_t)lo_x;
-    r[1] = lo_y <= 0 ? 0 : lo_y >= h ? h : (uint32_t)lo_y;
-    r[2] = hi_x <= 0 ? 0 : hi_x >= w ? w : (uint32_t)ceil(hi_x);
-    r[3] = hi_y <= 0 ? 0 : hi_y >= h ? h : (uint32_t)ceil(hi_y);
-}
-
 /* Writes value over the on pixels of a binary mask (column-major runs). */
 static void runs_fill(const rle_mask *m, float *image, float value) {
     size_t pos = 0;
@@ -175,7 +164,7 @@ static int part_sample(const is_instance *inst, const rle_mask *mask, float *scr
         return 0;
     }
     uint32_t r[4];
-    paste_rect(inst, h, w, r);
+    is_instance_paste_rect(inst, h, w, r);
     int rc = mask_paste(inst->soft, inst->soft_h, inst->soft_w, inst->box, inst->paste, h, w, scratch);
     if (rc == 0)
         sample_cells(scratch, h, w, box, weight, acc);

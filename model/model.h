@@ -76,6 +76,9 @@ typedef struct {
 
 /* The instance's binary mask at the image's size (soft masks pasted and cut at 0.5). */
 int is_instance_mask(const is_instance *inst, uint32_t h, uint32_t w, rle_mask *out, avps_error *err);
+/* The rectangle [x0, y0, x1, y1) a soft mask's paste can write in an h x w image: its box
+ * grown by two mask cells and three pixels, which every paste convention stays within. */
+void is_instance_paste_rect(const is_instance *inst, uint32_t h, uint32_t w, uint32_t r[4]);
 
 /* ---- one image's output ----------------------------------------------------------------- */
 

@@ -243,16 +243,23 @@ static void test_is_top100(check_tally *t) {
     head_output_release(&m[0]);
 }
 
-/* A soft member and a binary one agreeing on a square: the group's mask is that square. */
-static void test_is_soft(check_tally *t) {
-    head_output m[2], out;
-    output_init(&m[0], 1), output_init(&m[1], 1);
-    is_instance *s = &m[0].instances[m[0].n_instances++];
-    *s = (is_instance){.category_id = 1, .score = 0.6, .box = {4, 4, 14, 14}, .soft_h = 28, .soft_w = 28,
+/* A soft instance of a square. */
+static void add_soft_instance(head_output *o, double score, double x0, double y0, double x1, double y1) {
+    is_instance *s = &o->instances[o->n_instances++];
+    *s = (is_instance){.category_id = 1, .score = score, .box = {x0, y0, x1, y1}, .soft_h = 28, .soft_w = 28,
                        .paste = PASTE_DETECTRON2};
     s->soft = malloc(28 * 28 * sizeof *s->soft);
     for (int i = 0; i < 28 * 28; i++)
         s->soft[i] = 1.0f;
+}
+
+/* A soft member and a binary one agreeing on a square: the group's mask is that square.
+ * The soft member also gives the square twice; its second, alone, goes to NMS. */
+static void test_is_soft(check_tally *t) {
+    head_output m[2], out;
+    output_init(&m[0], 2), output_init(&m[1], 1);
+    add_soft_instance(&m[0], 0.6, 4, 4, 14, 14);
+    add_soft_instance(&m[0], 0.5, 5, 4, 15, 14);
     add_box_instance(&m[1], 1, 0.4, 4, 4, 14, 14);
     double w[2] = {1, 1};
     ensemble_options opt;
