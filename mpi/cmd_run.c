@@ -311,15 +311,34 @@ static int write_timings(const run_job *rj, const run_totals *t, avps_error *err
     return file_atomic_commit(&af, err);
 }
 
+static int add_digest(run_report_input *in, const char *name, const char *path, avps_error *err) {
+    snprintf(in->digest_names[in->n_digests], sizeof in->digest_names[0], "%s", name);
+    return run_file_digest(path, &in->digests[in->n_digests++], err);
+}
+
+/* The ground truths, a given class table, each replay head's head.json and each sim
+ * head's profile when it is a file (a built-in profile is part of the version). */
 static int digest_inputs(const run_job *rj, run_report_input *in, avps_error *err) {
-    const char *files[4] = {rj->cfg.eval.gt_json, rj->heldout ? rj->cfg.heldout.gt_json : NULL, rj->cfg.class_table};
-    const char *names[4] = {"eval_gt_json", "heldout_gt_json", "class_table"};
-    for (int k = 0; k < 3; k++) {
-        if (!files[k])
-            continue;
-        in->digest_names[in->n_digests] = names[k];
-        if (run_file_digest(files[k], &in->digests[in->n_digests++], err) != 0)
-            return -1;
+    const run_config *cfg = &rj->cfg;
+    if (add_digest(in, "eval_gt_json", cfg->eval.gt_json, err) != 0 ||
+        (rj->heldout && add_digest(in, "heldout_gt_json", cfg->heldout.gt_json, err) != 0) ||
+        (cfg->class_table && add_digest(in, "class_table", cfg->class_table, err) != 0))
+        return -1;
+    for (size_t h = 0; h < cfg->n_heads; h++) {
+        const run_head *hd = &cfg->heads[h];
+        char name[96];
+        if (strcmp(hd->backend, "replay") == 0) {
+            char *p = path_join(hd->store, "head.json");
+            snprintf(name, sizeof name, "heads.%s.store_head_json", hd->name);
+            int rc = p ? add_digest(in, name, p, err) : avps_fail(err, "out of memory");
+            free(p);
+            if (rc != 0)
+                return -1;
+        } else if (hd->profile && strchr(hd->profile, '/')) {
+            snprintf(name, sizeof name, "heads.%s.profile", hd->name);
+            if (add_digest(in, name, hd->profile, err) != 0)
+                return -1;
+        }
     }
     return 0;
 }

@@ -160,8 +160,8 @@ typedef struct {
     const pan_dataset *gt;
     const run_totals *totals;
     const char *class_table_path;
-    uint64_t digests[8];
-    const char *digest_names[8];
+    uint64_t digests[RUN_MAX_HEADS + 4];
+    char digest_names[RUN_MAX_HEADS + 4][96];
     size_t n_digests;
 } run_report_input;
 int run_report_write(const char *path, const run_report_input *in, avps_error *err);

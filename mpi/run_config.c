@@ -188,6 +188,15 @@ static int read_head(const reader *r, const cJSON *h, size_t i, const char *base
         return avps_fail(r->err, "%s: \"%s.name\" and \"%s.backend\" are required", r->file, prefix, prefix);
     if (strcmp(out->backend, "sim") == 0 && !out->profile)
         out->profile = strdup(out->name); /* a sim head named after its profile */
+    size_t plen = out->profile ? strlen(out->profile) : 0;
+    if (plen && out->profile[0] != '/' && base &&
+        (strchr(out->profile, '/') || (plen > 5 && strcmp(out->profile + plen - 5, ".json") == 0))) {
+        char *p = path_join(base, out->profile); /* a profile file, not a built-in name */
+        if (!p)
+            return avps_fail(r->err, "out of memory");
+        free(out->profile);
+        out->profile = p;
+    }
     if (strcmp(out->backend, "sim") != 0 && strcmp(out->backend, "replay") != 0)
         return avps_fail(r->err, "%s: \"%s.backend\" must be \"sim\" or \"replay\", not \"%s\"", r->file, prefix,
                          out->backend);
