@@ -50,6 +50,17 @@ for r in r3 n2 n3; do
         ko "$r: panoptic output differs from 1 thread's"
 done
 
+# ---- what a person sees: progress lines, the table on stdout; --quiet shows nothing
+"$AVPS" run c.json --out pl --threads 1 --progress lines >pl.out 2>pl.err || ko "run --progress lines"
+grep -q '^avps run: 10/10 images, .* images/s' pl.err && grep -q '^| Fusion (ours) |' pl.out && ok ||
+    ko "progress lines or the table missing: $(cat pl.err)"
+"$AVPS" run c.json --out pq_quiet --threads 1 --quiet >q.out 2>q.err || ko "run --quiet"
+[ ! -s q.out ] && [ ! -s q.err ] && ok || ko "--quiet printed something"
+"$AVPS" run c.json --out pn --progress none 2>pn.err >/dev/null && ! grep -q 'images/s' pn.err && ok ||
+    ko "--progress none printed progress"
+"$AVPS" run c.json --out px --progress sometimes 2>px.err && ko "--progress sometimes accepted" ||
+    { grep -q -- "--progress must be" px.err && [ ! -e px ] && ok || ko "--progress sometimes: $(cat px.err)"; }
+
 # ---- each end's PQ is what avps eval pq gives on its output on disk
 end_pq() { # END PRED_JSON
     "$AVPS" eval pq --gt-json w/val.json --pred-json "$2" --json "pq_$1.json" >/dev/null || { ko "eval pq $1"; return; }
