@@ -54,6 +54,7 @@ typedef struct {
     run_state rs;
     double stage_seconds[STAGE_COUNT];
     size_t images_now; /* evaluation images done by this invocation (not resumed) */
+    char gpu[64];      /* the root's device, "" for none */
     int calibrated;    /* the held-out pass ran in this invocation */
 } run_job;
 
@@ -306,7 +307,12 @@ static int write_timings(const run_job *rj, const run_totals *t, avps_error *err
     fputs("},\n  \"steps_thread_seconds\": {", af.fp);
     for (int s = 0; s < STEP_COUNT; s++)
         fprintf(af.fp, "%s\"%s\": %.6f", s ? ", " : "", run_step_names[s], t->seconds[s]);
-    fprintf(af.fp, "},\n  \"root_peak_rss_kib\": %ld\n}\n", ru.ru_maxrss);
+    fprintf(af.fp, "},\n  \"root_gpu\": ");
+    if (rj->gpu[0])
+        json_put_string(af.fp, rj->gpu);
+    else
+        fputs("null", af.fp);
+    fprintf(af.fp, ",\n  \"root_peak_rss_kib\": %ld\n}\n", ru.ru_maxrss);
     free(path);
     return file_atomic_commit(&af, err);
 }
@@ -458,6 +464,7 @@ static int evaluate(run_job *rj, avps_error *err) {
 
 static int run(run_job *rj, avps_error *err) {
     double t0 = run_now();
+    run_gpu_bind(rj->gpu, sizeof rj->gpu); /* before any head could start a GPU runtime */
     int root = job_is_root(rj->job);
     if (load_inputs(rj, err) != 0 || (root && check_out(rj, err) != 0))
         return -1;

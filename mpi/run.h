@@ -169,4 +169,13 @@ int run_table3_write(const char *path, FILE *also, const run_report_input *in, a
 /* The panoptic JSON of one end, images in dataset order, segments from the records. */
 int run_panoptic_write(const char *path, const pan_dataset *gt, job_blob *blobs, int end, avps_error *err);
 
+/* ---- GPUs (run_gpu.c) ---------------------------------------------------------------------- */
+
+/* The device for node-local rank r: the (r mod n)-th entry of `visible` (a
+ * CUDA_VISIBLE_DEVICES list) when given, else "r mod n_devices". Writes it into out and
+ * returns 1, or 0 when there is none. */
+int run_gpu_pick(long local_rank, const char *visible, size_t n_devices, char *out, size_t out_len);
+/* Narrows CUDA_VISIBLE_DEVICES to this rank's device; 1 when there was one (in chosen). */
+int run_gpu_bind(char *chosen, size_t len);
+
 #endif

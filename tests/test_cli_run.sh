@@ -61,6 +61,11 @@ grep -q '^avps run: 10/10 images, .* images/s' pl.err && grep -q '^| Fusion (our
 "$AVPS" run c.json --out px --progress sometimes 2>px.err && ko "--progress sometimes accepted" ||
     { grep -q -- "--progress must be" px.err && [ ! -e px ] && ok || ko "--progress sometimes: $(cat px.err)"; }
 
+# ---- a rank takes the GPU of its node-local rank among those it may see
+CUDA_VISIBLE_DEVICES=4,6 $MPIRUN 2 "$AVPS" run c.json --out gpu --threads 1 --quiet || ko "run with GPUs visible"
+grep -q '"root_gpu": "4"' gpu/timings.json && ok || ko "rank 0 did not take the first visible GPU"
+cmp -s r1/report.json gpu/report.json && ok || ko "binding a GPU changed the report"
+
 # ---- each end's PQ is what avps eval pq gives on its output on disk
 end_pq() { # END PRED_JSON
     "$AVPS" eval pq --gt-json w/val.json --pred-json "$2" --json "pq_$1.json" >/dev/null || { ko "eval pq $1"; return; }
