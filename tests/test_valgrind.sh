@@ -57,6 +57,7 @@ EOF
 clean "run" 0 "$AVPS" run "$T/run.json" --threads 2 --quiet
 clean "run resume" 0 "$AVPS" run "$T/run.json" --threads 2 --quiet --resume
 clean "run error" 1 "$AVPS" run "$T/run.json" --quiet
+clean "tables" 0 "$AVPS" tables "$T/run.json" --out "$T/tables" --threads 2
 clean "fuse" 0 "$AVPS" fuse --gt-json "$G" --end e_ups=sim:r50 --end htc=sim:htc --class-table "$T/run/class_table.json" \
     --out-json "$T/fused.json" --threads 2
 echo "$passed passed, $failed failed"
