@@ -425,7 +425,6 @@ static int evaluate(run_job *rj, avps_error *err) {
     size_t n = rj->eval->n_annotations, n_todo = 0, *todo = NULL;
     rs->gt = rj->eval;
     rs->gt_dir = rj->cfg.eval.gt_dir;
-    rs->evaluation = 1;
     rs->end_of_category = rj->end_of_category;
     if (run_journal_open(rs, err) != 0)
         return -1;

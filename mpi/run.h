@@ -85,7 +85,6 @@ struct run_state {
     head *ends[2];               /* e_ups, lwl_htc */
     int *end_of_category;        /* per GT category (-1 stuff): the end whose instances the fusion takes */
     pq_scratch **scratch;        /* per thread */
-    int evaluation;              /* 1: the evaluation split (fusion, PNGs, journal); 0: held-out */
     char *png_dir;               /* OUT/panoptic */
     char *end_png_dir[2];        /* OUT/ends/<end>, when write_end_panoptic */
     char *work_dir;              /* OUT/work: per-image records */

@@ -47,8 +47,6 @@ typedef struct {
     double seconds[STEP_COUNT];
 } image_work;
 
-static int end_count(const run_state *rs) { return rs->evaluation ? RUN_ENDS : 2; }
-
 static void work_release(image_work *w) {
     for (int e = 0; e < w->n_run; e++)
         head_output_release(&w->out[e]);
@@ -106,7 +104,6 @@ static void add_row(float *acc, const float *row, const int *map, uint32_t chann
 /* The SS argmax of each end and of their weighted average, one row at a time. */
 static int semantic_labels(image_work *w, avps_error *err) {
     const run_config *cfg = w->rs->cfg;
-    int fused = w->rs->evaluation;
     size_t npix = (size_t)w->w * w->h, n_cat = w->n_cat;
     ss_sampler *smp[2] = {NULL, NULL};
     int *map[2] = {NULL, NULL};
@@ -114,7 +111,7 @@ static int semantic_labels(image_work *w, avps_error *err) {
     float *acc = malloc(w->w * sizeof *acc + 1), *mix = malloc(n_cat * w->w * sizeof *mix + 1);
     double wsum = cfg->ss_weights[0] + cfg->ss_weights[1];
     int rc = acc && mix ? 0 : avps_fail(err, "out of memory");
-    for (int e = 0; rc == 0 && e < (fused ? 3 : 2); e++)
+    for (int e = 0; rc == 0 && e < RUN_ENDS; e++)
         if (!(w->labels[e] = malloc(npix * sizeof *w->labels[e] + 1)))
             rc = avps_fail(err, "out of memory");
     for (int e = 0; rc == 0 && e < 2; e++) {
@@ -124,16 +121,13 @@ static int semantic_labels(image_work *w, avps_error *err) {
             rc = avps_fail(err, "out of memory");
     }
     for (uint32_t y = 0; rc == 0 && y < w->h; y++) {
-        if (fused)
-            memset(mix, 0, n_cat * w->w * sizeof *mix);
+        memset(mix, 0, n_cat * w->w * sizeof *mix);
         for (int e = 0; e < 2; e++) {
             ss_sampler_row(smp[e], y, row[e]);
             argmax_row(row[e], map[e], w->out[e].ss.channels, w->w, acc, w->labels[e] + (size_t)y * w->w);
-            if (fused)
-                add_row(mix, row[e], map[e], w->out[e].ss.channels, w->w, (float)(cfg->ss_weights[e] / wsum));
+            add_row(mix, row[e], map[e], w->out[e].ss.channels, w->w, (float)(cfg->ss_weights[e] / wsum));
         }
-        if (fused)
-            argmax_row(mix, NULL, (uint32_t)n_cat, w->w, acc, w->labels[END_FUSION] + (size_t)y * w->w);
+        argmax_row(mix, NULL, (uint32_t)n_cat, w->w, acc, w->labels[END_FUSION] + (size_t)y * w->w);
     }
     for (int e = 0; e < 2; e++) {
         ss_sampler_free(smp[e]);
@@ -268,13 +262,13 @@ typedef struct {
 } image_stats;
 
 static int append_record(const image_work *w, const image_stats *st, job_blob *out, avps_error *err) {
-    uint32_t head[2] = {0x52535641u /* "AVSR" */, (uint32_t)end_count(w->rs)};
+    uint32_t head[2] = {0x52535641u /* "AVSR" */, RUN_ENDS};
     int bad = job_blob_append(out, head, sizeof head);
-    for (int e = 0; e < end_count(w->rs); e++) {
+    for (int e = 0; e < RUN_ENDS; e++) {
         uint64_t n[3] = {st->ev[e].n, st->ss[e].len / sizeof(run_ss_count), w->pan[e].n_segments};
         bad = bad || job_blob_append(out, n, sizeof n);
     }
-    for (int e = 0; e < end_count(w->rs); e++)
+    for (int e = 0; e < RUN_ENDS; e++)
         bad = bad || job_blob_append(out, st->ev[e].items, st->ev[e].n * sizeof(pq_event)) ||
               job_blob_append(out, st->ss[e].data, st->ss[e].len) ||
               job_blob_append(out, w->pan[e].segments, w->pan[e].n_segments * sizeof(pan_segment));
@@ -333,7 +327,7 @@ static int run_heads(image_work *w, avps_error *err) {
 static int evaluate(image_work *w, int thread, image_stats *st, avps_error *err) {
     uint16_t *gt = malloc((size_t)w->w * w->h * sizeof *gt + 1);
     int rc = gt ? gt_labels(w, gt, err) : avps_fail(err, "out of memory");
-    for (int e = 0; rc == 0 && e < end_count(w->rs); e++)
+    for (int e = 0; rc == 0 && e < RUN_ENDS; e++)
         rc = pq_events_of(w, thread, e, &st->ev[e], err) || ss_counts(w, gt, w->labels[e], &st->ss[e], err) ? -1 : 0;
     free(gt);
     return rc;
@@ -341,8 +335,6 @@ static int evaluate(image_work *w, int thread, image_stats *st, avps_error *err)
 
 static int write_outputs(image_work *w, avps_error *err) {
     const run_state *rs = w->rs;
-    if (!rs->evaluation)
-        return 0;
     for (int e = 0; e < 2; e++)
         if (rs->end_png_dir[e] && write_png(w, rs->end_png_dir[e], e, err) != 0)
             return -1;
@@ -357,7 +349,7 @@ static int image_stages(image_work *w, int thread, image_stats *st, avps_error *
     w->seconds[STEP_HEADS] = t1 - t0;
     if (semantic_labels(w, err) != 0)
         return -1;
-    for (int e = 0; e < end_count(w->rs); e++)
+    for (int e = 0; e < RUN_ENDS; e++)
         if (panoptic_of(w, e, err) != 0)
             return -1;
     double t2 = run_now();
@@ -389,14 +381,14 @@ int run_image(void *ctx, int thread, size_t item, job_blob *out, avps_error *err
     }
     if (rc == 0)
         rc = append_record(&w, &st, out, err);
-    if (rc == 0 && rs->evaluation)
+    if (rc == 0)
         rc = run_journal_put(rs, item, out, err);
     for (int e = 0; e < RUN_ENDS; e++) {
         pq_events_release(&st.ev[e]);
         free(st.ss[e].data);
     }
     work_release(&w);
-    if (rc == 0 && rs->evaluation && rs->die_after > 0 && ++rs->images_done >= rs->die_after)
+    if (rc == 0 && rs->die_after > 0 && ++rs->images_done >= rs->die_after)
         _exit(137); /* the test hook: a rank killed midway, after its records are on disk */
     return rc;
 }
