@@ -95,3 +95,8 @@ bench: bin/avps build/bench_decode
 
 clean:
 	rm -rf build bin
+
+# The two-level fusion's figures in docs/algorithms.md: build/measure_fusion WORLD.
+build/measure_fusion: scripts/measure_fusion.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)

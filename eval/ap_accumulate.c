@@ -79,9 +79,9 @@ static int flat_cmp(const void *a, const void *b) {
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-static int gather(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, part_list *lists) {
-    size_t k_total = gt->n_categories;
-    for (size_t i = 0; i < gt->n_images; i++)
+static int gather(size_t k_total, size_t n_images, const uint8_t *const *records, const size_t *len,
+                  part_list *lists) {
+    for (size_t i = 0; i < n_images; i++)
         for (size_t off = 0; off + sizeof(ap_record_head) <= len[i];) {
             ap_record_head h;
             memcpy(&h, records[i] + off, sizeof h);
@@ -232,7 +232,7 @@ int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const s
             e.precision[i] = -1;
         for (size_t i = 0; i < (size_t)AP_T * K * AP_A * AP_M; i++)
             e.recall[i] = -1;
-        rc = gather(gt, records, len, lists);
+        rc = gather(K, gt->n_images, records, len, lists);
     }
     for (size_t k = 0; k < K && rc == 0; k++)
         for (int a = 0; a < AP_A && rc == 0; a++)
@@ -253,6 +253,38 @@ int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const s
         ap_summary_release(out);
         return avps_fail(err, "accumulating AP: out of memory or malformed records");
     }
+    return 0;
+}
+
+/* Only the lists of area "all" are used; each class is accumulated alone, as a one-class
+ * evaluation, and summarised as summarize_all does its per-class row. */
+int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *records, const size_t *len,
+                 double *per_class_ap, avps_error *err) {
+    size_t K = n_categories ? n_categories : 1, np_ = (size_t)AP_T * AP_R * AP_A * AP_M;
+    ap_eval e = {1, malloc(np_ * sizeof(double)), malloc((size_t)AP_T * AP_A * AP_M * sizeof(double))};
+    part_list *lists = calloc(K * AP_A, sizeof *lists);
+    double *buf = malloc((size_t)AP_T * AP_R * sizeof *buf);
+    int rc = e.precision && e.recall && lists && buf ? 0 : -1;
+    if (rc == 0)
+        rc = gather(n_categories, n_images, records, len, lists);
+    for (size_t k = 0; k < n_categories && rc == 0; k++) {
+        for (size_t i = 0; i < np_; i++)
+            e.precision[i] = -1;
+        rc = accumulate_one(&e, &lists[k * AP_A], 0, 0, AP_M - 1);
+        size_t n = 0;
+        for (int t = 0; t < AP_T; t++)
+            for (int r = 0; r < AP_R; r++)
+                buf[n++] = e.precision[p_at(&e, t, r, 0, 0, AP_M - 1)];
+        per_class_ap[k] = mean_defined(buf, n);
+    }
+    for (size_t i = 0; lists && i < K * AP_A; i++)
+        free(lists[i].parts);
+    free(lists);
+    free(buf);
+    free(e.precision);
+    free(e.recall);
+    if (rc != 0)
+        return avps_fail(err, "accumulating per-class AP: out of memory or malformed records");
     return 0;
 }
 

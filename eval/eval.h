@@ -48,6 +48,9 @@ typedef struct {
     const pan_annotation *gt_ann, *pred_ann;
     const char *gt_png, *pred_png;
     const pan_image *gt_image;     /* the images[] entry, or NULL */
+    /* A prediction made in memory (avps run, calibrate): its segment ids, row-major, at
+     * the ground truth's size. When set, pred_png is not read. */
+    const uint32_t *pred_ids;
 } pq_image_input;
 
 typedef struct pq_scratch pq_scratch; /* per-thread buffers, reused across images */
@@ -93,6 +96,8 @@ void pq_print_table(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 void pq_print_notes(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 /* The JSON report, written atomically; floats with %.17g. */
 int pq_write_json(const char *path, const pq_totals *t, const pan_dataset *gt, avps_error *err);
+/* The same JSON object written to fp, for reports that hold several (avps run). */
+void pq_write_report(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 
 /* ---- mask and box AP exactly as pycocotools' COCOeval ------------------------------
  *
@@ -146,6 +151,13 @@ typedef struct {
 /* records[i], len[i]: the records of image i, for all images in image-id order. */
 int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, ap_summary *out,
                   avps_error *err);
+/* AP per class only (IoU .50:.95, area all, maxDets 100, -1 where undefined), on the
+ * records of a list of images that may repeat one (a bootstrap resample of a split):
+ * records[i], len[i] for i < n_images, in the order given, which breaks ties in score as
+ * image-id order does in ap_accumulate. On the list of all images in image-id order it
+ * equals ap_accumulate's per_class_ap. per_class_ap gets n_categories values. */
+int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *records, const size_t *len,
+                 double *per_class_ap, avps_error *err);
 void ap_summary_release(ap_summary *s);
 void ap_print_summary(FILE *fp, const ap_summary *s, iou_type type);
 void ap_print_per_class(FILE *fp, const ap_summary *s, const inst_dataset *gt);

@@ -156,14 +156,16 @@ static int open_pair(const pq_image_input *in, png_reader **gr, png_reader **pr,
     *gr = png_reader_open(in->gt_png, err);
     if (!*gr)
         return avps_prefix(err, "%s: image %s", in->gt->path, img);
-    *pr = png_reader_open(in->pred_png, err);
-    if (!*pr)
-        return avps_prefix(err, "%s: image %s", in->pred_json_path, img);
     uint32_t gw = png_reader_width(*gr), gh = png_reader_height(*gr);
-    uint32_t pw = png_reader_width(*pr), ph = png_reader_height(*pr);
     if (in->gt_image && (in->gt_image->width != gw || in->gt_image->height != gh))
         return avps_fail(err, "%s: image %s: the PNG %s is %ux%u but images[] says %ux%u", in->gt->path, img,
                          in->gt_png, gw, gh, in->gt_image->width, in->gt_image->height);
+    if (in->pred_ids)
+        return 0; /* made at the ground truth's size by the caller */
+    *pr = png_reader_open(in->pred_png, err);
+    if (!*pr)
+        return avps_prefix(err, "%s: image %s", in->pred_json_path, img);
+    uint32_t pw = png_reader_width(*pr), ph = png_reader_height(*pr);
     if (pw != gw || ph != gh)
         return avps_fail(err, "%s: image %s: the PNG %s is %ux%u but the ground truth %s is %ux%u",
                          in->pred_json_path, img, in->pred_png, pw, ph, in->gt_png, gw, gh);
@@ -239,11 +241,12 @@ static int count_pixels(image_work *w, png_reader *gr, png_reader *pr, avps_erro
     size_t cell = 0;
     uint32_t run = 0;
     for (uint32_t y = 0; y < height; y++) {
-        if (png_reader_read_row(gr, s->gt_row, err) != 0 || png_reader_read_row(pr, s->pred_row, err) != 0)
+        if (png_reader_read_row(gr, s->gt_row, err) != 0 || (pr && png_reader_read_row(pr, s->pred_row, err) != 0))
             return -1;
         const uint8_t *g = s->gt_row, *p = s->pred_row;
+        const uint32_t *ids = pr ? NULL : w->in->pred_ids + (size_t)y * width;
         for (uint32_t x = 0; x < width; x++, g += 3, p += 3) {
-            uint32_t gid = rgb_to_id(g), pid = rgb_to_id(p);
+            uint32_t gid = rgb_to_id(g), pid = ids ? ids[x] : rgb_to_id(p);
             if (gid == last_g && pid == last_p) {
                 run++;
                 continue;

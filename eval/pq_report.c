@@ -148,3 +148,5 @@ int pq_write_json(const char *path, const pq_totals *t, const pan_dataset *gt, a
     write_report(af.fp, t, gt);
     return file_atomic_commit(&af, err);
 }
+
+void pq_write_report(FILE *fp, const pq_totals *t, const pan_dataset *gt) { write_report(fp, t, gt); }

@@ -1,5 +1,5 @@
-/* head.c: a head is a backend chosen by name behind one interface; this file picks the
- * backend and forwards to it. */
+/* head.c: a head is a backend chosen by name behind one interface (or outputs made by
+ * another module, head_new_custom); this file picks the backend and forwards to it. */
 #include "head_impl.h"
 
 #include <stdlib.h>
@@ -40,6 +40,23 @@ head *head_new(const head_config *cfg, const pan_dataset *ds, avps_error *err) {
         free(h);
         return NULL;
     }
+    return h;
+}
+
+head *head_new_custom(const char *name, ss_kind kind, const head_custom_ops *ops, void *state, avps_error *err) {
+    head *h = name && name[0] ? calloc(1, sizeof *h) : NULL;
+    if (!h || !(h->name = strdup(name))) {
+        if (name && name[0])
+            avps_fail(err, "head %s: out of memory", name);
+        else
+            avps_fail(err, "a head needs a name");
+        free(h);
+        ops->free(state);
+        return NULL;
+    }
+    h->ops = (head_ops){ops->run, ops->free, ops->channels};
+    h->state = state;
+    h->kind = kind;
     return h;
 }
 

@@ -76,6 +76,9 @@ typedef struct {
 
 /* The instance's binary mask at the image's size (soft masks pasted and cut at 0.5). */
 int is_instance_mask(const is_instance *inst, uint32_t h, uint32_t w, rle_mask *out, avps_error *err);
+/* The rectangle [x0, y0, x1, y1) a soft mask's paste can write in an h x w image: its box
+ * grown by two mask cells and three pixels, which every paste convention stays within. */
+void is_instance_paste_rect(const is_instance *inst, uint32_t h, uint32_t w, uint32_t r[4]);
 
 /* ---- one image's output ----------------------------------------------------------------- */
 
@@ -117,6 +120,18 @@ ss_kind head_ss_kind(const head *h);
 /* The number of SS channels; *category gets their dataset categories (the head's own). */
 uint32_t head_channels(const head *h, const int32_t **category);
 void head_free(head *h);
+
+/* A head whose outputs another module makes (an ensemble of heads, ensemble/): ops->run
+ * fills a head_output for one image as a backend does, and must be safe to call from
+ * several threads at once on different images; ops->channels gives its SS channels'
+ * categories (owned by state). The head takes state in every case: head_free calls
+ * ops->free(state), and so does head_new_custom when it fails. */
+typedef struct {
+    int (*run)(void *state, const head_input *in, head_output *out, avps_error *err);
+    uint32_t (*channels)(const void *state, const int32_t **category);
+    void (*free)(void *state);
+} head_custom_ops;
+head *head_new_custom(const char *name, ss_kind kind, const head_custom_ops *ops, void *state, avps_error *err);
 
 /* Built-in sim profiles, by name; NULL after the last. */
 const char *sim_profile_builtin_name(size_t i);

@@ -131,7 +131,7 @@ void ss_sampler_row(ss_sampler *s, uint32_t y, float *out) {
 
 /* Pixels a paste can write lie within the box grown by two mask cells and three pixels
  * on every side, whatever the convention; only that rectangle is pasted and scanned. */
-static void paste_bounds(const is_instance *inst, uint32_t h, uint32_t w, uint32_t r[4]) {
+void is_instance_paste_rect(const is_instance *inst, uint32_t h, uint32_t w, uint32_t r[4]) {
     double mx = 2 * fabs(inst->box[2] - inst->box[0]) / inst->soft_w + 3;
     double my = 2 * fabs(inst->box[3] - inst->box[1]) / inst->soft_h + 3;
     double lo_x = fmin(inst->box[0], inst->box[2]) - mx, hi_x = fmax(inst->box[0], inst->box[2]) + mx;
@@ -201,7 +201,7 @@ int is_instance_mask(const is_instance *inst, uint32_t h, uint32_t w, rle_mask *
         return 0;
     }
     uint32_t r[4];
-    paste_bounds(inst, h, w, r);
+    is_instance_paste_rect(inst, h, w, r);
     float *prob = malloc((size_t)h * w * sizeof *prob + 1); /* read only inside r */
     int rc = -1;
     if (!prob)

@@ -53,7 +53,7 @@ static int eval_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
     pq_job *pj = ctx;
     const pan_annotation *gt_ann = &pj->gt->annotations[item];
     pq_image_input in = {pj->gt, pj->pred->path, gt_ann, pj->pred_of[item], NULL, NULL,
-                         pan_dataset_find_image(pj->gt, gt_ann->image_id)};
+                         pan_dataset_find_image(pj->gt, gt_ann->image_id), NULL};
     char *gt_png = path_join(pj->opt->gt_dir, gt_ann->file_name);
     char *pred_png = path_join(pj->opt->pred_dir, in.pred_ann->file_name);
     pq_events ev = {0};

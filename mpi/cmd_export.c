@@ -3,6 +3,7 @@
  * grey PNG label maps. What a user hands to pycocotools or panopticapi. */
 #include "commands.h"
 
+#include "../ensemble/ensemble.h"
 #include "../model/model.h"
 #include "cli.h"
 
@@ -13,6 +14,8 @@ const char export_usage[] =
     "usage: avps export --gt-json F [--gt-dir D] --head NAME --backend sim|replay [--profile P]\n"
     "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--semantic-json F]\n"
     "                   [--store-out D] [--threads N] [--weights F --images D]\n"
+    "       avps export --gt-json F --head NAME --member NAME:PROFILE:WEIGHT ... [--member-store NAME:DIR:WEIGHT ...]\n"
+    "                   [--group-iou X] [--nms-iou X] [outputs as above]\n"
     "  Runs a head on every image of the panoptic dataset F and writes its instances as a\n"
     "  COCO results JSON (--results: compressed RLE, bbox from the mask, score) and its\n"
     "  semantic segmentation as 8-bit grey PNGs (--semantic-dir: value = the argmax's\n"
@@ -20,13 +23,22 @@ const char export_usage[] =
     "  one RLE per image and category (--semantic-json, panopticapi's combine input), and\n"
     "  everything as a\n"
     "  prediction store (--store-out, docs/formats.md). sim heads need the\n"
-    "  ground truth PNGs (--gt-dir, default F without .json); replay heads read --store;\n"
-    "  native heads (--backend native) run the Mask R-CNN of --weights on the images in --images.\n";
+    "  ground truth PNGs (--gt-dir, default F without .json); replay heads read --store.\n"
+    "  With --member (a sim head of a profile) or --member-store (a replay head of a store),\n"
+    "  given once per member, the head NAME is their weighted ensemble (docs/algorithms.md,\n"
+    "  \"Weighted ensemble\"): --group-iou (0.5) groups instances, --nms-iou (0.5) suppresses.\n"
+    "  Native heads (--backend native) run the Mask R-CNN of --weights on the images in --images.\n";
+
+#define EXPORT_MAX_MEMBERS 16
 
 typedef struct {
     const char *gt_json, *gt_dir, *results, *semantic_dir, *semantic_json, *store_out;
     store_writer *store;
     head_config head_cfg;
+    const char *member[EXPORT_MAX_MEMBERS]; /* NAME:PROFILE:WEIGHT or NAME:DIR:WEIGHT */
+    int member_is_store[EXPORT_MAX_MEMBERS];
+    size_t n_members;
+    ensemble_options ensemble;
     long threads;
     pan_dataset *gt;
     head *head;
@@ -35,8 +47,10 @@ typedef struct {
 static int parse_options(int argc, char **argv, export_job *o, avps_error *err) {
     head_config *h = &o->head_cfg;
     h->seed = 1;
+    ensemble_options_default(&o->ensemble);
     for (int i = 0; i < argc; i++) {
-        const char *threads = NULL, *seed = NULL;
+        const char *threads = NULL, *seed = NULL, *member = NULL, *member_store = NULL, *group_iou = NULL,
+                   *nms_iou = NULL;
         long v;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
@@ -52,9 +66,22 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
             (r = cli_take(argc, argv, &i, "--weights", &h->profile, err)) ||
             (r = cli_take(argc, argv, &i, "--images", &h->store, err)) ||
             (r = cli_take(argc, argv, &i, "--seed", &seed, err)) ||
-            (r = cli_take(argc, argv, &i, "--threads", &threads, err))) {
+            (r = cli_take(argc, argv, &i, "--threads", &threads, err)) ||
+            (r = cli_take(argc, argv, &i, "--member", &member, err)) ||
+            (r = cli_take(argc, argv, &i, "--member-store", &member_store, err)) ||
+            (r = cli_take(argc, argv, &i, "--group-iou", &group_iou, err)) ||
+            (r = cli_take(argc, argv, &i, "--nms-iou", &nms_iou, err))) {
             if (r < 0 || (threads && cli_int("--threads", threads, 1, 1024, &o->threads, err) != 0))
                 return -1;
+            if ((group_iou && cli_double("--group-iou", group_iou, &o->ensemble.group_iou, err) != 0) ||
+                (nms_iou && cli_double("--nms-iou", nms_iou, &o->ensemble.nms_iou, err) != 0))
+                return -1;
+            if ((member || member_store) && o->n_members == EXPORT_MAX_MEMBERS)
+                return avps_fail(err, "export: more than %d members", EXPORT_MAX_MEMBERS);
+            if (member || member_store) {
+                o->member_is_store[o->n_members] = member_store != NULL;
+                o->member[o->n_members++] = member ? member : member_store;
+            }
             if (seed && cli_int("--seed", seed, 0, 2147483647, &v, err) != 0)
                 return -1;
             if (seed)
@@ -63,12 +90,58 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
         }
         return avps_fail(err, "export: unknown argument '%s'\n%s", argv[i], export_usage);
     }
-    if (!o->gt_json || !h->name || !h->backend)
-        return avps_fail(err, "export: --gt-json, --head and --backend are required\n%s", export_usage);
+    if (!o->gt_json || !h->name || (!h->backend && !o->n_members))
+        return avps_fail(err, "export: --gt-json, --head and --backend (or --member) are required\n%s", export_usage);
+    if (h->backend && o->n_members)
+        return avps_fail(err, "export: --backend names one head's backend; an ensemble's members carry their own\n%s",
+                         export_usage);
     if (!o->results && !o->semantic_dir && !o->semantic_json && !o->store_out)
         return avps_fail(err, "export: nothing to write: give --results, --semantic-dir, --semantic-json or --store-out\n%s",
                          export_usage);
     return 0;
+}
+
+/* One member NAME:MIDDLE:WEIGHT: a sim head of profile MIDDLE, or a replay head of store
+ * MIDDLE (which may hold ':'), with its weight. */
+static head *member_new(const export_job *o, size_t i, char *spec, double *weight, avps_error *err) {
+    char *first = strchr(spec, ':'), *last = strrchr(spec, ':');
+    const char *option = o->member_is_store[i] ? "--member-store" : "--member";
+    if (!first || first == last || first == spec || first + 1 == last)
+        return avps_fail(err, "export: %s %s: expected NAME:%s:WEIGHT", option, o->member[i],
+                         o->member_is_store[i] ? "DIR" : "PROFILE"), NULL;
+    *first = *last = '\0';
+    if (cli_double(option, last + 1, weight, err) != 0)
+        return NULL;
+    head_config cfg = {spec, o->member_is_store[i] ? "replay" : "sim", NULL, NULL, o->head_cfg.seed};
+    if (o->member_is_store[i])
+        cfg.store = first + 1;
+    else
+        cfg.profile = first + 1;
+    return head_new(&cfg, o->gt, err);
+}
+
+/* The head to export: the one of --head/--backend, or the ensemble of the members. */
+static head *export_head_new(const export_job *o, avps_error *err) {
+    if (!o->n_members)
+        return head_new(&o->head_cfg, o->gt, err);
+    head *members[EXPORT_MAX_MEMBERS];
+    double weights[EXPORT_MAX_MEMBERS];
+    size_t n = 0;
+    for (; n < o->n_members; n++) {
+        char *spec = strdup(o->member[n]);
+        members[n] = spec ? member_new(o, n, spec, &weights[n], err) : NULL;
+        if (!spec)
+            avps_fail(err, "out of memory");
+        free(spec);
+        if (!members[n])
+            break;
+    }
+    if (n < o->n_members) {
+        while (n > 0)
+            head_free(members[--n]);
+        return NULL;
+    }
+    return ensemble_head_new(o->head_cfg.name, members, weights, n, &o->ensemble, err);
 }
 
 /* The argmax's category per pixel, a row at a time, as an 8-bit grey label map. */
@@ -248,7 +321,7 @@ int cmd_export(avps_job *job, int argc, char **argv) {
     if (rc == 0 && ej.semantic_dir)
         rc = dir_create(ej.semantic_dir, &err);
     if (rc == 0)
-        rc = (ej.head = head_new(&ej.head_cfg, ej.gt, &err)) ? 0 : -1;
+        rc = (ej.head = export_head_new(&ej, &err)) ? 0 : -1;
     if (rc == 0 && ej.store_out) {
         const int32_t *cats;
         uint32_t channels = head_channels(ej.head, &cats);

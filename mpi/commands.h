@@ -12,6 +12,10 @@ extern const char convert_usage[];
 extern const char export_usage[];
 extern const char import_usage[];
 extern const char combine_usage[];
+extern const char run_usage[];
+extern const char fuse_usage[];
+extern const char tables_usage[];
+extern const char calibrate_usage[];
 extern const char infer_usage[];
 
 int cmd_eval_pq(avps_job *job, int argc, char **argv);
@@ -21,6 +25,10 @@ int cmd_convert(avps_job *job, int argc, char **argv);
 int cmd_export(avps_job *job, int argc, char **argv);
 int cmd_import(avps_job *job, int argc, char **argv);
 int cmd_combine(avps_job *job, int argc, char **argv);
+int cmd_run(avps_job *job, int argc, char **argv);
+int cmd_fuse(avps_job *job, int argc, char **argv);
+int cmd_tables(avps_job *job, int argc, char **argv);
+int cmd_calibrate(avps_job *job, int argc, char **argv);
 int cmd_infer(avps_job *job, int argc, char **argv);
 
 #endif

@@ -381,3 +381,310 @@ job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, vo
     }
     return st.blobs;
 }
+
+/* ---- dynamic scheduling ------------------------------------------------------------------
+ *
+ * REQUEST: a rank asks the root for work, carrying how many items it finished since it
+ * last asked. CHUNK: the root's answer, a list of item indexes; an empty list means no
+ * more. A rank keeps one request outstanding and asks again while its queue is shorter
+ * than its thread count, so its threads rarely wait for the network. */
+enum { TAG_REQUEST = TAG_BYE + 1, TAG_CHUNK };
+
+typedef struct {
+    avps_job *job;
+    size_t n_items;
+    job_item_fn fn;
+    void *ctx;
+    job_blob *blobs;          /* indexed by item */
+    /* root: positions in todo; other ranks: the queue the root filled */
+    const size_t *todo;
+    size_t n_todo;
+    atomic_size_t next;       /* root: next todo position */
+    size_t *queue;            /* other ranks: items received */
+    size_t q_len, q_next;     /* under lock */
+    int exhausted;            /* under lock: the root said no more */
+    size_t *mine;             /* items this rank did, in the order done (under lock) */
+    size_t n_mine;
+    atomic_size_t done_local; /* items finished here */
+    atomic_int failed, workers_left;
+    pthread_mutex_t lock;
+    pthread_cond_t more;
+    avps_error err;
+} dyn_state;
+
+typedef struct {
+    dyn_state *st;
+    int thread;
+} dyn_worker_arg;
+
+/* The next item for a worker, or 0 when there is none (and will be none). */
+static int dyn_take(dyn_state *st, size_t *item) {
+    if (st->job->rank == 0) {
+        size_t k = atomic_fetch_add(&st->next, 1);
+        if (k >= st->n_todo)
+            return 0;
+        *item = st->todo[k];
+        return 1;
+    }
+    pthread_mutex_lock(&st->lock);
+    while (st->q_next == st->q_len && !st->exhausted && !atomic_load(&st->failed))
+        pthread_cond_wait(&st->more, &st->lock);
+    int got = st->q_next < st->q_len && !atomic_load(&st->failed);
+    if (got)
+        *item = st->queue[st->q_next++];
+    pthread_mutex_unlock(&st->lock);
+    return got;
+}
+
+static void dyn_record_failure(dyn_state *st, const avps_error *err) {
+    pthread_mutex_lock(&st->lock);
+    if (!atomic_load(&st->failed))
+        st->err = *err;
+    atomic_store(&st->failed, 1);
+    pthread_cond_broadcast(&st->more);
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void *dyn_worker_main(void *p) {
+    dyn_worker_arg *a = p;
+    dyn_state *st = a->st;
+    size_t item;
+    while (!atomic_load(&st->failed) && dyn_take(st, &item)) {
+        avps_error err;
+        if (st->fn(st->ctx, a->thread, item, &st->blobs[item], &err) != 0) {
+            dyn_record_failure(st, &err);
+            break;
+        }
+        pthread_mutex_lock(&st->lock);
+        st->mine[st->n_mine++] = item;
+        pthread_mutex_unlock(&st->lock);
+        atomic_fetch_add(&st->done_local, 1);
+    }
+    atomic_fetch_sub(&st->workers_left, 1);
+    return NULL;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Progress: called when the count changed, and at least every 100 ms. */
+typedef struct {
+    job_progress_fn fn;
+    void *ctx;
+    size_t last;
+    double last_time;
+} dyn_progress;
+
+static void dyn_progress_tick(dyn_progress *p, size_t done) {
+    if (!p->fn)
+        return;
+    double t = now_seconds();
+    if (done != p->last || t - p->last_time >= 0.1) {
+        p->fn(p->ctx, done);
+        p->last = done;
+        p->last_time = t;
+    }
+}
+
+static void dyn_answer_request(dyn_state *st, int src, size_t chunk, size_t *remote_done) {
+    uint64_t delta;
+    MPI_Recv(&delta, 1, MPI_UINT64_T, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    *remote_done += (size_t)delta;
+    size_t k = atomic_fetch_add(&st->next, chunk);
+    size_t n = k < st->n_todo ? (st->n_todo - k < chunk ? st->n_todo - k : chunk) : 0;
+    uint64_t *items = malloc((n ? n : 1) * sizeof *items);
+    if (!items)
+        root_fail(st->job, "root: out of memory handing out work");
+    for (size_t j = 0; j < n; j++)
+        items[j] = st->todo[k + j];
+    MPI_Send(items, (int)n, MPI_UINT64_T, src, TAG_CHUNK, MPI_COMM_WORLD);
+    free(items);
+}
+
+/* The root's main thread: hands out chunks, takes results and errors, reports progress. */
+static void dyn_root_watch(dyn_state *st, size_t chunk, dyn_progress *prog) {
+    int pending = st->job->mpi ? st->job->size - 1 : 0;
+    size_t remote_done = 0;
+    while (pending > 0 || atomic_load(&st->workers_left) > 0) {
+        if (atomic_load(&st->failed))
+            job_fail(st->job, &st->err);
+        dyn_progress_tick(prog, atomic_load(&st->done_local) + remote_done);
+        int flag = 0;
+        MPI_Status status;
+        if (pending > 0)
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &status);
+        if (!flag) {
+            sleep_ms(1);
+            continue;
+        }
+        if (status.MPI_TAG == TAG_ERROR)
+            receive_error(st->job, status.MPI_SOURCE);
+        if (status.MPI_TAG == TAG_REQUEST) {
+            dyn_answer_request(st, status.MPI_SOURCE, chunk, &remote_done);
+            continue;
+        }
+        /* results: job_map's format, and the rank's last items are now done */
+        map_state ms = {.job = st->job, .n_items = st->n_items, .blobs = st->blobs};
+        receive_from(&ms, status.MPI_SOURCE);
+        pending--;
+    }
+    if (atomic_load(&st->failed))
+        job_fail(st->job, &st->err);
+    if (prog->fn)
+        prog->fn(prog->ctx, st->n_todo);
+}
+
+static void dyn_rank_stop(dyn_state *st, pthread_t *tids, int started) {
+    pthread_mutex_lock(&st->lock);
+    atomic_store(&st->failed, 1); /* workers stop after their current item */
+    pthread_cond_broadcast(&st->more);
+    pthread_mutex_unlock(&st->lock);
+    for (int t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+    rank_stop();
+}
+
+static void dyn_take_chunk(dyn_state *st) {
+    MPI_Status status;
+    int count;
+    MPI_Probe(0, TAG_CHUNK, MPI_COMM_WORLD, &status);
+    MPI_Get_count(&status, MPI_UINT64_T, &count);
+    uint64_t *items = malloc((size_t)(count > 0 ? count : 1) * sizeof *items);
+    if (!items) {
+        avps_error err;
+        avps_fail(&err, "rank %d: out of memory", st->job->rank);
+        job_fail(st->job, &err);
+    }
+    MPI_Recv(items, count, MPI_UINT64_T, 0, TAG_CHUNK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    pthread_mutex_lock(&st->lock);
+    for (int j = 0; j < count && st->q_len < st->n_items; j++)
+        if (items[j] < st->n_items)
+            st->queue[st->q_len++] = (size_t)items[j];
+    if (count == 0)
+        st->exhausted = 1;
+    pthread_cond_broadcast(&st->more);
+    pthread_mutex_unlock(&st->lock);
+    free(items);
+}
+
+/* Another rank's main thread: asks for work while its queue runs short; stops at ABORT. */
+static void dyn_rank_watch(dyn_state *st, int threads, pthread_t *tids, int started) {
+    int outstanding = 0;
+    size_t reported = 0;
+    while (atomic_load(&st->workers_left) > 0) {
+        int flag = 0;
+        MPI_Iprobe(0, TAG_ABORT, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+        if (flag)
+            dyn_rank_stop(st, tids, started);
+        if (outstanding) {
+            MPI_Iprobe(0, TAG_CHUNK, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+            if (flag) {
+                dyn_take_chunk(st);
+                outstanding = 0;
+                continue;
+            }
+        }
+        pthread_mutex_lock(&st->lock);
+        int want = !st->exhausted && !atomic_load(&st->failed) && st->q_len - st->q_next < (size_t)threads;
+        pthread_mutex_unlock(&st->lock);
+        if (want && !outstanding) {
+            size_t done = atomic_load(&st->done_local);
+            uint64_t delta = done - reported;
+            reported = done;
+            MPI_Send(&delta, 1, MPI_UINT64_T, 0, TAG_REQUEST, MPI_COMM_WORLD);
+            outstanding = 1;
+            continue;
+        }
+        sleep_ms(1);
+    }
+    /* A worker that failed leaves an answer pending; job_fail below does not need it. */
+    if (outstanding && !atomic_load(&st->failed))
+        dyn_take_chunk(st);
+}
+
+static void dyn_send_local(dyn_state *st) {
+    job_blob all = {0};
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < st->n_mine; k++) {
+        size_t item = st->mine[k];
+        uint64_t head[2] = {item, st->blobs[item].len};
+        rc = job_blob_append(&all, head, sizeof head) || job_blob_append(&all, st->blobs[item].data, st->blobs[item].len);
+    }
+    if (rc != 0) {
+        avps_error err;
+        avps_fail(&err, "rank %d: out of memory packing results", st->job->rank);
+        job_fail(st->job, &err);
+    }
+    uint64_t len = all.len;
+    MPI_Send(&len, 1, MPI_UINT64_T, 0, TAG_DATA_LEN, MPI_COMM_WORLD);
+    for (size_t off = 0; off < all.len; off += CHUNK_BYTES) {
+        size_t n = all.len - off < CHUNK_BYTES ? all.len - off : CHUNK_BYTES;
+        MPI_Send(all.data + off, (int)n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD);
+    }
+    free(all.data);
+}
+
+job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, size_t chunk, int threads,
+                          job_item_fn fn, void *ctx, job_progress_fn progress, void *progress_ctx) {
+    dyn_state st = {.job = job, .n_items = n_items, .fn = fn, .ctx = ctx, .todo = todo, .n_todo = n_todo};
+    dyn_progress prog = {progress, progress_ctx, (size_t)-1, 0};
+    avps_error err;
+    if (threads < 1)
+        threads = 1;
+    if (chunk < 1)
+        chunk = 1;
+    if (job->mpi && job->rank == 0)
+        job->peers_listening = job->size > 1;
+    st.blobs = calloc(n_items ? n_items : 1, sizeof *st.blobs);
+    st.mine = calloc(n_items ? n_items : 1, sizeof *st.mine);
+    st.queue = job->rank != 0 ? calloc(n_items ? n_items : 1, sizeof *st.queue) : NULL;
+    pthread_t *tids = calloc((size_t)threads, sizeof *tids);
+    dyn_worker_arg *args = calloc((size_t)threads, sizeof *args);
+    if (!st.blobs || !st.mine || (job->rank != 0 && !st.queue) || !tids || !args) {
+        avps_fail(&err, "rank %d: out of memory", job->rank);
+        job_fail(job, &err);
+    }
+    pthread_mutex_init(&st.lock, NULL);
+    pthread_cond_init(&st.more, NULL);
+    atomic_store(&st.workers_left, threads);
+    int started = 0;
+    for (; started < threads; started++) {
+        args[started] = (dyn_worker_arg){&st, started};
+        if (pthread_create(&tids[started], NULL, dyn_worker_main, &args[started]) != 0)
+            break;
+    }
+    if (started < threads) {
+        avps_fail(&err, "rank %d: cannot start %d threads", job->rank, threads);
+        dyn_record_failure(&st, &err);
+        atomic_fetch_sub(&st.workers_left, threads - started);
+    }
+    if (job->rank == 0)
+        dyn_root_watch(&st, chunk, &prog);
+    else
+        dyn_rank_watch(&st, threads, tids, started);
+    for (int t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+    pthread_cond_destroy(&st.more);
+    pthread_mutex_destroy(&st.lock);
+    free(tids);
+    free(args);
+    free(st.queue);
+    if (atomic_load(&st.failed))
+        job_fail(job, &st.err);
+    if (job->mpi && job->rank != 0) {
+        dyn_send_local(&st);
+        free(st.mine);
+        job_blobs_free(st.blobs, n_items);
+        rank_await_verdict();
+        return NULL;
+    }
+    free(st.mine);
+    if (job->mpi && job->peers_listening) {
+        tell_peers(job, TAG_DONE);
+        job->peers_listening = 0;
+    }
+    return st.blobs;
+}

@@ -47,4 +47,18 @@ typedef int (*job_item_fn)(void *ctx, int thread, size_t item, job_blob *out, av
 job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, void *ctx);
 void job_blobs_free(job_blob *blobs, size_t n_items);
 
+/* ---- dynamic scheduling (avps run) ------------------------------------------------------
+ *
+ * Images cost unequal time, so static blocks leave ranks idle. job_map_dynamic runs fn on
+ * the items listed in todo (the root's list; other ranks pass NULL and 0): the root hands
+ * them out in chunks of `chunk` items to whichever rank asks (its own threads take single
+ * items from the same list), so a fast rank simply asks more often. As job_map, the root
+ * gets back the n_items blobs indexed by item (only those in todo filled) and a failure on
+ * any rank ends the job. progress, when not NULL, is called on the root's main thread with
+ * the number of todo items known to be done, at least every 100 ms while work goes on and
+ * once at the end. */
+typedef void (*job_progress_fn)(void *ctx, size_t done);
+job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, size_t chunk, int threads,
+                          job_item_fn fn, void *ctx, job_progress_fn progress, void *progress_ctx);
+
 #endif

@@ -16,6 +16,10 @@ static const char usage[] =
     "  export     a head's outputs as COCO results JSON and semantic PNG label maps\n"
     "  import     a network's COCO results and semantic PNGs into a prediction store\n"
     "  combine    instance + semantic predictions into panoptic, as panopticapi's heuristic\n"
+    "  fuse       two ends (simulated or stored) and a class table into COCO panoptic JSON + PNGs\n"
+    "  tables     the paper's Tables 1-3 from the heads a run config names\n"
+    "  run        the whole AntVisionPS evaluation (ensemble, class table, fusion, PQ) as one job\n"
+    "  calibrate  the class table: which end gives each thing class its instances\n"
     "  infer      one image through a Mask R-CNN run by avps's own engine (COCO results)\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
@@ -35,6 +39,10 @@ static const command commands[] = {
     {"export", NULL, cmd_export, export_usage},
     {"import", NULL, cmd_import, import_usage},
     {"combine", NULL, cmd_combine, combine_usage},
+    {"run", NULL, cmd_run, run_usage},
+    {"fuse", NULL, cmd_fuse, fuse_usage},
+    {"tables", NULL, cmd_tables, tables_usage},
+    {"calibrate", NULL, cmd_calibrate, calibrate_usage},
     {"infer", NULL, cmd_infer, infer_usage},
 };
 

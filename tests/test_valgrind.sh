@@ -31,7 +31,14 @@ clean "export sim" 0 "$AVPS" export --gt-json "$G" --head r50 --backend sim --pr
 clean "export replay" 0 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/x.store" \
     --results "$T/y.json" --semantic-dir "$T/y.sem"
 clean "import" 0 "$AVPS" import --gt-json "$G" --results "$T/x.json" --semantic-dir "$T/x.sem" --out "$T/imp" --head n
+clean "export ensemble" 0 "$AVPS" export --gt-json "$G" --head e --member r50:r50:1 --member htc:htc:2 --threads 2 \
+    --results "$T/e.json" --semantic-dir "$T/e.sem"
 clean "export error" 1 "$AVPS" export --gt-json "$G" --head r50 --backend replay --store "$T/none" --results "$T/z.json"
+clean "calibrate" 0 "$AVPS" calibrate --heldout-json "$T/syn/heldout.json" --eval-json "$G" --end a=sim:r50 \
+    --end b=sim:htc --out "$T/ct.json" --report "$T/cr.json" --min-instances 1 --bootstrap 5 --threads 2
+clean "calibrate table" 0 "$AVPS" calibrate --heldout-json "$T/syn/heldout.json" --end a=sim:r50 --end b=sim:htc \
+    --table "$T/ct.json" --bootstrap 2
+clean "calibrate error" 1 "$AVPS" calibrate --heldout-json "$G" --eval-json "$G" --end a=sim:r50 --out "$T/cx.json"
 NPY=$ROOT/build/tests/npy_tool
 clean "npy write" 0 "$NPY" halves "$T/h.npy.zst"
 clean "npy read" 0 "$NPY" copy "$T/h.npy.zst" "$T/h.npy"
@@ -42,5 +49,16 @@ clean "combine" 0 "$AVPS" combine --semantic "$C/semantic.json" --instances "$C/
     --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/pan.json" --confidence-thr 1=0.7 --threads 2
 clean "combine error" 1 "$AVPS" combine --semantic "$C/semantic.json" --instances "$A/dt.json" \
     --images "$C/images.json" --categories "$C/categories.json" --out-json "$T/bad.json"
+cat >"$T/run.json" <<EOF
+{"datasets": {"heldout": {"gt_json": "syn/heldout.json"}, "eval": {"gt_json": "syn/val.json"}},
+ "heads": [{"name": "r50", "backend": "sim"}, {"name": "r101", "backend": "sim"}, {"name": "htc", "backend": "sim"}],
+ "ensemble": {"members": ["r50", "r101"]}, "lwl_htc": "htc", "fusion": {"min_instances": 1}, "out": "run"}
+EOF
+clean "run" 0 "$AVPS" run "$T/run.json" --threads 2 --quiet
+clean "run resume" 0 "$AVPS" run "$T/run.json" --threads 2 --quiet --resume
+clean "run error" 1 "$AVPS" run "$T/run.json" --quiet
+clean "tables" 0 "$AVPS" tables "$T/run.json" --out "$T/tables" --threads 2
+clean "fuse" 0 "$AVPS" fuse --gt-json "$G" --end e_ups=sim:r50 --end htc=sim:htc --class-table "$T/run/class_table.json" \
+    --out-json "$T/fused.json" --threads 2
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -35,8 +35,9 @@ static pan_dataset *load_text(const char *name, const char *text, pan_role role)
     return ds;
 }
 
-/* GT: thing 1 = row 0 (id 1), stuff 2 = row 1 (id 2); gt_area1 is its JSON area. */
-static int eval_case(const uint32_t pred_ids[20], int gt_area1, pq_events *ev, avps_error *err) {
+/* GT: thing 1 = row 0 (id 1), stuff 2 = row 1 (id 2); gt_area1 is its JSON area. The
+ * prediction is read from its PNG, or given in memory when in_memory is set. */
+static int eval_case_as(const uint32_t pred_ids[20], int gt_area1, int in_memory, pq_events *ev, avps_error *err) {
     static const uint32_t gt_ids[20] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
     char gt_text[512];
     snprintf(gt_text, sizeof gt_text,
@@ -51,7 +52,11 @@ static int eval_case(const uint32_t pred_ids[20], int gt_area1, pq_events *ev, a
                                   "{\"id\": 5, \"category_id\": 1}, {\"id\": 6, \"category_id\": 2}]}]}",
                                   PAN_PREDICTION);
     char *gp = write_ids("g.png", gt_ids), *pp = write_ids("p.png", pred_ids);
-    pq_image_input in = {gt, "pred.json", &gt->annotations[0], &pred->annotations[0], gp, pp, NULL};
+    pq_image_input in = {gt, "pred.json", &gt->annotations[0], &pred->annotations[0], gp, pp, NULL, NULL};
+    if (in_memory) {
+        in.pred_png = "never-read.png";
+        in.pred_ids = pred_ids;
+    }
     pq_scratch *s = pq_scratch_new();
     int rc = pq_image_eval(s, &in, ev, err);
     pq_scratch_free(s);
@@ -60,6 +65,10 @@ static int eval_case(const uint32_t pred_ids[20], int gt_area1, pq_events *ev, a
     pan_dataset_free(gt);
     pan_dataset_free(pred);
     return rc;
+}
+
+static int eval_case(const uint32_t pred_ids[20], int gt_area1, pq_events *ev, avps_error *err) {
+    return eval_case_as(pred_ids, gt_area1, 0, ev, err);
 }
 
 static int count_kind(const pq_events *ev, uint32_t kind, uint32_t cat) {
@@ -152,6 +161,24 @@ static void test_averages(check_tally *t) {
     CHECK(t, pq == 0 && sq == 0 && rq == 0);
 }
 
+/* A prediction given in memory yields the same events as its PNG, bit for bit. */
+static void test_in_memory_prediction(check_tally *t) {
+    static const uint32_t preds[3][20] = {
+        {5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6},
+        {5, 5, 5, 5, 5, 0, 0, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 0, 0},
+        {6, 6, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 5, 5},
+    };
+    for (int k = 0; k < 3; k++) {
+        pq_events a = {0}, b = {0};
+        avps_error err;
+        CHECK(t, eval_case_as(preds[k], 10, 0, &a, &err) == 0);
+        CHECK(t, eval_case_as(preds[k], 10, 1, &b, &err) == 0);
+        CHECK(t, a.n > 0 && a.n == b.n && memcmp(a.items, b.items, a.n * sizeof *a.items) == 0);
+        pq_events_release(&a);
+        pq_events_release(&b);
+    }
+}
+
 int main(void) {
     check_tally t = {0, 0};
     if (!mkdtemp(tmpdir))
@@ -162,6 +189,7 @@ int main(void) {
     test_void_leaves_union(&t);
     test_prediction_errors(&t);
     test_averages(&t);
+    test_in_memory_prediction(&t);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

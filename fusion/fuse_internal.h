@@ -1,0 +1,53 @@
+/* fuse_internal.h: what the files of fusion_run share (the fused SS rows, label maps to
+ * masks, the selected instances). Internal to fusion/; other modules see only fusion.h. */
+#ifndef AVPS_FUSE_INTERNAL_H
+#define AVPS_FUSE_INTERNAL_H
+
+#include "fusion.h"
+
+/* A pixel of a label map with no label. */
+#define FUSE_LABEL_NONE UINT32_MAX
+
+/* Index of category_id in categories, or -1. */
+long fuse_category_index(const pan_category *categories, size_t n, int32_t category_id);
+
+/* ---- the fused SS (fuse_ss.c) --------------------------------------------------------- */
+
+/* The weighted average of the ends' probabilities, one image row at a time, with one
+ * channel per dataset category (in->categories order). Checks the weights and channels. */
+typedef struct fused_ss fused_ss;
+fused_ss *fused_ss_new(const fusion_input *in, avps_error *err);
+/* Row y: n_categories x w probabilities, category-major. */
+void fused_ss_row(fused_ss *f, uint32_t y, float *out);
+void fused_ss_free(fused_ss *f);
+
+/* ---- label maps (fuse_labels.c) -------------------------------------------------------- */
+
+/* The masks of a label map (h x w, row-major, values < n_labels or FUSE_LABEL_NONE):
+ * masks[l] for every label, COCO runs; a label with no pixel gets m = 0 (no runs). */
+int fuse_labels_to_masks(const uint32_t *labels, uint32_t h, uint32_t w, size_t n_labels, rle_mask *masks);
+
+/* Appends a segment of category_id taking ownership of *mask; area and bbox from it. */
+int fuse_panoptic_append(fusion_panoptic *out, size_t *cap, int32_t category_id, rle_mask *mask);
+
+/* ---- the selected instances (fuse_instances.c) --------------------------------------- */
+
+typedef struct {
+    fusion_instance *items;   /* masks owned; in end order, then each end's order */
+    const is_instance **from; /* the head's instance each came from (box, soft mask) */
+    long *category_index;     /* into in->categories */
+    size_t n;
+} fused_instances;
+
+/* Each thing category's instances from its end, above that end's threshold, with their
+ * binary masks. need_soft: an instance without a soft mask is an error naming its end. */
+int fused_instances_select(const fusion_params *p, const fusion_input *in, int need_soft, fused_instances *out,
+                           avps_error *err);
+void fused_instances_release(fused_instances *fi);
+
+/* ---- UPSNet's panoptic head (combine_upsnet.c) ------------------------------------------- */
+
+int combine_upsnet(const fusion_params *p, const fusion_input *in, fused_ss *ss, const fused_instances *inst,
+                   fusion_panoptic *out, avps_error *err);
+
+#endif

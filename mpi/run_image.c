@@ -1,0 +1,394 @@
+/* run_image.c: one image of `avps run`: the two ends' heads, each end's own panoptic
+ * result, the two-level fusion (SS averaged, each thing class's instances from the end
+ * the class table names, then the heuristic combiner), and for each its PQ events and
+ * SS confusion counts. The record that comes out is all the root keeps of the image.
+ * The panoptic results come from fusion_run; the SS argmax of each end is computed here
+ * too, for the mIoU of the report. */
+#include "run.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const run_step_names[STEP_COUNT] = {"heads", "fusion", "eval", "io"};
+
+double run_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+char *run_png_name(const pan_image *im) {
+    size_t n = strlen(im->file_name);
+    char *s = strdup(im->file_name);
+    for (size_t k = 0; s && k + 4 <= n; k++)
+        if (memcmp(s + k, ".jpg", 4) == 0)
+            memcpy(s + k, ".png", 4);
+    return s;
+}
+
+/* ---- the image in hand ------------------------------------------------------------------ */
+
+#define LABEL_NONE 0xFFFFu
+
+typedef struct {
+    const run_state *rs;
+    const pan_image *im;
+    const pan_annotation *gt_ann;
+    char *gt_png;
+    uint32_t w, h;
+    size_t n_cat;
+    head_output out[2];
+    int n_run;                    /* ends whose heads ran */
+    uint16_t *labels[RUN_ENDS];   /* SS argmax per pixel: GT category index or LABEL_NONE */
+    fusion_panoptic pan[RUN_ENDS];
+    uint32_t *ids;                /* scratch: segment ids of one end */
+    double seconds[STEP_COUNT];
+} image_work;
+
+static void work_release(image_work *w) {
+    for (int e = 0; e < w->n_run; e++)
+        head_output_release(&w->out[e]);
+    for (int e = 0; e < RUN_ENDS; e++) {
+        free(w->labels[e]);
+        fusion_panoptic_release(&w->pan[e]);
+    }
+    free(w->ids);
+    free(w->gt_png);
+}
+
+/* Channel c of end e as a GT category index; -1 when the dataset lacks it. */
+static int *channel_map(const image_work *w, int e) {
+    const ss_map *ss = &w->out[e].ss;
+    int *map = malloc((ss->channels + 1) * sizeof *map);
+    for (uint32_t c = 0; map && c < ss->channels; c++)
+        map[c] = pan_dataset_category_index(w->rs->gt, ss->channel_category[c]);
+    return map;
+}
+
+/* The argmax over channels of one row (channels x width, channel-major), as GT category
+ * indexes; a tie goes to the earlier channel; no positive score gives LABEL_NONE.
+ * Channels outer, pixels inner: rows are read in order and the inner loop has no branch. */
+static void argmax_row(const float *row, const int *map, uint32_t channels, uint32_t width, float *best,
+                       uint16_t *labels) {
+    for (uint32_t x = 0; x < width; x++) {
+        best[x] = 0;
+        labels[x] = LABEL_NONE;
+    }
+    for (uint32_t c = 0; c < channels; c++) {
+        int cat = map ? map[c] : (int)c;
+        if (cat < 0)
+            continue;
+        const float *v = row + (size_t)c * width;
+        for (uint32_t x = 0; x < width; x++) {
+            int above = v[x] > best[x];
+            best[x] = above ? v[x] : best[x];
+            labels[x] = above ? (uint16_t)cat : labels[x];
+        }
+    }
+}
+
+/* Adds weight * end e's probabilities of one row into acc (categories x width). */
+static void add_row(float *acc, const float *row, const int *map, uint32_t channels, uint32_t width, float weight) {
+    for (uint32_t c = 0; c < channels; c++) {
+        if (map[c] < 0)
+            continue;
+        float *dst = acc + (size_t)map[c] * width;
+        const float *src = row + (size_t)c * width;
+        for (uint32_t x = 0; x < width; x++)
+            dst[x] += weight * src[x];
+    }
+}
+
+/* The SS argmax of each end and of their weighted average, one row at a time. */
+static int semantic_labels(image_work *w, avps_error *err) {
+    const run_config *cfg = w->rs->cfg;
+    size_t npix = (size_t)w->w * w->h, n_cat = w->n_cat;
+    ss_sampler *smp[2] = {NULL, NULL};
+    int *map[2] = {NULL, NULL};
+    float *row[2] = {NULL, NULL};
+    float *acc = malloc(w->w * sizeof *acc + 1), *mix = malloc(n_cat * w->w * sizeof *mix + 1);
+    double wsum = cfg->ss_weights[0] + cfg->ss_weights[1];
+    int rc = acc && mix ? 0 : avps_fail(err, "out of memory");
+    for (int e = 0; rc == 0 && e < RUN_ENDS; e++)
+        if (!(w->labels[e] = malloc(npix * sizeof *w->labels[e] + 1)))
+            rc = avps_fail(err, "out of memory");
+    for (int e = 0; rc == 0 && e < 2; e++) {
+        if (!(smp[e] = ss_sampler_new(&w->out[e].ss, w->w, err)))
+            rc = -1;
+        else if (!(map[e] = channel_map(w, e)) || !(row[e] = malloc(w->out[e].ss.channels * w->w * sizeof(float) + 1)))
+            rc = avps_fail(err, "out of memory");
+    }
+    for (uint32_t y = 0; rc == 0 && y < w->h; y++) {
+        memset(mix, 0, n_cat * w->w * sizeof *mix);
+        for (int e = 0; e < 2; e++) {
+            ss_sampler_row(smp[e], y, row[e]);
+            argmax_row(row[e], map[e], w->out[e].ss.channels, w->w, acc, w->labels[e] + (size_t)y * w->w);
+            add_row(mix, row[e], map[e], w->out[e].ss.channels, w->w, (float)(cfg->ss_weights[e] / wsum));
+        }
+        argmax_row(mix, NULL, (uint32_t)n_cat, w->w, acc, w->labels[END_FUSION] + (size_t)y * w->w);
+    }
+    for (int e = 0; e < 2; e++) {
+        ss_sampler_free(smp[e]);
+        free(map[e]);
+        free(row[e]);
+    }
+    free(acc);
+    free(mix);
+    return rc;
+}
+
+/* End `which`'s panoptic result through fusion/'s one entry point: an end alone is
+ * fusion_run with that end only; END_FUSION both ends, the SS weighted and each thing
+ * class's instances from the end the class table names. */
+static int panoptic_of(image_work *w, int which, avps_error *err) {
+    const run_state *rs = w->rs;
+    const run_config *cfg = rs->cfg;
+    fusion_params p;
+    fusion_params_default(&p);
+    p.combiner = cfg->combiner_kind;
+    p.heuristic = cfg->combine;
+    if (which != END_FUSION) { /* one end: its own threshold is end 0's */
+        p.heuristic.confidence_thr[0] = cfg->combine.confidence_thr[which];
+        fusion_end one = {&w->out[which], 1};
+        fusion_input in = {w->im->id, w->h, w->w, &one, 1, NULL, rs->gt->categories, rs->gt->n_categories};
+        return fusion_run(&p, &in, &w->pan[which], err) == 0 ? 0 : avps_prefix(err, "%s", run_end_names[which]);
+    }
+    fusion_end both[2] = {{&w->out[0], cfg->ss_weights[0]}, {&w->out[1], cfg->ss_weights[1]}};
+    fusion_input in = {w->im->id, w->h, w->w, both, 2, rs->end_of_category, rs->gt->categories, rs->gt->n_categories};
+    return fusion_run(&p, &in, &w->pan[END_FUSION], err) == 0 ? 0 : avps_prefix(err, "fusion");
+}
+
+/* ---- evaluation ------------------------------------------------------------------------- */
+
+/* The ground truth's category index per pixel (LABEL_NONE for VOID and unknown ids). */
+static int gt_labels(const image_work *w, uint16_t *labels, avps_error *err) {
+    png_reader *r = png_reader_open(w->gt_png, err);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (png_reader_width(r) != w->w || png_reader_height(r) != w->h)
+        rc = avps_fail(err, "%s: image %s: the PNG is %ux%u, the JSON says %ux%u", w->gt_png, w->im->id,
+                       png_reader_width(r), png_reader_height(r), w->w, w->h);
+    uint8_t *rgb = malloc((size_t)w->w * 3 + 1);
+    if (rc == 0 && !rgb)
+        rc = avps_fail(err, "out of memory");
+    uint32_t last_id = 0;
+    uint16_t last_label = LABEL_NONE;
+    for (uint32_t y = 0; rc == 0 && y < w->h; y++) {
+        if ((rc = png_reader_read_row(r, rgb, err)) != 0)
+            break;
+        for (uint32_t x = 0; x < w->w; x++) {
+            uint32_t id = rgb_to_id(rgb + 3 * x);
+            if (id != last_id) { /* segments are few and runs long: a scan on change */
+                last_id = id;
+                last_label = LABEL_NONE;
+                for (size_t s = 0; id && s < w->gt_ann->n_segments; s++)
+                    if (w->gt_ann->segments[s].id == id) {
+                        int c = pan_dataset_category_index(w->rs->gt, w->gt_ann->segments[s].category_id);
+                        last_label = c < 0 ? LABEL_NONE : (uint16_t)c;
+                        break;
+                    }
+            }
+            labels[(size_t)y * w->w + x] = last_label;
+        }
+    }
+    free(rgb);
+    png_reader_free(r);
+    return rc;
+}
+
+/* Confusion counts of one end's SS against the ground truth, categories that occur only. */
+static int ss_counts(const image_work *w, const uint16_t *gt, const uint16_t *pred, job_blob *counts, avps_error *err) {
+    size_t n = w->n_cat, npix = (size_t)w->w * w->h;
+    uint64_t *c = calloc(3 * n + 1, sizeof *c);
+    if (!c)
+        return avps_fail(err, "out of memory");
+    for (size_t p = 0; p < npix; p++) {
+        if (gt[p] == LABEL_NONE)
+            continue; /* VOID is ignored, as semantic segmentation benchmarks do */
+        c[3 * gt[p] + 2]++;
+        if (pred[p] != LABEL_NONE) {
+            c[3 * pred[p] + 1]++;
+            if (pred[p] == gt[p])
+                c[3 * gt[p]]++;
+        }
+    }
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++)
+        if (c[3 * k + 1] || c[3 * k + 2]) {
+            run_ss_count s = {(uint32_t)k, 0, c[3 * k], c[3 * k + 1], c[3 * k + 2]};
+            if (job_blob_append(counts, &s, sizeof s) != 0)
+                rc = avps_fail(err, "out of memory");
+        }
+    free(c);
+    return rc;
+}
+
+static int pq_events_of(image_work *w, int thread, int end, pq_events *ev, avps_error *err) {
+    const fusion_panoptic *pan = &w->pan[end];
+    fusion_panoptic_paint(pan, w->ids);
+    pan_annotation pred = {w->im->id, w->im->file_name, pan->n_segments, pan->segments};
+    char label[64];
+    snprintf(label, sizeof label, "avps run (%s)", run_end_names[end]);
+    pq_image_input in = {w->rs->gt, label, w->gt_ann, &pred, w->gt_png, NULL, w->im, w->ids};
+    return pq_image_eval(w->rs->scratch[thread], &in, ev, err);
+}
+
+/* ---- outputs --------------------------------------------------------------------------- */
+
+static int write_png(const image_work *w, const char *dir, int end, avps_error *err) {
+    size_t npix = (size_t)w->w * w->h;
+    uint8_t *rgb = malloc(npix * 3 + 1);
+    char *name = run_png_name(w->im);
+    char *path = name ? path_join(dir, name) : NULL;
+    int rc = rgb && path ? 0 : avps_fail(err, "out of memory");
+    if (rc == 0) {
+        fusion_panoptic_paint(&w->pan[end], w->ids);
+        for (size_t p = 0; p < npix; p++)
+            id_to_rgb(w->ids[p], rgb + 3 * p);
+        rc = png_write_rgb(path, w->w, w->h, rgb, err);
+    }
+    free(rgb);
+    free(name);
+    free(path);
+    return rc;
+}
+
+typedef struct {
+    pq_events ev[RUN_ENDS];
+    job_blob ss[RUN_ENDS];
+} image_stats;
+
+static int append_record(const image_work *w, const image_stats *st, job_blob *out, avps_error *err) {
+    uint32_t head[2] = {0x52535641u /* "AVSR" */, RUN_ENDS};
+    int bad = job_blob_append(out, head, sizeof head);
+    for (int e = 0; e < RUN_ENDS; e++) {
+        uint64_t n[3] = {st->ev[e].n, st->ss[e].len / sizeof(run_ss_count), w->pan[e].n_segments};
+        bad = bad || job_blob_append(out, n, sizeof n);
+    }
+    for (int e = 0; e < RUN_ENDS; e++)
+        bad = bad || job_blob_append(out, st->ev[e].items, st->ev[e].n * sizeof(pq_event)) ||
+              job_blob_append(out, st->ss[e].data, st->ss[e].len) ||
+              job_blob_append(out, w->pan[e].segments, w->pan[e].n_segments * sizeof(pan_segment));
+    bad = bad || job_blob_append(out, w->seconds, sizeof w->seconds);
+    return bad ? avps_fail(err, "out of memory") : 0;
+}
+
+int run_record_parse(const uint8_t *data, size_t len, run_record *rec) {
+    memset(rec, 0, sizeof *rec);
+    uint32_t head[2];
+    if (len < sizeof head)
+        return -1;
+    memcpy(head, data, sizeof head);
+    if (head[0] != 0x52535641u || head[1] < 1 || head[1] > RUN_ENDS)
+        return -1;
+    rec->n_ends = head[1];
+    size_t off = sizeof head;
+    uint64_t n[RUN_ENDS][3];
+    if (len - off < rec->n_ends * sizeof n[0])
+        return -1;
+    memcpy(n, data + off, rec->n_ends * sizeof n[0]);
+    off += rec->n_ends * sizeof n[0];
+    for (uint32_t e = 0; e < rec->n_ends; e++) {
+        size_t sizes[3] = {sizeof(pq_event), sizeof(run_ss_count), sizeof(pan_segment)};
+        for (int k = 0; k < 3; k++)
+            if (n[e][k] > (len - off) / sizes[k])
+                return -1;
+        rec->events[e] = (const pq_event *)(data + off), rec->n_events[e] = n[e][0];
+        off += n[e][0] * sizes[0];
+        rec->ss[e] = (const run_ss_count *)(data + off), rec->n_ss[e] = n[e][1];
+        off += n[e][1] * sizes[1];
+        rec->segments[e] = (const pan_segment *)(data + off), rec->n_segments[e] = n[e][2];
+        off += n[e][2] * sizes[2];
+    }
+    if (len - off != sizeof rec->seconds)
+        return -1;
+    memcpy(rec->seconds, data + off, sizeof rec->seconds);
+    return 0;
+}
+
+/* ---- the stages ------------------------------------------------------------------------ */
+
+static int run_heads(image_work *w, avps_error *err) {
+    head_input in = {w->im, w->gt_ann, w->gt_png};
+    for (int e = 0; e < 2; e++) {
+        if (head_run(w->rs->ends[e], &in, &w->out[e], err) != 0)
+            return -1;
+        w->n_run = e + 1;
+        if (w->out[e].width != w->w || w->out[e].height != w->h)
+            return avps_fail(err, "head %s, image %s: output is %ux%u, the image %ux%u", head_name(w->rs->ends[e]),
+                             w->im->id, w->out[e].width, w->out[e].height, w->w, w->h);
+    }
+    return 0;
+}
+
+static int evaluate(image_work *w, int thread, image_stats *st, avps_error *err) {
+    uint16_t *gt = malloc((size_t)w->w * w->h * sizeof *gt + 1);
+    int rc = gt ? gt_labels(w, gt, err) : avps_fail(err, "out of memory");
+    for (int e = 0; rc == 0 && e < RUN_ENDS; e++)
+        rc = pq_events_of(w, thread, e, &st->ev[e], err) || ss_counts(w, gt, w->labels[e], &st->ss[e], err) ? -1 : 0;
+    free(gt);
+    return rc;
+}
+
+static int write_outputs(image_work *w, avps_error *err) {
+    const run_state *rs = w->rs;
+    for (int e = 0; e < 2; e++)
+        if (rs->end_png_dir[e] && write_png(w, rs->end_png_dir[e], e, err) != 0)
+            return -1;
+    return write_png(w, rs->png_dir, END_FUSION, err);
+}
+
+static int image_stages(image_work *w, int thread, image_stats *st, avps_error *err) {
+    double t0 = run_now();
+    if (run_heads(w, err) != 0)
+        return -1;
+    double t1 = run_now();
+    w->seconds[STEP_HEADS] = t1 - t0;
+    if (semantic_labels(w, err) != 0)
+        return -1;
+    for (int e = 0; e < RUN_ENDS; e++)
+        if (panoptic_of(w, e, err) != 0)
+            return -1;
+    double t2 = run_now();
+    w->seconds[STEP_FUSION] = t2 - t1;
+    if (evaluate(w, thread, st, err) != 0)
+        return -1;
+    double t3 = run_now();
+    w->seconds[STEP_EVAL] = t3 - t2;
+    if (write_outputs(w, err) != 0)
+        return -1;
+    w->seconds[STEP_IO] = run_now() - t3;
+    return 0;
+}
+
+int run_image(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
+    run_state *rs = ctx;
+    image_work w = {.rs = rs, .n_cat = rs->gt->n_categories};
+    image_stats st = {0};
+    w.gt_ann = &rs->gt->annotations[item];
+    w.im = pan_dataset_find_image(rs->gt, w.gt_ann->image_id);
+    int rc = 0;
+    if (!w.im)
+        rc = avps_fail(err, "%s: image %s: in \"annotations\" but not in \"images\"", rs->gt->path, w.gt_ann->image_id);
+    if (rc == 0) {
+        w.w = w.im->width, w.h = w.im->height;
+        w.gt_png = path_join(rs->gt_dir, w.gt_ann->file_name);
+        w.ids = malloc((size_t)w.w * w.h * sizeof *w.ids + 1);
+        rc = w.gt_png && w.ids ? image_stages(&w, thread, &st, err) : avps_fail(err, "out of memory");
+    }
+    if (rc == 0)
+        rc = append_record(&w, &st, out, err);
+    if (rc == 0)
+        rc = run_journal_put(rs, item, out, err);
+    for (int e = 0; e < RUN_ENDS; e++) {
+        pq_events_release(&st.ev[e]);
+        free(st.ss[e].data);
+    }
+    work_release(&w);
+    if (rc == 0 && rs->die_after > 0 && ++rs->images_done >= rs->die_after)
+        _exit(137); /* the test hook: a rank killed midway, after its records are on disk */
+    return rc;
+}
