@@ -100,7 +100,7 @@ typedef struct {
     const char *store;    /* replay: the prediction store's folder */
     uint64_t seed;        /* sim: the world's seed */
 } head_config;
-/* The native backend (docs/native.md) takes profile = the network's safetensors weights and
+/* The native backend (docs/model.md) takes profile = the network's safetensors weights and
  * store = the folder holding the dataset's images (by file_name). */
 
 /* What a head is given for one image: its id and size, and for sim the ground truth
@@ -137,7 +137,7 @@ head *head_new_custom(const char *name, ss_kind kind, const head_custom_ops *ops
 const char *sim_profile_builtin_name(size_t i);
 
 /* ---- the native engine: Mask R-CNN ResNet-FPN from safetensors weights ---------------
- * docs/native.md. A run gives instances with soft masks (PASTE_TORCHVISION) whose
+ * docs/model.md. A run gives instances with soft masks (PASTE_TORCHVISION) whose
  * category_id is the network's class index (torchvision's 91 classes are COCO ids), and
  * no semantic segmentation (an SS of 0 channels). */
 

@@ -1,7 +1,7 @@
 /* native_head.c: the `native` backend: a Mask R-CNN run by avps's own engine (nn.h) on
  * the dataset's images, and native_net, the same network for `avps infer`. Instances
  * carry the network's 28 x 28 soft masks, pasted the torchvision way; the network has no
- * semantic branch, so the SS has 0 channels (docs/native.md: how consumers see that). */
+ * semantic branch, so the SS has 0 channels (docs/model.md: how consumers see that). */
 #include "head_impl.h"
 #include "nn.h"
 

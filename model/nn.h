@@ -6,7 +6,7 @@
  *   beside it with the same table, and the networks call only the table;
  * - safetensors weights, memory-mapped and checked (nn_safetensors.c);
  * - Mask R-CNN ResNet-FPN with torchvision 0.14's semantics (nn_maskrcnn*.c).
- * docs/native.md describes it all. */
+ * docs/model.md describes it all. */
 #ifndef AVPS_NN_H
 #define AVPS_NN_H
 

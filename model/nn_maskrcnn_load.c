@@ -3,7 +3,7 @@
  * is read from the tensors' names and shapes). Frozen batch norm is folded into the
  * convolution before it: w' = w * s, b' = beta - mean * s, s = gamma / sqrt(var + 1e-5),
  * computed in float32 as torchvision's FrozenBatchNorm2d does. Settings (min_size,
- * thresholds, ...) come from the header's __metadata__ (docs/native.md). */
+ * thresholds, ...) come from the header's __metadata__ (docs/model.md). */
 #include "nn_maskrcnn.h"
 
 #include <math.h>

@@ -22,7 +22,7 @@ const char infer_usage[] =
     "  --detections override the weights' settings (default 0.05 and 100). --repeat N runs\n"
     "  N times and prints the seconds per image; --plain-gemm uses the plain C GEMM instead\n"
     "  of OpenBLAS. Tests: --dump-dir writes each stage's output as .npy, --proposals\n"
-    "  replaces the RPN's proposals. See docs/native.md.\n";
+    "  replaces the RPN's proposals. See docs/model.md.\n";
 
 typedef struct {
     const char *weights, *image, *json, *dump_dir;

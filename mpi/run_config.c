@@ -190,18 +190,24 @@ static int read_head(const reader *r, const cJSON *h, size_t i, const char *base
         out->profile = strdup(out->name); /* a sim head named after its profile */
     size_t plen = out->profile ? strlen(out->profile) : 0;
     if (plen && out->profile[0] != '/' && base &&
-        (strchr(out->profile, '/') || (plen > 5 && strcmp(out->profile + plen - 5, ".json") == 0))) {
-        char *p = path_join(base, out->profile); /* a profile file, not a built-in name */
+        (strchr(out->profile, '/') || (plen > 5 && strcmp(out->profile + plen - 5, ".json") == 0) ||
+         strcmp(out->backend, "native") == 0)) {
+        char *p = path_join(base, out->profile); /* a profile or weights file, not a built-in name */
         if (!p)
             return avps_fail(r->err, "out of memory");
         free(out->profile);
         out->profile = p;
     }
-    if (strcmp(out->backend, "sim") != 0 && strcmp(out->backend, "replay") != 0)
-        return avps_fail(r->err, "%s: \"%s.backend\" must be \"sim\" or \"replay\", not \"%s\"", r->file, prefix,
-                         out->backend);
-    if (strcmp(out->backend, "replay") == 0 && !out->store)
-        return avps_fail(r->err, "%s: \"%s.store\" is required for a replay head", r->file, prefix);
+    if (strcmp(out->backend, "sim") != 0 && strcmp(out->backend, "replay") != 0 &&
+        strcmp(out->backend, "native") != 0)
+        return avps_fail(r->err, "%s: \"%s.backend\" must be \"sim\", \"replay\" or \"native\", not \"%s\"",
+                         r->file, prefix, out->backend);
+    if (strcmp(out->backend, "native") == 0 && !out->profile)
+        return avps_fail(r->err, "%s: \"%s.profile\" is required for a native head (its safetensors weights)", r->file,
+                         prefix);
+    if (strcmp(out->backend, "sim") != 0 && !out->store)
+        return avps_fail(r->err, "%s: \"%s.store\" is required for a %s head (%s)", r->file, prefix, out->backend,
+                         strcmp(out->backend, "native") == 0 ? "the folder of the images" : "the prediction store");
     return 0;
 }
 

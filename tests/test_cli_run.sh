@@ -191,6 +191,10 @@ expect_bad "wrong type in a list" '"ensemble.weights\[1\]"' "${good/1.3]/\"x\"]}
 expect_bad "unknown member" '"ensemble.members\[0\]": no head is named "r5"' "${good/\[\"r50\"/[\"r5\"}"
 expect_bad "unknown lwl_htc" '"lwl_htc": no head' "${good/\"lwl_htc\": \"htc_uw_dc\"/\"lwl_htc\": \"htc\"}"
 expect_bad "bad backend" '"heads\[0\].backend"' "${good/\"backend\": \"sim\"/\"backend\": \"gpu\"}"
+expect_bad "native head without weights" '"heads\[0\].profile" is required for a native head' \
+    "${good/\"backend\": \"sim\", \"profile\": \"r50\"/\"backend\": \"native\"}"
+expect_bad "native head without images" '"heads\[0\].store" is required for a native head' \
+    "${good/\"backend\": \"sim\", \"profile\": \"r50\"/\"backend\": \"native\", \"profile\": \"w.safetensors\"}"
 expect_bad "unknown profile" 'heads\[0\] (r50)' "${good/\"profile\": \"r50\"/\"profile\": \"nope\"}"
 expect_bad "negative weights" '"ensemble.weights\[0\]"' "${good/0.4,/-1,}"
 expect_bad "not JSON" 'not valid JSON' '{"seed": '
