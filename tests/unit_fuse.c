@@ -109,7 +109,7 @@ static void case_start(fuse_case *c, size_t n_ends) {
     }
     fusion_params_default(&c->params);
     c->params.heuristic.stuff_area_limit = 0;
-    c->in = (fusion_input){"img3", H, W, c->ends, n_ends, NULL, categories, N_CAT};
+    c->in = (fusion_input){"img3", H, W, c->ends, n_ends, NULL, categories, N_CAT, NULL};
 }
 
 static void case_end(fuse_case *c) {
