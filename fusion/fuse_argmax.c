@@ -21,7 +21,7 @@ typedef struct {
     size_t n_ends, n_categories;
     uint32_t w;
     argmax_end end[FUSION_MAX_ENDS];
-    float *best, *sum; /* w each: the running maximum, the weighted sum of one category */
+    float *best;       /* w: the running maximum */
 } argmax_state;
 
 void fuse_argmax_reset(uint32_t w, float *best, uint32_t *labels) {
@@ -48,7 +48,6 @@ static void state_free(argmax_state *st) {
         free(st->end[e].channel_of);
     }
     free(st->best);
-    free(st->sum);
 }
 
 /* A channel's category index; check_end_ss has made sure every channel has one. */
@@ -83,8 +82,7 @@ static int state_init(argmax_state *st, const fusion_input *in, avps_error *err)
     if (fuse_check_input(in, err) != 0 || fuse_check_weights(in, &total, err) != 0)
         return -1;
     st->best = malloc(in->w * sizeof *st->best);
-    st->sum = malloc(in->w * sizeof *st->sum);
-    if (!st->best || !st->sum)
+    if (!st->best)
         return avps_fail(err, "image %s: out of memory", in->image_id);
     for (size_t e = 0; e < in->n_ends; e++) {
         st->n_ends = e + 1;
@@ -96,26 +94,30 @@ static int state_init(argmax_state *st, const fusion_input *in, avps_error *err)
 }
 
 /* The weighted average as fused_ss_row sums it (0, then each end with a weight, in end
- * order), one category at a time, into the argmax. A category no weighted end has is 0
- * everywhere and never beats the running maximum, which starts at 0. */
+ * order), one category at a time, into the argmax: one pass over the row per category
+ * rather than fused_ss_row's clear, adds and argmax, with the same operations per pixel.
+ * A category no weighted end has is 0 everywhere and never beats the running maximum,
+ * which starts at 0. */
 static void fused_row(argmax_state *st, uint32_t *labels) {
     uint32_t w = st->w;
-    fuse_argmax_reset(w, st->best, labels);
+    float *best = st->best;
+    fuse_argmax_reset(w, best, labels);
     for (size_t k = 0; k < st->n_categories; k++) {
-        int any = 0;
+        const float *src[FUSION_MAX_ENDS];
+        float wt[FUSION_MAX_ENDS];
+        size_t n = 0;
         for (size_t e = 0; e < st->n_ends; e++) {
             const argmax_end *a = &st->end[e];
-            if (a->weight == 0 || a->channel_of[k] < 0)
-                continue;
-            if (!any)
-                memset(st->sum, 0, w * sizeof *st->sum);
-            any = 1;
-            const float *src = a->row + (size_t)a->channel_of[k] * w;
-            for (uint32_t x = 0; x < w; x++)
-                st->sum[x] += a->weight * src[x];
+            if (a->weight != 0 && a->channel_of[k] >= 0)
+                src[n] = a->row + (size_t)a->channel_of[k] * w, wt[n++] = a->weight;
         }
-        if (any)
-            fuse_argmax_take(st->sum, (uint32_t)k, w, st->best, labels);
+        for (uint32_t x = 0; n > 0 && x < w; x++) {
+            float v = 0;
+            for (size_t i = 0; i < n; i++)
+                v += wt[i] * src[i][x];
+            if (v > best[x])
+                best[x] = v, labels[x] = (uint32_t)k;
+        }
     }
 }
 
