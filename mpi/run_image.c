@@ -2,8 +2,8 @@
  * result, the two-level fusion (SS averaged, each thing class's instances from the end
  * the class table names, then the heuristic combiner), and for each its PQ events and
  * SS confusion counts. The record that comes out is all the root keeps of the image.
- * The panoptic results come from fusion_run; the SS argmax of each end is computed here
- * too, for the mIoU of the report. */
+ * The SS argmax of each end and of the fusion is made once (fusion_labels_make, one
+ * upsampling per end) and serves both the three fusion_run calls and the mIoU. */
 #include "run.h"
 
 #include <stdlib.h>
