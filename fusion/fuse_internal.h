@@ -6,12 +6,24 @@
 #include "fusion.h"
 
 /* A pixel of a label map with no label. */
-#define FUSE_LABEL_NONE UINT32_MAX
+#define FUSE_LABEL_NONE FUSION_LABEL_NONE
 
 /* Index of category_id in categories, or -1. */
 long fuse_category_index(const pan_category *categories, size_t n, int32_t category_id);
 
+/* The ends and the image size fusion takes (fuse_run.c): 1..FUSION_MAX_ENDS ends, each
+ * with an output of the image's size. */
+int fuse_check_input(const fusion_input *in, avps_error *err);
+
 /* ---- the fused SS (fuse_ss.c) --------------------------------------------------------- */
+
+/* The SS weights: finite, not negative, not all 0; their sum in *total. */
+int fuse_check_weights(const fusion_input *in, double *total, avps_error *err);
+/* End e's SS is usable: a grid with valid cells, data for its kind, and channels whose
+ * categories are the dataset's, each once. */
+int fuse_check_end_ss(const fusion_input *in, size_t e, avps_error *err);
+/* What fused_ss_new checks, without making anything: the weights, each weighted end's SS. */
+int fuse_check_ss(const fusion_input *in, avps_error *err);
 
 /* The weighted average of the ends' probabilities, one image row at a time, with one
  * channel per dataset category (in->categories order). Checks the weights and channels. */
@@ -20,6 +32,14 @@ fused_ss *fused_ss_new(const fusion_input *in, avps_error *err);
 /* Row y: n_categories x w probabilities, category-major. */
 void fused_ss_row(fused_ss *f, uint32_t y, float *out);
 void fused_ss_free(fused_ss *f);
+
+/* ---- the SS argmax (fuse_argmax.c) ----------------------------------------------------- */
+
+/* A row's argmax, one value row (w pixels) at a time: reset, then take each category's
+ * row in category order. A value wins only when above the best so far, which starts at
+ * 0: ties go to the first category, and no positive value gives FUSE_LABEL_NONE. */
+void fuse_argmax_reset(uint32_t w, float *best, uint32_t *labels);
+void fuse_argmax_take(const float *v, uint32_t label, uint32_t w, float *best, uint32_t *labels);
 
 /* ---- label maps (fuse_labels.c) -------------------------------------------------------- */
 

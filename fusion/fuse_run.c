@@ -25,7 +25,7 @@ void fusion_params_default(fusion_params *p) {
     p->upsnet = (upsnet_params){.nms_thr = 0.5, .removal_thr = 0.3, .max_instances = 100};
 }
 
-static int check_input(const fusion_input *in, avps_error *err) {
+int fuse_check_input(const fusion_input *in, avps_error *err) {
     if (in->n_ends == 0 || in->n_ends > FUSION_MAX_ENDS)
         return avps_fail(err, "image %s: %zu network ends; fusion takes 1 to %d", in->image_id, in->n_ends,
                          FUSION_MAX_ENDS);
@@ -46,23 +46,30 @@ static int check_input(const fusion_input *in, avps_error *err) {
  * Ties go to the first category. */
 static int semantic_labels(fused_ss *ss, const fusion_input *in, uint32_t *labels, avps_error *err) {
     size_t n = in->n_categories;
-    float *row = malloc(n * in->w * sizeof *row + 1);
-    if (!row)
-        return avps_fail(err, "image %s: out of memory", in->image_id);
-    for (uint32_t y = 0; y < in->h; y++) {
+    float *row = malloc(n * in->w * sizeof *row + 1), *best = malloc(in->w * sizeof *best + 1);
+    int rc = row && best ? 0 : avps_fail(err, "image %s: out of memory", in->image_id);
+    for (uint32_t y = 0; rc == 0 && y < in->h; y++) {
         fused_ss_row(ss, y, row);
         uint32_t *out = labels + (size_t)y * in->w;
-        for (uint32_t x = 0; x < in->w; x++) {
-            float best = 0;
-            uint32_t label = FUSE_LABEL_NONE;
-            for (size_t c = 0; c < n; c++)
-                if (row[c * in->w + x] > best)
-                    best = row[c * in->w + x], label = (uint32_t)c;
-            out[x] = label;
-        }
+        fuse_argmax_reset(in->w, best, out);
+        for (size_t c = 0; c < n; c++)
+            fuse_argmax_take(row + c * in->w, (uint32_t)c, in->w, best, out);
     }
     free(row);
-    return 0;
+    free(best);
+    return rc;
+}
+
+/* The heuristic's semantic input: the caller's label map, or the fused SS argmax. */
+static int heuristic_labels(const fusion_input *in, fused_ss *ss, uint32_t **owned, const uint32_t **labels,
+                            avps_error *err) {
+    *owned = NULL;
+    if ((*labels = in->ss_labels))
+        return 0;
+    if (!(*owned = malloc((size_t)in->h * in->w * sizeof **owned)))
+        return avps_fail(err, "image %s: out of memory", in->image_id);
+    *labels = *owned;
+    return semantic_labels(ss, in, *owned, err);
 }
 
 /* Only stuff categories become candidates: combine_heuristic skips thing ones, whose
@@ -70,19 +77,20 @@ static int semantic_labels(fused_ss *ss, const fusion_input *in, uint32_t *label
 static int run_heuristic(const fusion_params *p, const fusion_input *in, fused_ss *ss, const fused_instances *fi,
                          fusion_panoptic *out, avps_error *err) {
     size_t n = in->n_categories;
-    uint32_t *labels = malloc((size_t)in->h * in->w * sizeof *labels);
+    uint32_t *owned = NULL;
+    const uint32_t *labels = NULL;
     rle_mask *masks = calloc(n + 1, sizeof *masks);
     fusion_stuff *stuff = calloc(n + 1, sizeof *stuff);
     int rc = -1;
-    if (!labels || !masks || !stuff)
+    if (!masks || !stuff)
         avps_fail(err, "image %s: out of memory", in->image_id);
-    else if (semantic_labels(ss, in, labels, err) != 0)
+    else if (heuristic_labels(in, ss, &owned, &labels, err) != 0)
         ;
     else if (fuse_labels_to_masks(labels, in->h, in->w, n, masks) != 0)
         avps_fail(err, "image %s: out of memory", in->image_id);
     else
         rc = 0;
-    free(labels);
+    free(owned);
     size_t n_stuff = 0;
     for (size_t c = 0; rc == 0 && c < n; c++)
         if (!in->categories[c].isthing && masks[c].m > 0)
@@ -98,18 +106,19 @@ static int run_heuristic(const fusion_params *p, const fusion_input *in, fused_s
     return rc;
 }
 
+/* With the caller's label map the heuristic upsamples nothing: the SS is only checked. */
 int fusion_run(const fusion_params *p, const fusion_input *in, fusion_panoptic *out, avps_error *err) {
     *out = (fusion_panoptic){.h = in->h, .w = in->w};
-    if (check_input(in, err) != 0)
+    if (fuse_check_input(in, err) != 0)
         return -1;
-    fused_ss *ss = fused_ss_new(in, err);
-    if (!ss)
+    int upsnet = p->combiner == COMBINER_UPSNET;
+    fused_ss *ss = NULL;
+    if (!upsnet && in->ss_labels ? fuse_check_ss(in, err) != 0 : !(ss = fused_ss_new(in, err)))
         return -1;
     fused_instances fi;
-    int rc = fused_instances_select(p, in, p->combiner == COMBINER_UPSNET, &fi, err);
+    int rc = fused_instances_select(p, in, upsnet, &fi, err);
     if (rc == 0) {
-        rc = p->combiner == COMBINER_UPSNET ? combine_upsnet(p, in, ss, &fi, out, err)
-                                            : run_heuristic(p, in, ss, &fi, out, err);
+        rc = upsnet ? combine_upsnet(p, in, ss, &fi, out, err) : run_heuristic(p, in, ss, &fi, out, err);
         fused_instances_release(&fi);
     }
     fused_ss_free(ss);

@@ -40,8 +40,7 @@ void fused_ss_free(fused_ss *f) {
     free(f);
 }
 
-/* Weights: finite, not negative, not all 0. Their sum in *total. */
-static int check_weights(const fusion_input *in, double *total, avps_error *err) {
+int fuse_check_weights(const fusion_input *in, double *total, avps_error *err) {
     *total = 0;
     for (size_t e = 0; e < in->n_ends; e++) {
         double wt = in->ends[e].ss_weight;
@@ -54,10 +53,9 @@ static int check_weights(const fusion_input *in, double *total, avps_error *err)
     return 0;
 }
 
-/* The end's SS must be usable: a grid with valid cells, data for its kind, and channels
- * whose categories are the dataset's, each once. */
-static int check_map(const fusion_input *in, size_t e, const ss_map *ss, avps_error *err) {
+int fuse_check_end_ss(const fusion_input *in, size_t e, avps_error *err) {
     const char *id = in->image_id;
+    const ss_map *ss = &in->ends[e].out->ss;
     if (ss->channels == 0 || ss->geo.valid_w == 0 || ss->geo.valid_h == 0 || ss->geo.valid_w > ss->w ||
         ss->geo.valid_h > ss->h || !ss->channel_category)
         return avps_fail(err, "image %s: end %zu: no SS to average (%u channels, valid %ux%u of a %ux%u grid)", id, e,
@@ -78,7 +76,7 @@ static int check_map(const fusion_input *in, size_t e, const ss_map *ss, avps_er
 
 static int source_init(fused_source *s, const fusion_input *in, size_t e, float weight, avps_error *err) {
     const ss_map *ss = &in->ends[e].out->ss;
-    if (check_map(in, e, ss, err) != 0)
+    if (fuse_check_end_ss(in, e, err) != 0)
         return -1;
     s->channels = ss->channels;
     s->weight = weight;
@@ -93,9 +91,19 @@ static int source_init(fused_source *s, const fusion_input *in, size_t e, float 
     return 0;
 }
 
+int fuse_check_ss(const fusion_input *in, avps_error *err) {
+    double total;
+    if (fuse_check_weights(in, &total, err) != 0)
+        return -1;
+    for (size_t e = 0; e < in->n_ends; e++)
+        if (in->ends[e].ss_weight != 0 && fuse_check_end_ss(in, e, err) != 0)
+            return -1;
+    return 0;
+}
+
 fused_ss *fused_ss_new(const fusion_input *in, avps_error *err) {
     double total;
-    if (check_weights(in, &total, err) != 0)
+    if (fuse_check_weights(in, &total, err) != 0)
         return NULL;
     fused_ss *f = calloc(1, sizeof *f);
     if (!f) {

@@ -207,7 +207,32 @@ typedef struct {
     const int *is_end_of_category;
     const pan_category *categories; /* the dataset's; they define the fused SS channels */
     size_t n_categories;
+    /* Optional (NULL: fusion_run computes it): the fused SS argmax of exactly these ends
+     * and weights, h x w, as fusion_labels_make gives it (its `fused` for the same input,
+     * or its end[e] for end e alone). The heuristic combiner then upsamples nothing; the
+     * SS is still checked. The UPSNet combiner ignores it (it needs the probabilities). */
+    const uint32_t *ss_labels;
 } fusion_input;
+
+/* A label-map pixel with no category (every probability 0). */
+#define FUSION_LABEL_NONE UINT32_MAX
+
+/* The SS argmax label maps of one image: each end's alone and the weighted average's,
+ * from one upsampling of each end (a caller that needs each end's result, the fusion's
+ * and the mIoU of each would otherwise upsample every end several times). Values are
+ * indexes into in->categories or FUSION_LABEL_NONE; ties go to the first category. Every
+ * end needs a usable SS, whatever its weight. end[e] is bit for bit what fusion_run with
+ * end e alone computes, `fused` what fusion_run with in's ends computes. */
+typedef struct {
+    uint32_t h, w;
+    size_t n_ends;
+    uint32_t *end[FUSION_MAX_ENDS]; /* h x w each, row-major */
+    uint32_t *fused;                /* h x w, row-major */
+} fusion_labels;
+
+/* Memory: the three label maps and one upsampled row per end. Errors as fusion_run's. */
+int fusion_labels_make(const fusion_input *in, fusion_labels *out, avps_error *err);
+void fusion_labels_release(fusion_labels *l);
 
 /* The fused panoptic result of one image (segments as combine_heuristic gives them: ids
  * 1, 2, ... in paste order, disjoint, none empty). Errors name the image, the end and the

@@ -81,7 +81,7 @@ static int end_pq_records(const calib_job *cj, pq_scratch *scratch, const head_o
     fusion_params fp;
     fusion_params_default(&fp);
     fusion_end fe = {o, 1.0};
-    fusion_input fi = {in->image->id, o->height, o->width, &fe, 1, NULL, ds->categories, ds->n_categories};
+    fusion_input fi = {in->image->id, o->height, o->width, &fe, 1, NULL, ds->categories, ds->n_categories, NULL};
     fusion_panoptic pan = {0};
     pq_events ev = {0};
     uint32_t *ids = NULL;

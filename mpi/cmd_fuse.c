@@ -192,7 +192,7 @@ static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
     if (rc == 0) {
         fusion_end ends[2] = {{&outs[0], fj->opt->ss_weights[0]}, {&outs[1], fj->opt->ss_weights[1]}};
         fusion_input fi = {im->id, im->height, im->width, ends, 2, fj->end_of_category, fj->gt->categories,
-                           fj->gt->n_categories};
+                           fj->gt->n_categories, NULL};
         rc = fusion_run(&fj->opt->params, &fi, &pan, err);
     }
     if (rc == 0)

@@ -47,7 +47,7 @@ static int score(const tables_job *tj, int thread, const pan_image *im, const pa
     p.combiner = tj->cfg.combiner_kind;
     p.heuristic = tj->cfg.combine;
     fusion_input in = {im->id, im->height, im->width, ends, n_ends, end_of_category, tj->eval->categories,
-                       tj->eval->n_categories};
+                       tj->eval->n_categories, NULL};
     fusion_panoptic pan = {0};
     pq_events ev = {0};
     uint32_t *ids = malloc((size_t)im->width * im->height * sizeof *ids + 1);

@@ -2,8 +2,8 @@
  * result, the two-level fusion (SS averaged, each thing class's instances from the end
  * the class table names, then the heuristic combiner), and for each its PQ events and
  * SS confusion counts. The record that comes out is all the root keeps of the image.
- * The panoptic results come from fusion_run; the SS argmax of each end is computed here
- * too, for the mIoU of the report. */
+ * The SS argmax of each end and of the fusion is made once (fusion_labels_make, one
+ * upsampling per end) and serves both the three fusion_run calls and the mIoU. */
 #include "run.h"
 
 #include <stdlib.h>
@@ -41,7 +41,7 @@ typedef struct {
     size_t n_cat;
     head_output out[2];
     int n_run;                    /* ends whose heads ran */
-    uint16_t *labels[RUN_ENDS];   /* SS argmax per pixel: GT category index or LABEL_NONE */
+    fusion_labels labels;         /* SS argmax per pixel of each end and of the fusion */
     fusion_panoptic pan[RUN_ENDS];
     uint32_t *ids;                /* scratch: segment ids of one end */
     double seconds[STEP_COUNT];
@@ -50,93 +50,21 @@ typedef struct {
 static void work_release(image_work *w) {
     for (int e = 0; e < w->n_run; e++)
         head_output_release(&w->out[e]);
-    for (int e = 0; e < RUN_ENDS; e++) {
-        free(w->labels[e]);
+    fusion_labels_release(&w->labels);
+    for (int e = 0; e < RUN_ENDS; e++)
         fusion_panoptic_release(&w->pan[e]);
-    }
     free(w->ids);
     free(w->gt_png);
 }
 
-/* Channel c of end e as a GT category index; -1 when the dataset lacks it. */
-static int *channel_map(const image_work *w, int e) {
-    const ss_map *ss = &w->out[e].ss;
-    int *map = malloc((ss->channels + 1) * sizeof *map);
-    for (uint32_t c = 0; map && c < ss->channels; c++)
-        map[c] = pan_dataset_category_index(w->rs->gt, ss->channel_category[c]);
-    return map;
-}
-
-/* The argmax over channels of one row (channels x width, channel-major), as GT category
- * indexes; a tie goes to the earlier channel; no positive score gives LABEL_NONE.
- * Channels outer, pixels inner: rows are read in order and the inner loop has no branch. */
-static void argmax_row(const float *row, const int *map, uint32_t channels, uint32_t width, float *best,
-                       uint16_t *labels) {
-    for (uint32_t x = 0; x < width; x++) {
-        best[x] = 0;
-        labels[x] = LABEL_NONE;
-    }
-    for (uint32_t c = 0; c < channels; c++) {
-        int cat = map ? map[c] : (int)c;
-        if (cat < 0)
-            continue;
-        const float *v = row + (size_t)c * width;
-        for (uint32_t x = 0; x < width; x++) {
-            int above = v[x] > best[x];
-            best[x] = above ? v[x] : best[x];
-            labels[x] = above ? (uint16_t)cat : labels[x];
-        }
-    }
-}
-
-/* Adds weight * end e's probabilities of one row into acc (categories x width). */
-static void add_row(float *acc, const float *row, const int *map, uint32_t channels, uint32_t width, float weight) {
-    for (uint32_t c = 0; c < channels; c++) {
-        if (map[c] < 0)
-            continue;
-        float *dst = acc + (size_t)map[c] * width;
-        const float *src = row + (size_t)c * width;
-        for (uint32_t x = 0; x < width; x++)
-            dst[x] += weight * src[x];
-    }
-}
-
-/* The SS argmax of each end and of their weighted average, one row at a time. */
+/* The SS argmax of each end and of their weighted average, from one upsampling of each
+ * end: they serve the three panoptic results (the heuristic combiner reads them instead
+ * of upsampling again) and the mIoU. Labels are dataset category indexes, as fusion_run's. */
 static int semantic_labels(image_work *w, avps_error *err) {
     const run_config *cfg = w->rs->cfg;
-    size_t npix = (size_t)w->w * w->h, n_cat = w->n_cat;
-    ss_sampler *smp[2] = {NULL, NULL};
-    int *map[2] = {NULL, NULL};
-    float *row[2] = {NULL, NULL};
-    float *acc = malloc(w->w * sizeof *acc + 1), *mix = malloc(n_cat * w->w * sizeof *mix + 1);
-    double wsum = cfg->ss_weights[0] + cfg->ss_weights[1];
-    int rc = acc && mix ? 0 : avps_fail(err, "out of memory");
-    for (int e = 0; rc == 0 && e < RUN_ENDS; e++)
-        if (!(w->labels[e] = malloc(npix * sizeof *w->labels[e] + 1)))
-            rc = avps_fail(err, "out of memory");
-    for (int e = 0; rc == 0 && e < 2; e++) {
-        if (!(smp[e] = ss_sampler_new(&w->out[e].ss, w->w, err)))
-            rc = -1;
-        else if (!(map[e] = channel_map(w, e)) || !(row[e] = malloc(w->out[e].ss.channels * w->w * sizeof(float) + 1)))
-            rc = avps_fail(err, "out of memory");
-    }
-    for (uint32_t y = 0; rc == 0 && y < w->h; y++) {
-        memset(mix, 0, n_cat * w->w * sizeof *mix);
-        for (int e = 0; e < 2; e++) {
-            ss_sampler_row(smp[e], y, row[e]);
-            argmax_row(row[e], map[e], w->out[e].ss.channels, w->w, acc, w->labels[e] + (size_t)y * w->w);
-            add_row(mix, row[e], map[e], w->out[e].ss.channels, w->w, (float)(cfg->ss_weights[e] / wsum));
-        }
-        argmax_row(mix, NULL, (uint32_t)n_cat, w->w, acc, w->labels[END_FUSION] + (size_t)y * w->w);
-    }
-    for (int e = 0; e < 2; e++) {
-        ss_sampler_free(smp[e]);
-        free(map[e]);
-        free(row[e]);
-    }
-    free(acc);
-    free(mix);
-    return rc;
+    fusion_end both[2] = {{&w->out[0], cfg->ss_weights[0]}, {&w->out[1], cfg->ss_weights[1]}};
+    fusion_input in = {w->im->id, w->h, w->w, both, 2, NULL, w->rs->gt->categories, w->rs->gt->n_categories, NULL};
+    return fusion_labels_make(&in, &w->labels, err) == 0 ? 0 : avps_prefix(err, "SS argmax");
 }
 
 /* End `which`'s panoptic result through fusion/'s one entry point: an end alone is
@@ -152,11 +80,13 @@ static int panoptic_of(image_work *w, int which, avps_error *err) {
     if (which != END_FUSION) { /* one end: its own threshold is end 0's */
         p.heuristic.confidence_thr[0] = cfg->combine.confidence_thr[which];
         fusion_end one = {&w->out[which], 1};
-        fusion_input in = {w->im->id, w->h, w->w, &one, 1, NULL, rs->gt->categories, rs->gt->n_categories};
+        fusion_input in = {w->im->id,           w->h, w->w, &one, 1, NULL, rs->gt->categories, rs->gt->n_categories,
+                           w->labels.end[which]};
         return fusion_run(&p, &in, &w->pan[which], err) == 0 ? 0 : avps_prefix(err, "%s", run_end_names[which]);
     }
     fusion_end both[2] = {{&w->out[0], cfg->ss_weights[0]}, {&w->out[1], cfg->ss_weights[1]}};
-    fusion_input in = {w->im->id, w->h, w->w, both, 2, rs->end_of_category, rs->gt->categories, rs->gt->n_categories};
+    fusion_input in = {w->im->id,           w->h, w->w, both, 2, rs->end_of_category, rs->gt->categories,
+                       rs->gt->n_categories, w->labels.fused};
     return fusion_run(&p, &in, &w->pan[END_FUSION], err) == 0 ? 0 : avps_prefix(err, "fusion");
 }
 
@@ -200,7 +130,7 @@ static int gt_labels(const image_work *w, uint16_t *labels, avps_error *err) {
 }
 
 /* Confusion counts of one end's SS against the ground truth, categories that occur only. */
-static int ss_counts(const image_work *w, const uint16_t *gt, const uint16_t *pred, job_blob *counts, avps_error *err) {
+static int ss_counts(const image_work *w, const uint16_t *gt, const uint32_t *pred, job_blob *counts, avps_error *err) {
     size_t n = w->n_cat, npix = (size_t)w->w * w->h;
     uint64_t *c = calloc(3 * n + 1, sizeof *c);
     if (!c)
@@ -209,7 +139,7 @@ static int ss_counts(const image_work *w, const uint16_t *gt, const uint16_t *pr
         if (gt[p] == LABEL_NONE)
             continue; /* VOID is ignored, as semantic segmentation benchmarks do */
         c[3 * gt[p] + 2]++;
-        if (pred[p] != LABEL_NONE) {
+        if (pred[p] != FUSION_LABEL_NONE) {
             c[3 * pred[p] + 1]++;
             if (pred[p] == gt[p])
                 c[3 * gt[p]]++;
@@ -328,7 +258,7 @@ static int evaluate(image_work *w, int thread, image_stats *st, avps_error *err)
     uint16_t *gt = malloc((size_t)w->w * w->h * sizeof *gt + 1);
     int rc = gt ? gt_labels(w, gt, err) : avps_fail(err, "out of memory");
     for (int e = 0; rc == 0 && e < RUN_ENDS; e++)
-        rc = pq_events_of(w, thread, e, &st->ev[e], err) || ss_counts(w, gt, w->labels[e], &st->ss[e], err) ? -1 : 0;
+        rc = pq_events_of(w, thread, e, &st->ev[e], err) || ss_counts(w, gt, e == END_FUSION ? w->labels.fused : w->labels.end[e], &st->ss[e], err) ? -1 : 0;
     free(gt);
     return rc;
 }

@@ -74,7 +74,7 @@ static void fuse(world *w, const config *c, const int *table, head_output out[N_
     for (size_t k = 0; k < w->ds->n_categories; k++)
         all[k] = c->is_from;
     fusion_input in = {w->ds->annotations[a].image_id, out[0].height, out[0].width, ends, 0, NULL,
-                       w->ds->categories, w->ds->n_categories};
+                       w->ds->categories, w->ds->n_categories, NULL};
     if (c->n_ends == 1) {
         ends[0] = (fusion_end){&out[c->is_from], 1};
         in.n_ends = 1;
