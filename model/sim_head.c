@@ -80,21 +80,38 @@ static void sim_free(void *p) {
     free(s);
 }
 
-/* Per class: quality offsets and a confusion partner of the same kind (thing or stuff). */
+/* The class that `c` is confused with: another of the same kind, common to all ends. */
+static uint32_t partner_pick(const sim_state *s, size_t c) {
+    size_t same = 0;
+    for (size_t d = 0; d < s->n_cat; d++)
+        same += d != c && s->isthing[d] == s->isthing[c];
+    if (!same)
+        return (uint32_t)c;
+    size_t pick = draw(s, SHARED, 0, K_PARTNER, c) % same;
+    for (size_t d = 0; d < s->n_cat; d++)
+        if (d != c && s->isthing[d] == s->isthing[c] && pick-- == 0)
+            return (uint32_t)d;
+    return (uint32_t)c;
+}
+
+/* Per class: quality offsets and a confusion partner of the same kind (thing or stuff).
+ * A class's offset is a property of (seed, head, class), never of the image, so what a
+ * held-out split says about a class holds on the evaluation split. This end's own draws
+ * are centred over the classes of each kind: they move quality between classes, not the
+ * end's total, which the profile alone sets whatever the seed. */
 static void classes_init(sim_state *s) {
+    double sum[2] = {0, 0};
+    size_t count[2] = {0, 0};
     for (size_t c = 0; c < s->n_cat; c++) {
+        s->quality[c] = normal_of(draw(s, s->who, 0, K_CLASS, c));
+        sum[s->isthing[c] != 0] += s->quality[c];
+        count[s->isthing[c] != 0]++;
+    }
+    for (size_t c = 0; c < s->n_cat; c++) {
+        int k = s->isthing[c] != 0;
         double difficulty = 0.06 * normal_of(draw(s, SHARED, 0, K_CLASS, c));
-        s->quality[c] = s->prof.class_spread * normal_of(draw(s, s->who, 0, K_CLASS, c)) - difficulty;
-        size_t same = 0;
-        for (size_t d = 0; d < s->n_cat; d++)
-            same += d != c && s->isthing[d] == s->isthing[c];
-        s->partner[c] = (uint32_t)c;
-        if (!same)
-            continue;
-        size_t pick = draw(s, SHARED, 0, K_PARTNER, c) % same;
-        for (size_t d = 0; d < s->n_cat; d++)
-            if (d != c && s->isthing[d] == s->isthing[c] && pick-- == 0)
-                s->partner[c] = (uint32_t)d;
+        s->quality[c] = s->prof.class_spread * (s->quality[c] - sum[k] / (double)count[k]) - difficulty;
+        s->partner[c] = partner_pick(s, c);
     }
 }
 
@@ -276,7 +293,7 @@ static void beliefs_make(const sim_state *s, const truth *t, uint64_t image, seg
         uint32_t c = t->cat[i];
         double p_err = (s->isthing[c] ? s->prof.ss_thing_error : s->prof.ss_stuff_error) * exp(-4 * s->quality[c]);
         int wrong = normal_cdf(shared_normal(s, image, K_SS_LABEL, i)) < clamp(p_err, 0, 0.9);
-        double conf = s->prof.ss_confidence + 0.08 * normal_of(draw(s, s->who, image, K_SS_CONF, i));
+        double conf = s->prof.ss_confidence + 0.08 * shared_normal(s, image, K_SS_CONF, i);
         conf = clamp(wrong ? 0.8 * conf : conf, 0.3, 0.97);
         b[i + 1] = wrong ? (segment_belief){s->partner[c], c, (float)conf}
                          : (segment_belief){c, s->partner[c], (float)conf};
@@ -385,7 +402,7 @@ static void detection_box(const sim_state *s, const truth *t, uint64_t image, si
     double w = b[2] + 1.0 - b[0], h = b[3] + 1.0 - b[1], loc = s->prof.is_localisation;
     double e[4];
     for (int k = 0; k < 4; k++)
-        e[k] = loc * normal_of(draw(s, s->who, image, K_BOX, 4 * seg + (uint64_t)k));
+        e[k] = loc * shared_normal(s, image, K_BOX, 4 * seg + (uint64_t)k);
     box[0] = b[0] + e[0] * w, box[2] = b[2] + 1.0 + e[2] * w;
     box[1] = b[1] + e[1] * h, box[3] = b[3] + 1.0 + e[3] * h;
     if (box[2] < box[0] + 1) box[2] = box[0] + 1;
@@ -405,16 +422,18 @@ static int detect_segment(const sim_state *s, const truth *t, uint64_t image, si
     int confused = normal_cdf(shared_normal(s, image, K_CONFUSE, seg)) < p_confuse;
     inst->category_id = s->cat_id[confused ? s->partner[c] : c];
     double logit = s->prof.is_calibration * (0.8 - hardness) - (confused ? 1.0 : 0.0) +
-                   0.5 * normal_of(draw(s, s->who, image, K_SCORE, seg));
+                   0.5 * shared_normal(s, image, K_SCORE, seg);
     inst->score = sigmoid(logit);
     detection_box(s, t, image, seg, inst->box);
     return instance_mask(s, t, image, seg, hardness, inst, err) == 0 ? 1 : -1;
 }
 
-/* A false detection: an elliptic blob of a random thing class with a low score. */
+/* A false detection: an elliptic blob of a random thing class with a low score. With
+ * chance `shared` it is one that every end may make (networks hallucinate alike). */
 static int false_positive(const sim_state *s, const truth *t, uint64_t image, uint64_t k, is_instance *inst,
                           avps_error *err) {
-    uint64_t r = draw(s, s->who, image, K_FALSE_POS, k);
+    int common = unit_of(draw(s, s->who, image, K_FALSE_POS, k)) < s->prof.shared;
+    uint64_t r = mix64(draw(s, common ? SHARED : s->who, image, K_FALSE_POS, k));
     size_t n_things = 0;
     for (size_t c = 0; c < s->n_cat; c++)
         n_things += s->isthing[c];
