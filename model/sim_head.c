@@ -94,12 +94,13 @@ static uint32_t partner_pick(const sim_state *s, size_t c) {
     return (uint32_t)c;
 }
 
-/* Per class: quality offsets and a confusion partner of the same kind (thing or stuff).
- * A class's offset is a property of (seed, head, class), never of the image, so what a
- * held-out split says about a class holds on the evaluation split. This end's own draws
- * are centred over the classes of each kind: they move quality between classes, not the
- * end's total, which the profile alone sets whatever the seed. */
-static void classes_init(sim_state *s) {
+/* Per class: quality offsets (sim.h: sim_class_quality) and a confusion partner of the
+ * same kind (thing or stuff). A class's offset is a property of (seed, head, class),
+ * never of the image, so what a held-out split says about a class holds on the
+ * evaluation split. This end's own draws are centred over the classes of each kind:
+ * they move quality between classes, not the end's total, which the profile alone sets
+ * whatever the seed. */
+static void class_quality_init(sim_state *s) {
     double sum[2] = {0, 0};
     size_t count[2] = {0, 0};
     for (size_t c = 0; c < s->n_cat; c++) {
@@ -111,8 +112,16 @@ static void classes_init(sim_state *s) {
         int k = s->isthing[c] != 0;
         double difficulty = 0.06 * normal_of(draw(s, SHARED, 0, K_CLASS, c));
         s->quality[c] = s->prof.class_spread * (s->quality[c] - sum[k] / (double)count[k]) - difficulty;
-        s->partner[c] = partner_pick(s, c);
     }
+}
+
+static uint64_t head_who(const char *name) { return text_hash(name) | 1; /* never SHARED */ }
+
+void sim_class_quality(const sim_profile *p, uint64_t seed, const char *head_name, const uint8_t *isthing,
+                       size_t n, double *quality) {
+    sim_state s = {.prof = *p, .seed = seed, .who = head_who(head_name), .n_cat = n,
+                   .isthing = (uint8_t *)isthing, .quality = quality};
+    class_quality_init(&s);
 }
 
 static int sim_run(void *state, const head_input *in, head_output *out, avps_error *err);
@@ -135,7 +144,7 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
         return NULL;
     }
     s->seed = cfg->seed;
-    s->who = text_hash(cfg->name) | 1; /* never SHARED */
+    s->who = head_who(cfg->name);
     s->n_cat = ds->n_categories;
     s->cat_id = calloc(s->n_cat + 1, sizeof *s->cat_id);
     s->isthing = calloc(s->n_cat + 1, 1);
@@ -150,7 +159,9 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
         s->cat_id[c] = ds->categories[c].id;
         s->isthing[c] = (uint8_t)ds->categories[c].isthing;
     }
-    classes_init(s);
+    class_quality_init(s);
+    for (size_t c = 0; c < s->n_cat; c++)
+        s->partner[c] = partner_pick(s, c);
     *kind = s->prof.ss_kind;
     *ops = (head_ops){sim_run, sim_free, sim_channels};
     return s;
