@@ -167,6 +167,14 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
     return s;
 }
 
+/* How much class c scales an error rate: exp(-k * quality), divided by the mean of that
+ * factor over this end's own offsets (a lognormal's), so that wide per-class offsets
+ * move errors between classes without raising the end's errors overall. */
+static double error_scale(const sim_state *s, size_t c, double k) {
+    double spread = s->prof.class_spread;
+    return exp(-k * s->quality[c] - 0.5 * k * k * spread * spread);
+}
+
 /* ---- the ground truth of one image ----------------------------------------------------- */
 
 typedef struct {
@@ -302,7 +310,7 @@ static void beliefs_make(const sim_state *s, const truth *t, uint64_t image, seg
     b[0] = (segment_belief){fallback, s->partner[fallback], (float)(s->prof.ss_confidence * 0.7)};
     for (size_t i = 0; i < t->n; i++) {
         uint32_t c = t->cat[i];
-        double p_err = (s->isthing[c] ? s->prof.ss_thing_error : s->prof.ss_stuff_error) * exp(-4 * s->quality[c]);
+        double p_err = (s->isthing[c] ? s->prof.ss_thing_error : s->prof.ss_stuff_error) * error_scale(s, c, 4);
         int wrong = normal_cdf(shared_normal(s, image, K_SS_LABEL, i)) < clamp(p_err, 0, 0.9);
         double conf = s->prof.ss_confidence + 0.08 * shared_normal(s, image, K_SS_CONF, i);
         conf = clamp(wrong ? 0.8 * conf : conf, 0.3, 0.97);
@@ -389,7 +397,7 @@ static int instance_mask(const sim_state *s, const truth *t, uint64_t image, siz
     inst->paste = PASTE_TORCHVISION;
     if (!(inst->soft = malloc(MASK_SIZE * MASK_SIZE * sizeof *inst->soft)))
         return avps_fail(err, "out of memory");
-    double noise = s->prof.is_boundary * exp(-2 * s->quality[t->cat[seg]]) * (1 + 0.5 * hardness);
+    double noise = s->prof.is_boundary * error_scale(s, t->cat[seg], 2) * (1 + 0.5 * hardness);
     wave_field field;
     wave_field_init(&field, s, image, K_MASK_FIELD, noise);
     /* sampled at 8 units a cell: waves of 4 to 15 cells across the mask */
@@ -429,7 +437,7 @@ static int detect_segment(const sim_state *s, const truth *t, uint64_t image, si
     if (p >= recall)
         return 0;
     double hardness = p / recall;
-    double p_confuse = clamp(s->prof.is_confusion * exp(-4 * s->quality[c]), 0, 0.9);
+    double p_confuse = clamp(s->prof.is_confusion * error_scale(s, c, 4), 0, 0.9);
     int confused = normal_cdf(shared_normal(s, image, K_CONFUSE, seg)) < p_confuse;
     inst->category_id = s->cat_id[confused ? s->partner[c] : c];
     double logit = s->prof.is_calibration * (0.8 - hardness) - (confused ? 1.0 : 0.0) +

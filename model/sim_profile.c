@@ -49,12 +49,12 @@ static void profile_build(const profile_entry *e, sim_profile *p) {
                        .ss_input_scale = htc ? 0.75 : 1.0,
                        .ss_stride = htc ? 8 : 4,
                        .is_soft = 1,
-                       .class_spread = e->family == FAMILY_NULL ? 0 : 0.08,
+                       .class_spread = e->family == FAMILY_NULL ? 0 : 0.2,
                        .shared = 0.5};
     snprintf(p->name, sizeof p->name, "%s", e->name);
     if (htc) {
-        p->ss_stuff_error = 0.405 - 0.015 * u, p->ss_thing_error = 0.14 - 0.006 * u;
-        p->ss_boundary = 4.45 - 0.15 * u, p->ss_confidence = 0.655 + 0.0075 * u;
+        p->ss_stuff_error = 0.43 - 0.015 * u, p->ss_thing_error = 0.14 - 0.006 * u;
+        p->ss_boundary = 4.6 - 0.15 * u, p->ss_confidence = 0.655 + 0.0075 * u;
         p->is_recall = 0.745 + 0.018 * t, p->is_boundary = 1.25 - 0.06 * t;
         p->is_localisation = 0.0465 - 0.003 * t, p->is_calibration = 2.48 + 0.15 * t;
         p->is_false_positives = 3.32 - 0.15 * t, p->is_confusion = 0.0686 - 0.0045 * t;
