@@ -35,4 +35,11 @@ typedef struct {
  * `profile` names a file. */
 int sim_profile_get(const char *profile, sim_profile *out, avps_error *err);
 
+/* Each class's quality offset for the end `head_name` under `seed` (what raises or
+ * lowers its recall and error rates): this end's own draw, centred over the classes of
+ * its kind and scaled by class_spread, minus a difficulty common to every end. It
+ * depends on no image. `isthing` and `quality` hold n entries. */
+void sim_class_quality(const sim_profile *p, uint64_t seed, const char *head_name, const uint8_t *isthing,
+                       size_t n, double *quality);
+
 #endif

@@ -80,22 +80,48 @@ static void sim_free(void *p) {
     free(s);
 }
 
-/* Per class: quality offsets and a confusion partner of the same kind (thing or stuff). */
-static void classes_init(sim_state *s) {
+/* The class that `c` is confused with: another of the same kind, common to all ends. */
+static uint32_t partner_pick(const sim_state *s, size_t c) {
+    size_t same = 0;
+    for (size_t d = 0; d < s->n_cat; d++)
+        same += d != c && s->isthing[d] == s->isthing[c];
+    if (!same)
+        return (uint32_t)c;
+    size_t pick = draw(s, SHARED, 0, K_PARTNER, c) % same;
+    for (size_t d = 0; d < s->n_cat; d++)
+        if (d != c && s->isthing[d] == s->isthing[c] && pick-- == 0)
+            return (uint32_t)d;
+    return (uint32_t)c;
+}
+
+/* Per class: quality offsets (sim.h: sim_class_quality) and a confusion partner of the
+ * same kind (thing or stuff). A class's offset is a property of (seed, head, class),
+ * never of the image, so what a held-out split says about a class holds on the
+ * evaluation split. This end's own draws are centred over the classes of each kind:
+ * they move quality between classes, not the end's total, which the profile alone sets
+ * whatever the seed. */
+static void class_quality_init(sim_state *s) {
+    double sum[2] = {0, 0};
+    size_t count[2] = {0, 0};
     for (size_t c = 0; c < s->n_cat; c++) {
-        double difficulty = 0.06 * normal_of(draw(s, SHARED, 0, K_CLASS, c));
-        s->quality[c] = s->prof.class_spread * normal_of(draw(s, s->who, 0, K_CLASS, c)) - difficulty;
-        size_t same = 0;
-        for (size_t d = 0; d < s->n_cat; d++)
-            same += d != c && s->isthing[d] == s->isthing[c];
-        s->partner[c] = (uint32_t)c;
-        if (!same)
-            continue;
-        size_t pick = draw(s, SHARED, 0, K_PARTNER, c) % same;
-        for (size_t d = 0; d < s->n_cat; d++)
-            if (d != c && s->isthing[d] == s->isthing[c] && pick-- == 0)
-                s->partner[c] = (uint32_t)d;
+        s->quality[c] = normal_of(draw(s, s->who, 0, K_CLASS, c));
+        sum[s->isthing[c] != 0] += s->quality[c];
+        count[s->isthing[c] != 0]++;
     }
+    for (size_t c = 0; c < s->n_cat; c++) {
+        int k = s->isthing[c] != 0;
+        double difficulty = 0.06 * normal_of(draw(s, SHARED, 0, K_CLASS, c));
+        s->quality[c] = s->prof.class_spread * (s->quality[c] - sum[k] / (double)count[k]) - difficulty;
+    }
+}
+
+static uint64_t head_who(const char *name) { return text_hash(name) | 1; /* never SHARED */ }
+
+void sim_class_quality(const sim_profile *p, uint64_t seed, const char *head_name, const uint8_t *isthing,
+                       size_t n, double *quality) {
+    sim_state s = {.prof = *p, .seed = seed, .who = head_who(head_name), .n_cat = n,
+                   .isthing = (uint8_t *)isthing, .quality = quality};
+    class_quality_init(&s);
 }
 
 static int sim_run(void *state, const head_input *in, head_output *out, avps_error *err);
@@ -118,7 +144,7 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
         return NULL;
     }
     s->seed = cfg->seed;
-    s->who = text_hash(cfg->name) | 1; /* never SHARED */
+    s->who = head_who(cfg->name);
     s->n_cat = ds->n_categories;
     s->cat_id = calloc(s->n_cat + 1, sizeof *s->cat_id);
     s->isthing = calloc(s->n_cat + 1, 1);
@@ -133,10 +159,20 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
         s->cat_id[c] = ds->categories[c].id;
         s->isthing[c] = (uint8_t)ds->categories[c].isthing;
     }
-    classes_init(s);
+    class_quality_init(s);
+    for (size_t c = 0; c < s->n_cat; c++)
+        s->partner[c] = partner_pick(s, c);
     *kind = s->prof.ss_kind;
     *ops = (head_ops){sim_run, sim_free, sim_channels};
     return s;
+}
+
+/* How much class c scales an error rate: exp(-k * quality), divided by the mean of that
+ * factor over this end's own offsets (a lognormal's), so that wide per-class offsets
+ * move errors between classes without raising the end's errors overall. */
+static double error_scale(const sim_state *s, size_t c, double k) {
+    double spread = s->prof.class_spread;
+    return exp(-k * s->quality[c] - 0.5 * k * k * spread * spread);
 }
 
 /* ---- the ground truth of one image ----------------------------------------------------- */
@@ -274,9 +310,9 @@ static void beliefs_make(const sim_state *s, const truth *t, uint64_t image, seg
     b[0] = (segment_belief){fallback, s->partner[fallback], (float)(s->prof.ss_confidence * 0.7)};
     for (size_t i = 0; i < t->n; i++) {
         uint32_t c = t->cat[i];
-        double p_err = (s->isthing[c] ? s->prof.ss_thing_error : s->prof.ss_stuff_error) * exp(-4 * s->quality[c]);
+        double p_err = (s->isthing[c] ? s->prof.ss_thing_error : s->prof.ss_stuff_error) * error_scale(s, c, 4);
         int wrong = normal_cdf(shared_normal(s, image, K_SS_LABEL, i)) < clamp(p_err, 0, 0.9);
-        double conf = s->prof.ss_confidence + 0.08 * normal_of(draw(s, s->who, image, K_SS_CONF, i));
+        double conf = s->prof.ss_confidence + 0.08 * shared_normal(s, image, K_SS_CONF, i);
         conf = clamp(wrong ? 0.8 * conf : conf, 0.3, 0.97);
         b[i + 1] = wrong ? (segment_belief){s->partner[c], c, (float)conf}
                          : (segment_belief){c, s->partner[c], (float)conf};
@@ -361,7 +397,7 @@ static int instance_mask(const sim_state *s, const truth *t, uint64_t image, siz
     inst->paste = PASTE_TORCHVISION;
     if (!(inst->soft = malloc(MASK_SIZE * MASK_SIZE * sizeof *inst->soft)))
         return avps_fail(err, "out of memory");
-    double noise = s->prof.is_boundary * exp(-2 * s->quality[t->cat[seg]]) * (1 + 0.5 * hardness);
+    double noise = s->prof.is_boundary * error_scale(s, t->cat[seg], 2) * (1 + 0.5 * hardness);
     wave_field field;
     wave_field_init(&field, s, image, K_MASK_FIELD, noise);
     /* sampled at 8 units a cell: waves of 4 to 15 cells across the mask */
@@ -385,7 +421,7 @@ static void detection_box(const sim_state *s, const truth *t, uint64_t image, si
     double w = b[2] + 1.0 - b[0], h = b[3] + 1.0 - b[1], loc = s->prof.is_localisation;
     double e[4];
     for (int k = 0; k < 4; k++)
-        e[k] = loc * normal_of(draw(s, s->who, image, K_BOX, 4 * seg + (uint64_t)k));
+        e[k] = loc * shared_normal(s, image, K_BOX, 4 * seg + (uint64_t)k);
     box[0] = b[0] + e[0] * w, box[2] = b[2] + 1.0 + e[2] * w;
     box[1] = b[1] + e[1] * h, box[3] = b[3] + 1.0 + e[3] * h;
     if (box[2] < box[0] + 1) box[2] = box[0] + 1;
@@ -401,20 +437,22 @@ static int detect_segment(const sim_state *s, const truth *t, uint64_t image, si
     if (p >= recall)
         return 0;
     double hardness = p / recall;
-    double p_confuse = clamp(s->prof.is_confusion * exp(-4 * s->quality[c]), 0, 0.9);
+    double p_confuse = clamp(s->prof.is_confusion * error_scale(s, c, 4), 0, 0.9);
     int confused = normal_cdf(shared_normal(s, image, K_CONFUSE, seg)) < p_confuse;
     inst->category_id = s->cat_id[confused ? s->partner[c] : c];
     double logit = s->prof.is_calibration * (0.8 - hardness) - (confused ? 1.0 : 0.0) +
-                   0.5 * normal_of(draw(s, s->who, image, K_SCORE, seg));
+                   0.5 * shared_normal(s, image, K_SCORE, seg);
     inst->score = sigmoid(logit);
     detection_box(s, t, image, seg, inst->box);
     return instance_mask(s, t, image, seg, hardness, inst, err) == 0 ? 1 : -1;
 }
 
-/* A false detection: an elliptic blob of a random thing class with a low score. */
+/* A false detection: an elliptic blob of a random thing class with a low score. With
+ * chance `shared` it is one that every end may make (networks hallucinate alike). */
 static int false_positive(const sim_state *s, const truth *t, uint64_t image, uint64_t k, is_instance *inst,
                           avps_error *err) {
-    uint64_t r = draw(s, s->who, image, K_FALSE_POS, k);
+    int common = unit_of(draw(s, s->who, image, K_FALSE_POS, k)) < s->prof.shared;
+    uint64_t r = mix64(draw(s, common ? SHARED : s->who, image, K_FALSE_POS, k));
     size_t n_things = 0;
     for (size_t c = 0; c < s->n_cat; c++)
         n_things += s->isthing[c];

@@ -1,36 +1,71 @@
 /* sim_profile.c: the built-in profiles of the simulated ends and the profile JSON
  * reader. The figures are invented to order the ends as the AntVisionPS paper's tables
  * do (UPS ends stronger on stuff, HTC ends on things, SENet-154 > ResNet-101 > ResNet-50,
- * BFP, LSH, UW and DC each a small gain); they describe no real network. */
+ * BFP, LSH, UW and DC each a small gain); they describe no real network. They were tuned
+ * against scripts/measure-sim (docs/simulation.md). */
 #include "sim.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/*  name           kind    scale stride bound stuff thing conf  recall isb  loc   cal  fp   conf. soft */
-#define UPS(n, st, th, bd, cf, rc, ib, lc, ca, fp, cn) \
-    {n, SS_LOGITS, 1.0, 4, bd, st, th, cf, rc, ib, lc, ca, fp, cn, 1, 0.08, 0.5}
-#define HTC(n, st, th, bd, cf, rc, ib, lc, ca, fp, cn) \
-    {n, SS_PROBS, 0.75, 8, bd, st, th, cf, rc, ib, lc, ca, fp, cn, 1, 0.08, 0.5}
+/* Each end is its family's base moved by two steps: `things` moves the instance side
+ * (recall, masks, boxes, scores, confusion), `stuff` the semantic side (labels and
+ * boundaries). One step is about 2 mask AP and 1.7 PQ^Th, or 1.7 PQ^St (measured).
+ * The UPS base is ResNet-101: semantic logits at the input's size, stride 4. The HTC
+ * base is plain HTC: semantic probabilities at 0.75 of the size, stride 8, a weaker
+ * semantic side and a stronger instance side than any UPS end. */
+typedef enum { FAMILY_UPS, FAMILY_HTC, FAMILY_NULL } profile_family;
 
-static const sim_profile builtin[] = {
-    UPS("r50", 0.140, 0.120, 3.0, 0.70, 0.72, 1.60, 0.060, 2.0, 4.0, 0.080),
-    UPS("r101", 0.120, 0.110, 2.7, 0.72, 0.75, 1.50, 0.055, 2.2, 3.5, 0.070),
-    UPS("r101_bfp", 0.115, 0.100, 2.6, 0.72, 0.77, 1.45, 0.050, 2.3, 3.2, 0.065),
-    UPS("r101_lsh", 0.115, 0.100, 2.6, 0.72, 0.76, 1.35, 0.050, 2.3, 3.3, 0.065),
-    UPS("r101_bfp_lsh", 0.110, 0.095, 2.5, 0.73, 0.78, 1.30, 0.048, 2.4, 3.0, 0.060),
-    UPS("senet154", 0.100, 0.090, 2.3, 0.74, 0.79, 1.35, 0.046, 2.5, 2.8, 0.055),
-    UPS("senet154_lsh", 0.095, 0.085, 2.2, 0.75, 0.80, 1.25, 0.044, 2.6, 2.6, 0.050),
-    HTC("htc", 0.160, 0.100, 3.2, 0.68, 0.80, 1.10, 0.040, 2.8, 3.0, 0.050),
-    HTC("htc_uw", 0.150, 0.095, 3.1, 0.69, 0.81, 1.05, 0.039, 2.9, 2.8, 0.048),
-    HTC("htc_dc", 0.145, 0.095, 3.0, 0.69, 0.815, 1.05, 0.038, 2.9, 2.8, 0.047),
-    HTC("htc_uw_dc", 0.135, 0.090, 2.9, 0.70, 0.83, 1.00, 0.036, 3.0, 2.6, 0.045),
+typedef struct {
+    const char *name;
+    profile_family family;
+    double things, stuff;
+} profile_entry;
+
+static const profile_entry builtin[] = {
+    {"r50", FAMILY_UPS, -1.4, -1.4},
+    {"r101", FAMILY_UPS, 0, 0},
+    {"r101_bfp", FAMILY_UPS, 1.2, 0},   /* a balanced feature pyramid: things */
+    {"r101_lsh", FAMILY_UPS, 0.6, 1.5}, /* mostly a better semantic side: stuff */
+    {"r101_bfp_lsh", FAMILY_UPS, 1.8, 1.5},
+    {"senet154", FAMILY_UPS, 2.1, 1.5},
+    {"senet154_lsh", FAMILY_UPS, 2.7, 2.6},
+    {"htc", FAMILY_HTC, 0, 0},
+    {"htc_uw", FAMILY_HTC, 1.2, 0.8},   /* uncertainty-weighted losses */
+    {"htc_dc", FAMILY_HTC, 1.0, 1.4},   /* deformable convolutions */
+    {"htc_uw_dc", FAMILY_HTC, 2.5, 2.8}, /* LWL-HTC, the best HTC end */
     /* The null pair: equal quality on every class (no per-class offsets of their own),
      * so that per-class selection between them can only pick noise. */
-    {"null_a", SS_PROBS, 1.0, 4, 2.6, 0.12, 0.10, 0.72, 0.78, 1.3, 0.048, 2.4, 3.0, 0.06, 1, 0.0, 0.5},
-    {"null_b", SS_PROBS, 1.0, 4, 2.6, 0.12, 0.10, 0.72, 0.78, 1.3, 0.048, 2.4, 3.0, 0.06, 1, 0.0, 0.5},
+    {"null_a", FAMILY_NULL, 1.0, 1.0},
+    {"null_b", FAMILY_NULL, 1.0, 1.0},
 };
+
+static void profile_build(const profile_entry *e, sim_profile *p) {
+    double t = e->things, u = e->stuff;
+    int htc = e->family == FAMILY_HTC;
+    *p = (sim_profile){.ss_kind = htc || e->family == FAMILY_NULL ? SS_PROBS : SS_LOGITS,
+                       .ss_input_scale = htc ? 0.75 : 1.0,
+                       .ss_stride = htc ? 8 : 4,
+                       .is_soft = 1,
+                       .class_spread = e->family == FAMILY_NULL ? 0 : 0.2,
+                       .shared = 0.5};
+    snprintf(p->name, sizeof p->name, "%s", e->name);
+    if (htc) {
+        p->ss_stuff_error = 0.43 - 0.015 * u, p->ss_thing_error = 0.14 - 0.006 * u;
+        p->ss_boundary = 4.6 - 0.15 * u, p->ss_confidence = 0.655 + 0.0075 * u;
+        p->is_recall = 0.745 + 0.018 * t, p->is_boundary = 1.25 - 0.06 * t;
+        p->is_localisation = 0.0465 - 0.003 * t, p->is_calibration = 2.48 + 0.15 * t;
+        p->is_false_positives = 3.32 - 0.15 * t, p->is_confusion = 0.0686 - 0.0045 * t;
+    } else {
+        p->ss_stuff_error = 0.325 - 0.015 * u, p->ss_thing_error = 0.118 - 0.005 * u;
+        p->ss_boundary = 3.55 - 0.2 * u, p->ss_confidence = 0.705 + 0.01 * u;
+        p->is_recall = 0.675 + 0.02 * t, p->is_boundary = 1.70 - 0.08 * t;
+        p->is_localisation = 0.059 - 0.003 * t, p->is_calibration = 1.8 + 0.15 * t;
+        p->is_false_positives = 3.8 - 0.25 * t, p->is_confusion = 0.09 - 0.005 * t;
+    }
+}
 
 const char *sim_profile_builtin_name(size_t i) {
     return i < sizeof builtin / sizeof builtin[0] ? builtin[i].name : NULL;
@@ -82,11 +117,13 @@ static int read_field(const cJSON *item, sim_profile *p, const char *path, avps_
     return 0;
 }
 
-static const sim_profile *builtin_find(const char *name) {
-    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
-        if (strcmp(builtin[i].name, name) == 0)
-            return &builtin[i];
-    return NULL;
+static int builtin_find(const char *name, sim_profile *out) {
+    for (size_t i = 0; name && i < sizeof builtin / sizeof builtin[0]; i++)
+        if (strcmp(builtin[i].name, name) == 0) {
+            profile_build(&builtin[i], out);
+            return 1;
+        }
+    return 0;
 }
 
 /* A profile file starts from "base" (a built-in, default r50) and overrides fields. */
@@ -102,12 +139,7 @@ static int profile_load(const char *path, sim_profile *out, avps_error *err) {
         return avps_fail(err, "%s: not a JSON object", path);
     }
     const char *base = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "base"));
-    const sim_profile *b = builtin_find(base ? base : "r50");
-    int rc = 0;
-    if (!b)
-        rc = avps_fail(err, "%s: \"base\" names no built-in profile", path);
-    else
-        *out = *b;
+    int rc = builtin_find(base ? base : "r50", out) ? 0 : avps_fail(err, "%s: \"base\" names no built-in profile", path);
     const cJSON *item;
     cJSON_ArrayForEach(item, root) if (rc == 0) rc = read_field(item, out, path, err);
     cJSON_Delete(root);
@@ -117,11 +149,8 @@ static int profile_load(const char *path, sim_profile *out, avps_error *err) {
 int sim_profile_get(const char *profile, sim_profile *out, avps_error *err) {
     if (!profile)
         return avps_fail(err, "a sim head needs a profile");
-    const sim_profile *b = builtin_find(profile);
-    if (b) {
-        *out = *b;
+    if (builtin_find(profile, out))
         return 0;
-    }
     if (!strchr(profile, '/') && !strstr(profile, ".json"))
         return avps_fail(err, "no built-in sim profile \"%s\" (and it is not a .json file)", profile);
     return profile_load(profile, out, err);

@@ -1,7 +1,9 @@
 /* unit_model.c: the head interface on small hand-built cases: SS geometry and
  * upsampling against values worked out by hand, instance masks against a plain
- * paste + encode, replay's checks on stored tensors, and sim profiles. */
+ * paste + encode, replay's checks on stored tensors, and sim profiles (structural
+ * properties only: measured orderings are noisy and live in scripts/measure-sim). */
 #include "../model/model.h"
+#include "../model/sim.h" /* white-box: the profiles' parameters and class offsets */
 #include "check.h"
 
 #include <math.h>
@@ -197,6 +199,64 @@ static void test_profiles(check_tally *t) {
     pan_dataset_free(ds);
 }
 
+static sim_profile profile_named(const char *name) {
+    sim_profile p;
+    avps_error err;
+    memset(&p, 0, sizeof p);
+    if (sim_profile_get(name, &p, &err) != 0)
+        p.is_recall = -1;
+    return p;
+}
+
+/* The null pair: the same parameters (names aside), no own class offsets, so the same
+ * quality on every class; and the designed order holds on each parameter that sets it. */
+static void test_profile_design(check_tally *t) {
+    sim_profile a = profile_named("null_a"), b = profile_named("null_b");
+    memcpy(b.name, a.name, sizeof a.name);
+    CHECK(t, memcmp(&a, &b, sizeof a) == 0 && a.class_spread == 0);
+    const char *better[][2] = {{"r50", "r101"}, {"r101", "r101_bfp"}, {"r101", "r101_lsh"}, {"r101_bfp", "r101_bfp_lsh"},
+                               {"r101_lsh", "r101_bfp_lsh"}, {"r101", "senet154"}, {"senet154", "senet154_lsh"},
+                               {"htc", "htc_uw"}, {"htc", "htc_dc"}, {"htc_uw", "htc_uw_dc"}, {"htc_dc", "htc_uw_dc"}};
+    for (size_t i = 0; i < sizeof better / sizeof better[0]; i++) {
+        sim_profile lo = profile_named(better[i][0]), hi = profile_named(better[i][1]);
+        CHECK(t, lo.is_recall >= 0 && hi.is_recall >= lo.is_recall && hi.is_boundary <= lo.is_boundary &&
+                     hi.is_confusion <= lo.is_confusion && hi.ss_stuff_error <= lo.ss_stuff_error);
+        CHECK(t, hi.is_recall > lo.is_recall || hi.ss_stuff_error < lo.ss_stuff_error);
+    }
+    /* every HTC end detects more and labels stuff worse than every UPS end */
+    const char *ups[] = {"r50", "r101", "r101_bfp", "r101_lsh", "r101_bfp_lsh", "senet154", "senet154_lsh"};
+    const char *htc[] = {"htc", "htc_uw", "htc_dc", "htc_uw_dc"};
+    for (size_t i = 0; i < 7; i++)
+        for (size_t j = 0; j < 4; j++) {
+            sim_profile u = profile_named(ups[i]), h = profile_named(htc[j]);
+            CHECK(t, h.is_recall > u.is_recall && h.ss_stuff_error > u.ss_stuff_error);
+        }
+}
+
+/* Class offsets: a property of (seed, head, class), the same on every call; the null
+ * pair's are equal; an end's own part has mean 0 over things and over stuff (the
+ * difference between two ends cancels the common difficulty). */
+static void test_class_quality(check_tally *t) {
+    enum { N = 9 };
+    uint8_t isthing[N] = {1, 1, 1, 1, 0, 0, 0, 1, 0};
+    double qa[N], qb[N], qc[N];
+    sim_profile null = profile_named("null_a"), r50 = profile_named("r50");
+    sim_class_quality(&null, 3, "null_a", isthing, N, qa);
+    sim_class_quality(&null, 3, "null_b", isthing, N, qb);
+    CHECK(t, memcmp(qa, qb, sizeof qa) == 0);
+    sim_class_quality(&r50, 3, "r50", isthing, N, qa);
+    sim_class_quality(&r50, 3, "r50", isthing, N, qc);
+    CHECK(t, memcmp(qa, qc, sizeof qa) == 0);
+    sim_class_quality(&r50, 3, "htc", isthing, N, qb);
+    double sum[2] = {0, 0}, spread = 0;
+    for (int c = 0; c < N; c++)
+        sum[isthing[c]] += qa[c] - qb[c], spread += fabs(qa[c] - qb[c]);
+    CHECK(t, fabs(sum[0]) < 1e-12 && fabs(sum[1]) < 1e-12);
+    CHECK(t, spread > 0.01); /* the ends do differ per class */
+    sim_class_quality(&r50, 4, "r50", isthing, N, qc);
+    CHECK(t, memcmp(qa, qc, sizeof qa) != 0); /* another seed, other offsets */
+}
+
 int main(void) {
     check_tally t = {0};
     if (!mkdtemp(tmpdir))
@@ -207,6 +267,8 @@ int main(void) {
     test_instance_mask(&t);
     test_replay_checks(&t);
     test_profiles(&t);
+    test_profile_design(&t);
+    test_class_quality(&t);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)
