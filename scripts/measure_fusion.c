@@ -118,7 +118,7 @@ static void world_close(world *w) {
 }
 
 /* The class table from each end alone on the held-out split. */
-static int *class_table(world *h, long min_count) {
+static int *choose_table(world *h, long min_count) {
     size_t n = h->ds->n_categories;
     pq_totals *t[N_ENDS] = {pq_totals_new(n), pq_totals_new(n)};
     config alone[N_ENDS] = {{"", {1, 0}, END_UPS, 1, COMBINER_HEURISTIC}, {"", {0, 1}, END_HTC, 1, COMBINER_HEURISTIC}};
@@ -177,7 +177,7 @@ int main(int argc, char **argv) {
             min_count = strtol(argv[i + 1], NULL, 10);
     }
     world held = world_open(argv[1], "heldout", NULL, profiles, seed);
-    int *table = class_table(&held, min_count);
+    int *table = choose_table(&held, min_count);
     world_close(&held);
 
     static const config configs[] = {
