@@ -142,6 +142,8 @@ void png_reader_free(png_reader *r);
 /* Writes an 8-bit RGB PNG atomically. */
 int png_write_rgb(const char *path, uint32_t width, uint32_t height, const uint8_t *rgb,
                   avps_error *err);
+/* Writes segment ids (width x height, row-major) as a COCO panoptic PNG, atomically. */
+int png_write_ids(const char *path, uint32_t width, uint32_t height, const uint32_t *ids, avps_error *err);
 /* Writes an 8-bit grey PNG atomically (semantic label maps: value = category id). */
 int png_write_gray(const char *path, uint32_t width, uint32_t height, const uint8_t *gray, avps_error *err);
 

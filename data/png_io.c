@@ -216,6 +216,18 @@ int png_write_rgb(const char *path, uint32_t width, uint32_t height, const uint8
     return png_write(path, width, height, 3, rgb, err);
 }
 
+int png_write_ids(const char *path, uint32_t width, uint32_t height, const uint32_t *ids, avps_error *err) {
+    size_t npix = (size_t)width * height;
+    uint8_t *rgb = malloc(npix * 3 + 1);
+    if (!rgb)
+        return avps_fail(err, "%s: out of memory", path);
+    for (size_t i = 0; i < npix; i++)
+        id_to_rgb(ids[i], rgb + 3 * i);
+    int rc = png_write_rgb(path, width, height, rgb, err);
+    free(rgb);
+    return rc;
+}
+
 int png_write_gray(const char *path, uint32_t width, uint32_t height, const uint8_t *gray, avps_error *err) {
     return png_write(path, width, height, 1, gray, err);
 }

@@ -235,21 +235,17 @@ static void gather(const combine_job *cj, size_t item, fusion_instance *inst, fu
 static int write_png(const combine_job *cj, size_t item, const fusion_panoptic *pan, avps_error *err) {
     size_t npix = (size_t)pan->h * pan->w;
     uint32_t *ids = malloc(npix * sizeof *ids + 1);
-    uint8_t *rgb = malloc(npix * 3 + 1);
     char *path = path_join(cj->opt->out_dir, cj->png_names[item]);
-    int rc = ids && rgb && path ? 0 : avps_fail(err, "out of memory");
+    int rc = ids && path ? 0 : avps_fail(err, "out of memory");
     /* Made here, by whichever rank writes first, so that nothing exists before the
      * inputs are known to be good; mkdir on an existing folder is a no-op. */
     if (rc == 0)
         rc = dir_create(cj->opt->out_dir, err);
     if (rc == 0) {
         fusion_panoptic_paint(pan, ids);
-        for (size_t p = 0; p < npix; p++)
-            id_to_rgb(ids[p], rgb + 3 * p);
-        rc = png_write_rgb(path, pan->w, pan->h, rgb, err);
+        rc = png_write_ids(path, pan->w, pan->h, ids, err);
     }
     free(ids);
-    free(rgb);
     free(path);
     return rc;
 }

@@ -160,17 +160,13 @@ static int load_inputs(fuse_job *fj, avps_error *err) {
 static int write_png(const fuse_job *fj, size_t item, const fusion_panoptic *pan, avps_error *err) {
     size_t npix = (size_t)pan->h * pan->w;
     uint32_t *ids = malloc(npix * sizeof *ids + 1);
-    uint8_t *rgb = malloc(npix * 3 + 1);
     char *path = path_join(fj->opt->out_dir, fj->png_names[item]);
-    int rc = ids && rgb && path ? dir_create(fj->opt->out_dir, err) : avps_fail(err, "out of memory");
+    int rc = ids && path ? dir_create(fj->opt->out_dir, err) : avps_fail(err, "out of memory");
     if (rc == 0) {
         fusion_panoptic_paint(pan, ids);
-        for (size_t p = 0; p < npix; p++)
-            id_to_rgb(ids[p], rgb + 3 * p);
-        rc = png_write_rgb(path, pan->w, pan->h, rgb, err);
+        rc = png_write_ids(path, pan->w, pan->h, ids, err);
     }
     free(ids);
-    free(rgb);
     free(path);
     return rc;
 }

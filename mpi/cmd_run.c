@@ -93,20 +93,11 @@ static int parse_options(int argc, char **argv, run_options *o, avps_error *err)
 
 /* ---- inputs ----------------------------------------------------------------------------- */
 
-static head *make_head(const run_config *cfg, size_t i, const pan_dataset *ds, avps_error *err) {
-    const run_head *h = &cfg->heads[i];
-    head_config hc = {h->name, h->backend, h->profile, h->store, cfg->seed};
-    head *out = head_new(&hc, ds, err);
-    if (!out)
-        avps_prefix(err, "%s: heads[%zu] (%s)", cfg->path, i, h->name);
-    return out;
-}
-
 static int make_ends(run_job *rj, avps_error *err) {
     const run_config *cfg = &rj->cfg;
     head *members[RUN_MAX_HEADS] = {0};
     for (size_t m = 0; m < cfg->n_members; m++)
-        if (!(members[m] = make_head(cfg, cfg->members[m], rj->eval, err))) {
+        if (!(members[m] = run_head_new(cfg, cfg->members[m], rj->eval, err))) {
             for (size_t k = 0; k < m; k++)
                 head_free(members[k]);
             return -1;
@@ -115,7 +106,7 @@ static int make_ends(run_job *rj, avps_error *err) {
         rj->ends[0] = members[0];
     else if (!(rj->ends[0] = ensemble_head_new(cfg->ensemble_name, members, cfg->weights, cfg->n_members, NULL, err)))
         return avps_prefix(err, "%s: ensemble", cfg->path);
-    return (rj->ends[1] = make_head(cfg, cfg->lwl_htc, rj->eval, err)) ? 0 : -1;
+    return (rj->ends[1] = run_head_new(cfg, cfg->lwl_htc, rj->eval, err)) ? 0 : -1;
 }
 
 /* Held-out and evaluation images must differ, or the class table would see the answers. */

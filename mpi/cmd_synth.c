@@ -121,18 +121,8 @@ static void png_name_of(uint64_t image_id, char *buf, size_t len) {
 
 static int write_png_ids(const char *dir, const char *name, uint32_t w, uint32_t h, const uint32_t *ids,
                          avps_error *err) {
-    size_t npix = (size_t)w * h;
-    uint8_t *rgb = malloc(npix * 3 + 1);
     char *path = path_join(dir, name);
-    int rc = -1;
-    if (!rgb || !path) {
-        avps_fail(err, "out of memory");
-    } else {
-        for (size_t i = 0; i < npix; i++)
-            id_to_rgb(ids[i], rgb + 3 * i);
-        rc = png_write_rgb(path, w, h, rgb, err);
-    }
-    free(rgb);
+    int rc = path ? png_write_ids(path, w, h, ids, err) : avps_fail(err, "out of memory");
     free(path);
     return rc;
 }

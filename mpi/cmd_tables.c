@@ -114,15 +114,6 @@ static int tables_image(void *ctx, int thread, size_t item, job_blob *out, avps_
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
-static head *new_head(const run_config *cfg, size_t i, const pan_dataset *ds, avps_error *err) {
-    const run_head *h = &cfg->heads[i];
-    head_config hc = {h->name, h->backend, h->profile, h->store, cfg->seed};
-    head *out = head_new(&hc, ds, err);
-    if (!out)
-        avps_prefix(err, "%s: heads[%zu] (%s)", cfg->path, i, h->name);
-    return out;
-}
-
 /* The class table: the config's, or chosen on the held-out split with E-UPS (an ensemble
  * head of fresh members) against LWL-HTC. On the root only; the others get it below. */
 static int choose_table(tables_job *tj, avps_error *err) {
@@ -130,7 +121,7 @@ static int choose_table(tables_job *tj, avps_error *err) {
     head *ends[2] = {NULL, NULL}, *members[RUN_MAX_HEADS] = {0};
     int rc = 0;
     for (size_t m = 0; rc == 0 && m < cfg->n_members; m++)
-        if (!(members[m] = new_head(cfg, cfg->members[m], tj->eval, err)))
+        if (!(members[m] = run_head_new(cfg, cfg->members[m], tj->eval, err)))
             rc = -1;
     if (rc != 0) {
         for (size_t m = 0; m < cfg->n_members; m++)
@@ -139,7 +130,7 @@ static int choose_table(tables_job *tj, avps_error *err) {
     }
     ends[0] = cfg->n_members == 1 ? members[0]
                                   : ensemble_head_new(cfg->ensemble_name, members, cfg->weights, cfg->n_members, NULL, err);
-    if (!ends[0] || !(ends[1] = new_head(cfg, cfg->lwl_htc, tj->eval, err)))
+    if (!ends[0] || !(ends[1] = run_head_new(cfg, cfg->lwl_htc, tj->eval, err)))
         rc = -1;
     const char *names[2] = {ends[0] ? head_name(ends[0]) : "", ends[1] ? head_name(ends[1]) : ""};
     if (rc == 0 && cfg->class_table) {
@@ -176,7 +167,7 @@ static int load(tables_job *tj, const char *config, const char *out, long thread
     if (!cfg->class_table && !(tj->heldout = pan_dataset_load(cfg->heldout.gt_json, PAN_GROUND_TRUTH, err)))
         return -1;
     for (size_t h = 0; h < cfg->n_heads; h++)
-        if (!(tj->heads[h] = new_head(cfg, h, tj->eval, err)))
+        if (!(tj->heads[h] = run_head_new(cfg, h, tj->eval, err)))
             return -1;
     tj->n_rows = cfg->n_heads + 2;
     tj->scratch = calloc((size_t)cfg->threads, sizeof *tj->scratch);

@@ -55,6 +55,8 @@ typedef struct {
  * keys and wrong types are errors naming the key ("fusion.ss_weights[1]"). */
 int run_config_load(const char *path, run_config *cfg, avps_error *err);
 void run_config_release(run_config *cfg);
+/* Head i of the config, made for the dataset; errors name the config and the head. */
+head *run_head_new(const run_config *cfg, size_t i, const pan_dataset *ds, avps_error *err);
 /* FNV-1a 64 of bytes, chained from h (start with RUN_FNV_START). */
 #define RUN_FNV_START 0xcbf29ce484222325ull
 uint64_t run_fnv(uint64_t h, const void *p, size_t n);

@@ -420,3 +420,12 @@ void run_config_release(run_config *cfg) {
     free(cfg->out);
     memset(cfg, 0, sizeof *cfg);
 }
+
+head *run_head_new(const run_config *cfg, size_t i, const pan_dataset *ds, avps_error *err) {
+    const run_head *h = &cfg->heads[i];
+    head_config hc = {h->name, h->backend, h->profile, h->store, cfg->seed};
+    head *out = head_new(&hc, ds, err);
+    if (!out)
+        avps_prefix(err, "%s: heads[%zu] (%s)", cfg->path, i, h->name);
+    return out;
+}

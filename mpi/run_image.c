@@ -169,18 +169,13 @@ static int pq_events_of(image_work *w, int thread, int end, pq_events *ev, avps_
 /* ---- outputs --------------------------------------------------------------------------- */
 
 static int write_png(const image_work *w, const char *dir, int end, avps_error *err) {
-    size_t npix = (size_t)w->w * w->h;
-    uint8_t *rgb = malloc(npix * 3 + 1);
     char *name = run_png_name(w->im);
     char *path = name ? path_join(dir, name) : NULL;
-    int rc = rgb && path ? 0 : avps_fail(err, "out of memory");
+    int rc = path ? 0 : avps_fail(err, "out of memory");
     if (rc == 0) {
         fusion_panoptic_paint(&w->pan[end], w->ids);
-        for (size_t p = 0; p < npix; p++)
-            id_to_rgb(w->ids[p], rgb + 3 * p);
-        rc = png_write_rgb(path, w->w, w->h, rgb, err);
+        rc = png_write_ids(path, w->w, w->h, w->ids, err);
     }
-    free(rgb);
     free(name);
     free(path);
     return rc;
