@@ -60,5 +60,12 @@ clean "run error" 1 "$AVPS" run "$T/run.json" --quiet
 clean "tables" 0 "$AVPS" tables "$T/run.json" --out "$T/tables" --threads 2
 clean "fuse" 0 "$AVPS" fuse --gt-json "$G" --end e_ups=sim:r50 --end htc=sim:htc --class-table "$T/run/class_table.json" \
     --out-json "$T/fused.json" --threads 2
+# the native engine, on the narrow network the native suite generated (tests/run runs it first)
+N=$ROOT/build/native/narrow
+if [ -f "$N/weights.safetensors" ]; then
+    clean "infer" 0 "$AVPS" infer --weights "$N/weights.safetensors" --image "$N/image.png" --json "$T/infer.json" --score-thr 0.01
+    head -c 100 "$N/weights.safetensors" >"$T/cut.safetensors"
+    clean "infer error" 1 "$AVPS" infer --weights "$T/cut.safetensors" --image "$N/image.png" --json "$T/never.json"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
