@@ -242,3 +242,16 @@ void fusion_panoptic_paint(const fusion_panoptic *pan, uint32_t *ids) {
     for (size_t s = 0; s < pan->n_segments; s++)
         mask_paint(&pan->masks[s], pan->segments[s].id, ids);
 }
+
+int fusion_panoptic_write_png(const fusion_panoptic *pan, const char *dir, const char *name, avps_error *err) {
+    uint32_t *ids = malloc((size_t)pan->h * pan->w * sizeof *ids + 1);
+    char *path = path_join(dir, name);
+    int rc = ids && path ? dir_create(dir, err) : avps_fail(err, "out of memory");
+    if (rc == 0) {
+        fusion_panoptic_paint(pan, ids);
+        rc = png_write_ids(path, pan->w, pan->h, ids, err);
+    }
+    free(ids);
+    free(path);
+    return rc;
+}

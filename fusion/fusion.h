@@ -88,6 +88,9 @@ int combine_heuristic(const combine_params *p, const combine_input *in, fusion_p
 void fusion_panoptic_release(fusion_panoptic *pan);
 /* Paints the segment ids into ids (h x w, row-major); 0 (VOID) elsewhere. */
 void fusion_panoptic_paint(const fusion_panoptic *pan, uint32_t *ids);
+/* Writes the result as the COCO panoptic PNG dir/name, atomically; dir is made first if
+ * missing (so that a command makes its output folder only once it has a result). */
+int fusion_panoptic_write_png(const fusion_panoptic *pan, const char *dir, const char *name, avps_error *err);
 
 /* ---- class table: which end gives each thing class its instances (fusion/class_table.c)
  *

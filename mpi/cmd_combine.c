@@ -232,24 +232,6 @@ static void gather(const combine_job *cj, size_t item, fusion_instance *inst, fu
     }
 }
 
-static int write_png(const combine_job *cj, size_t item, const fusion_panoptic *pan, avps_error *err) {
-    size_t npix = (size_t)pan->h * pan->w;
-    uint32_t *ids = malloc(npix * sizeof *ids + 1);
-    char *path = path_join(cj->opt->out_dir, cj->png_names[item]);
-    int rc = ids && path ? 0 : avps_fail(err, "out of memory");
-    /* Made here, by whichever rank writes first, so that nothing exists before the
-     * inputs are known to be good; mkdir on an existing folder is a no-op. */
-    if (rc == 0)
-        rc = dir_create(cj->opt->out_dir, err);
-    if (rc == 0) {
-        fusion_panoptic_paint(pan, ids);
-        rc = png_write_ids(path, pan->w, pan->h, ids, err);
-    }
-    free(ids);
-    free(path);
-    return rc;
-}
-
 /* The item's blob: its segments, as pan_segment records. */
 static int combine_one(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
     const combine_job *cj = ctx;
@@ -269,7 +251,7 @@ static int combine_one(void *ctx, int thread, size_t item, job_blob *out, avps_e
         rc = combine_heuristic(&cj->opt->params, &in, &pan, err);
     }
     if (rc == 0)
-        rc = write_png(cj, item, &pan, err);
+        rc = fusion_panoptic_write_png(&pan, cj->opt->out_dir, cj->png_names[item], err);
     if (rc == 0 && job_blob_append(out, pan.segments, pan.n_segments * sizeof *pan.segments) != 0)
         rc = avps_fail(err, "out of memory");
     fusion_panoptic_release(&pan);

@@ -157,20 +157,6 @@ static int load_inputs(fuse_job *fj, avps_error *err) {
 
 /* ---- one image ------------------------------------------------------------------------ */
 
-static int write_png(const fuse_job *fj, size_t item, const fusion_panoptic *pan, avps_error *err) {
-    size_t npix = (size_t)pan->h * pan->w;
-    uint32_t *ids = malloc(npix * sizeof *ids + 1);
-    char *path = path_join(fj->opt->out_dir, fj->png_names[item]);
-    int rc = ids && path ? dir_create(fj->opt->out_dir, err) : avps_fail(err, "out of memory");
-    if (rc == 0) {
-        fusion_panoptic_paint(pan, ids);
-        rc = png_write_ids(path, pan->w, pan->h, ids, err);
-    }
-    free(ids);
-    free(path);
-    return rc;
-}
-
 /* The item's blob: its segments, as pan_segment records. */
 static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
     const fuse_job *fj = ctx;
@@ -192,7 +178,7 @@ static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
         rc = fusion_run(&fj->opt->params, &fi, &pan, err);
     }
     if (rc == 0)
-        rc = write_png(fj, item, &pan, err);
+        rc = fusion_panoptic_write_png(&pan, fj->opt->out_dir, fj->png_names[item], err);
     if (rc == 0 && job_blob_append(out, pan.segments, pan.n_segments * sizeof *pan.segments) != 0)
         rc = avps_fail(err, "out of memory");
     for (int e = 0; e < n_run && e < 2; e++)

@@ -239,6 +239,18 @@ static int pack_local(const map_state *st, job_blob *out) {
     return 0;
 }
 
+/* Sends a rank's packed results to the root, its length first, in chunks that fit an
+ * int count; frees them. */
+static void send_packed(job_blob *all) {
+    uint64_t len = all->len;
+    MPI_Send(&len, 1, MPI_UINT64_T, 0, TAG_DATA_LEN, MPI_COMM_WORLD);
+    for (size_t off = 0; off < all->len; off += CHUNK_BYTES) {
+        size_t n = all->len - off < CHUNK_BYTES ? all->len - off : CHUNK_BYTES;
+        MPI_Send(all->data + off, (int)n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD);
+    }
+    free(all->data);
+}
+
 static void send_local(map_state *st) {
     job_blob all = {0};
     if (pack_local(st, &all) != 0) {
@@ -246,13 +258,7 @@ static void send_local(map_state *st) {
         avps_fail(&err, "rank %d: out of memory packing results", st->job->rank);
         job_fail(st->job, &err);
     }
-    uint64_t len = all.len;
-    MPI_Send(&len, 1, MPI_UINT64_T, 0, TAG_DATA_LEN, MPI_COMM_WORLD);
-    for (size_t off = 0; off < all.len; off += CHUNK_BYTES) {
-        size_t n = all.len - off < CHUNK_BYTES ? all.len - off : CHUNK_BYTES;
-        MPI_Send(all.data + off, (int)n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD);
-    }
-    free(all.data);
+    send_packed(&all);
 }
 
 static void receive_from(map_state *st, int src) {
@@ -618,13 +624,7 @@ static void dyn_send_local(dyn_state *st) {
         avps_fail(&err, "rank %d: out of memory packing results", st->job->rank);
         job_fail(st->job, &err);
     }
-    uint64_t len = all.len;
-    MPI_Send(&len, 1, MPI_UINT64_T, 0, TAG_DATA_LEN, MPI_COMM_WORLD);
-    for (size_t off = 0; off < all.len; off += CHUNK_BYTES) {
-        size_t n = all.len - off < CHUNK_BYTES ? all.len - off : CHUNK_BYTES;
-        MPI_Send(all.data + off, (int)n, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD);
-    }
-    free(all.data);
+    send_packed(&all);
 }
 
 job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, size_t chunk, int threads,
