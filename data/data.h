@@ -105,6 +105,9 @@ typedef struct {
 /* Ground truth needs iscrowd and area on every segment; predictions need neither. */
 typedef enum { PAN_GROUND_TRUTH, PAN_PREDICTION } pan_role;
 
+/* The PNG name panopticapi gives a result of the image file_name: every ".jpg" made ".png"
+ * (a new string; NULL when out of memory). */
+char *panoptic_png_name(const char *file_name);
 pan_dataset *pan_dataset_load(const char *path, pan_role role, avps_error *err);
 void pan_dataset_free(pan_dataset *ds);
 const pan_annotation *pan_dataset_find_annotation(const pan_dataset *ds, const char *image_id);

@@ -271,7 +271,8 @@ static int dataset_parse(pan_dataset *ds, const cJSON *root, pan_role role, avps
     return dataset_build_indexes(ds, err);
 }
 
-pan_dataset *pan_dataset_load(const char *path, pan_role role, avps_error *err) {
+/* The whole file parsed, or NULL with the file and the position of a syntax error. */
+static cJSON *json_file_parse(const char *path, avps_error *err) {
     size_t len;
     char *text = file_read_all(path, &len, err);
     if (!text)
@@ -282,10 +283,25 @@ pan_dataset *pan_dataset_load(const char *path, pan_role role, avps_error *err) 
         int line, col;
         text_position(text, end ? end : text, &line, &col);
         avps_fail(err, "%s: malformed JSON near line %d, column %d", path, line, col);
-        free(text);
-        return NULL;
     }
     free(text);
+    return root;
+}
+
+/* panopticapi names a result's PNG after its image: every ".jpg" becomes ".png". */
+char *panoptic_png_name(const char *file_name) {
+    size_t n = strlen(file_name);
+    char *s = strdup(file_name);
+    for (size_t k = 0; s && k + 4 <= n; k++)
+        if (memcmp(s + k, ".jpg", 4) == 0)
+            memcpy(s + k, ".png", 4);
+    return s;
+}
+
+pan_dataset *pan_dataset_load(const char *path, pan_role role, avps_error *err) {
+    cJSON *root = json_file_parse(path, err);
+    if (!root)
+        return NULL;
     pan_dataset *ds = calloc(1, sizeof *ds);
     if (!ds || !(ds->path = strdup(path))) {
         free(ds);
@@ -304,21 +320,6 @@ pan_dataset *pan_dataset_load(const char *path, pan_role role, avps_error *err) 
 
 /* ---- images and categories alone (the combiner's inputs) ------------------------------ */
 
-static cJSON *json_file_parse(const char *path, avps_error *err) {
-    size_t len;
-    char *text = file_read_all(path, &len, err);
-    if (!text)
-        return NULL;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) {
-        int line, col;
-        text_position(text, end ? end : text, &line, &col);
-        avps_fail(err, "%s: malformed JSON near line %d, column %d", path, line, col);
-    }
-    free(text);
-    return root;
-}
 
 static int frame_parse_images(pan_dataset *ds, const cJSON *root, const char *path, avps_error *err) {
     const cJSON *imgs = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "images") : NULL;

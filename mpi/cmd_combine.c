@@ -121,16 +121,6 @@ static int parse_options(int argc, char **argv, combine_options *o, avps_error *
 
 /* ---- inputs ------------------------------------------------------------------------- */
 
-/* panopticapi names the PNG after the image: every ".jpg" becomes ".png". */
-static char *png_name_of(const char *file_name) {
-    size_t n = strlen(file_name);
-    char *s = strdup(file_name);
-    for (size_t k = 0; s && k + 4 <= n; k++)
-        if (memcmp(s + k, ".jpg", 4) == 0)
-            memcpy(s + k, ".png", 4);
-    return s;
-}
-
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* PNGs go straight into the output folder, one per image. */
@@ -144,7 +134,7 @@ static int make_png_names(combine_job *cj, avps_error *err) {
         if (!*fn || strchr(fn, '/'))
             rc = avps_fail(err, "%s: image %s: \"file_name\" is missing, empty or has a '/'", f->path,
                            f->images[i].id);
-        else if (!(cj->png_names[i] = sorted[i] = png_name_of(fn)))
+        else if (!(cj->png_names[i] = sorted[i] = panoptic_png_name(fn)))
             rc = avps_fail(err, "out of memory");
     }
     if (rc == 0)

@@ -116,15 +116,6 @@ static int parse_options(int argc, char **argv, fuse_options *o, avps_error *err
 
 /* ---- inputs -------------------------------------------------------------------------- */
 
-static char *png_name_of(const char *file_name) {
-    size_t n = strlen(file_name);
-    char *s = strdup(file_name);
-    for (size_t k = 0; s && k + 4 <= n; k++)
-        if (memcmp(s + k, ".jpg", 4) == 0)
-            memcpy(s + k, ".png", 4);
-    return s;
-}
-
 static int load_inputs(fuse_job *fj, avps_error *err) {
     const fuse_options *o = fj->opt;
     if (!(fj->gt = pan_dataset_load(o->gt_json, PAN_GROUND_TRUTH, err)))
@@ -149,7 +140,7 @@ static int load_inputs(fuse_job *fj, avps_error *err) {
         if (!im)
             return avps_fail(err, "%s: image %s: in \"annotations\" but not in \"images\"", fj->gt->path,
                              fj->gt->annotations[i].image_id);
-        if (!(fj->png_names[i] = png_name_of(im->file_name)))
+        if (!(fj->png_names[i] = panoptic_png_name(im->file_name)))
             return avps_fail(err, "out of memory");
     }
     return class_table_end_map(&fj->table, fj->gt, fj->end_of_category, err);

@@ -95,9 +95,6 @@ struct run_state {
     _Atomic long images_done;
 };
 
-/* The PNG name of image i: its file_name with ".jpg" made ".png", as panopticapi does. */
-char *run_png_name(const pan_image *im);
-
 /* job_item_fn: one image's record (see run_record_* below). */
 int run_image(void *ctx, int thread, size_t item, job_blob *out, avps_error *err);
 

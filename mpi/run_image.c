@@ -19,14 +19,6 @@ double run_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-char *run_png_name(const pan_image *im) {
-    size_t n = strlen(im->file_name);
-    char *s = strdup(im->file_name);
-    for (size_t k = 0; s && k + 4 <= n; k++)
-        if (memcmp(s + k, ".jpg", 4) == 0)
-            memcpy(s + k, ".png", 4);
-    return s;
-}
 
 /* ---- the image in hand ------------------------------------------------------------------ */
 
@@ -169,7 +161,7 @@ static int pq_events_of(image_work *w, int thread, int end, pq_events *ev, avps_
 /* ---- outputs --------------------------------------------------------------------------- */
 
 static int write_png(const image_work *w, const char *dir, int end, avps_error *err) {
-    char *name = run_png_name(w->im);
+    char *name = panoptic_png_name(w->im->file_name);
     char *path = name ? path_join(dir, name) : NULL;
     int rc = path ? 0 : avps_fail(err, "out of memory");
     if (rc == 0) {

@@ -149,7 +149,7 @@ int run_panoptic_write(const char *path, const pan_dataset *gt, job_blob *blobs,
         const pan_image *im = pan_dataset_find_image(gt, gt->annotations[i].image_id);
         if (run_record_parse(blobs[i].data, blobs[i].len, &rec) != 0 || (uint32_t)end >= rec.n_ends || !im)
             rc = avps_fail(err, "image %s: malformed record", gt->annotations[i].image_id);
-        else if (!(names[i] = run_png_name(im)))
+        else if (!(names[i] = panoptic_png_name(im->file_name)))
             rc = avps_fail(err, "out of memory");
         else {
             images[i] = *im;
