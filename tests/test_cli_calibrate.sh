@@ -11,6 +11,8 @@
 # bad end specs are refused, leaving nothing on disk.
 # Usage: tests/test_cli_calibrate.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
+# Debian's Python: scripts/setup-deps installs its numpy and Pillow
+PY=${AVPS_PYTHON:-/usr/bin/python3}
 AVPS=$1
 T=$(mktemp -d /tmp/avps_calibrate_XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -48,7 +50,7 @@ for e in r50 htc; do
         ko "export $e"
     "$AVPS" eval ap --gt "$T/inst.json" --dt "$T/$e.res.json" --json "$T/$e.ap.json" >/dev/null || ko "eval ap $e"
 done
-check "table scores, counts and choices agree with eval ap and the rules" python3 - "$T" <<'EOF'
+check "table scores, counts and choices agree with eval ap and the rules" "$PY" - "$T" <<'EOF'
 import json, sys, collections
 T = sys.argv[1]
 t = json.load(open(T + "/t1.json"))
@@ -83,7 +85,7 @@ sys.exit(1 if bad else 0)
 EOF
 
 # ---- the regret from the report's own per-class evaluation scores
-check "regret, means and gain follow from the per-class scores" python3 - "$T" <<'EOF'
+check "regret, means and gain follow from the per-class scores" "$PY" - "$T" <<'EOF'
 import json, sys
 T = sys.argv[1]
 t = json.load(open(T + "/t1.json"))
@@ -116,7 +118,7 @@ check "a replayed end gives the sim's table" cmp -s "$T/tsim.json" "$T/trep.json
 "$AVPS" export --gt-json "$H" --head eups --member r50:r50:0.4 --member r101:r101:1.2 --results "$T/eups.json" \
     >/dev/null || ko "export the ensemble"
 "$AVPS" eval ap --gt "$T/inst.json" --dt "$T/eups.json" --json "$T/eups.ap.json" >/dev/null || ko "eval ap eups"
-check "ensemble end's scores agree with eval ap of the exported ensemble" python3 -c "
+check "ensemble end's scores agree with eval ap of the exported ensemble" "$PY" -c "
 import json, sys
 t = json.load(open('$T/te.json')); ap = json.load(open('$T/eups.ap.json'))['per_class_AP']
 want = lambda k: None if ap[k] == -1 else ap[k]
@@ -135,7 +137,7 @@ for e in r50 htc; do
         --out-json "$T/$e.pan.json" >/dev/null || ko "combine $e"
     "$AVPS" eval pq --gt-json "$H" --pred-json "$T/$e.pan.json" --json "$T/$e.pq.json" >/dev/null || ko "eval pq $e"
 done
-check "pq_th scores and counts agree with eval pq of each end's combined result" python3 - "$T" <<'EOF'
+check "pq_th scores and counts agree with eval pq of each end's combined result" "$PY" - "$T" <<'EOF'
 import json, sys
 T = sys.argv[1]
 t = json.load(open(T + "/tp.json"))
@@ -153,7 +155,7 @@ EOF
 
 # ---- a given table assessed: the same evaluation figures as when it was chosen
 calibrate --eval-json "$V" --table "$T/t1.json" --report "$T/rt.json" --bootstrap 0 >/dev/null || ko "--table"
-check "an assessed table gives the figures of its calibration" python3 -c "
+check "an assessed table gives the figures of its calibration" "$PY" -c "
 import json, sys
 a = json.load(open('$T/r1.json'))['evaluation']; b = json.load(open('$T/rt.json'))['evaluation']
 sys.exit(0 if a == b else 1)"

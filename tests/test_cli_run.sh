@@ -8,6 +8,8 @@
 # naming the key, and leave nothing on disk.
 # Usage: tests/test_cli_run.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
+# Debian's Python: scripts/setup-deps installs its numpy and Pillow
+PY=${AVPS_PYTHON:-/usr/bin/python3}
 AVPS=$1
 T=$(mktemp -d /tmp/avps_run_XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -69,7 +71,7 @@ cmp -s r1/report.json gpu/report.json && ok || ko "binding a GPU changed the rep
 # ---- each end's PQ is what avps eval pq gives on its output on disk
 end_pq() { # END PRED_JSON
     "$AVPS" eval pq --gt-json w/val.json --pred-json "$2" --json "pq_$1.json" >/dev/null || { ko "eval pq $1"; return; }
-    python3 - "$1" <<'EOF' && ok || ko "$1: report.json's PQ differs from avps eval pq on its output"
+    "$PY" - "$1" <<'EOF' && ok || ko "$1: report.json's PQ differs from avps eval pq on its output"
 import json, sys
 end = sys.argv[1]
 got = json.load(open("r1/report.json"))["ends"][end]
@@ -82,7 +84,7 @@ end_pq e_ups r1/ends/e_ups.json
 end_pq lwl_htc r1/ends/lwl_htc.json
 
 # ---- panopticapi's reading: every JSON segment in the PNG and every PNG id in the JSON
-python3 - <<'EOF' && ok || ko "panoptic.json and its PNGs disagree"
+"$PY" - <<'EOF' && ok || ko "panoptic.json and its PNGs disagree"
 import json, sys
 import numpy as np
 from PIL import Image
@@ -124,7 +126,7 @@ config "$T/c2.json" ', "write_end_panoptic": false'
 # ---- a class table given: calibration skipped, the same result
 sed 's#"fusion": {#"fusion": {"class_table": "r1/class_table.json", #' c.json >ct.json
 "$AVPS" run ct.json --out ct --quiet || ko "run with a class table"
-python3 -c "
+"$PY" -c "
 import json; a = json.load(open('r1/report.json')); b = json.load(open('ct/report.json'))
 raise SystemExit(0 if a['ends'] == b['ends'] else 1)" && ok || ko "a given class table gave other results"
 
@@ -134,7 +136,7 @@ raise SystemExit(0 if a['ends'] == b['ends'] else 1)" && ok || ko "a given class
 sed 's#{"name": "htc_uw_dc", "backend": "sim", "profile": "htc_uw_dc"}#{"name": "htc_uw_dc", "backend": "replay", "store": "store"}#' \
     ct.json >rp.json
 "$AVPS" run rp.json --out rp --quiet || ko "run with a replay head"
-python3 -c "
+"$PY" -c "
 import json; a = json.load(open('ct/report.json')); b = json.load(open('rp/report.json'))
 raise SystemExit(0 if a['ends'] == b['ends'] else 1)" && ok || ko "replay differs from sim"
 victim=$(ls store | grep -m1 '\.json$' | grep -v head.json)
@@ -163,7 +165,7 @@ cmp -s one/panoptic.json fused.json && diff -r one/panoptic fused >/dev/null && 
 $MPIRUN 2 "$AVPS" tables c.json --out tb2 --threads 2 || ko "mpirun -np 2 avps tables"
 cmp -s tb1/tables.json tb2/tables.json && cmp -s tb1/tables.md tb2/tables.md && ok ||
     ko "avps tables differs between 1 and 2 ranks"
-python3 -c "
+"$PY" -c "
 import json; a = json.load(open('r1/report.json'))['ends']; b = json.load(open('tb1/tables.json'))['rows']
 raise SystemExit(0 if (a['e_ups'], a['lwl_htc'], a['fusion']) == (b['e_ups'], b['htc_uw_dc'], b['fusion']) else 1)" &&
     ok || ko "avps tables' Table 3 rows differ from avps run's ends"

@@ -4,11 +4,14 @@
 # loads what we write, streams from the zstd tool (no content size, several frames) are
 # read, numpy's files we refuse are refused by name, and the half conversions equal
 # numpy's astype on all 65536 halves and on millions of floats. Without numpy it prints
-# "0 passed, 0 failed": the C checks of tests/unit_npy.c never depend on it.
+# SKIP and "0 passed, 0 failed": the C checks of tests/unit_npy.c never depend on it.
 # Usage: tests/test_npy_numpy.sh NPY_TOOL   (prints only failures and the summary line)
 set -u
+# Debian's Python: scripts/setup-deps installs its numpy and Pillow
+PY=${AVPS_PYTHON:-/usr/bin/python3}
 TOOL=$1
-if ! python3 -c 'import numpy' >/dev/null 2>&1; then
+if ! "$PY" -c 'import numpy' >/dev/null 2>&1; then
+    echo "SKIP: $PY has no numpy (scripts/setup-deps installs python3-numpy)"
     echo "0 passed, 0 failed"
     exit 0
 fi
@@ -22,7 +25,7 @@ has_zstd=0
 command -v zstd >/dev/null 2>&1 && has_zstd=1
 
 # ---- arrays of every dtype and many shapes, saved by numpy (version 1.0, 2.0, 3.0)
-python3 - "$T" <<'EOF' || ko "numpy could not write the arrays"
+"$PY" - "$T" <<'EOF' || ko "numpy could not write the arrays"
 import sys, numpy as np
 from numpy.lib import format as fmt
 out = sys.argv[1]
@@ -58,7 +61,7 @@ for a in "$T"/a*.npy; do
         ko "$(basename "$a"): copy failed"
     fi
 done
-python3 - "$T" <<'EOF' && ok || ko "numpy loads what we wrote"
+"$PY" - "$T" <<'EOF' && ok || ko "numpy loads what we wrote"
 import sys, glob, numpy as np
 for c in glob.glob(sys.argv[1] + "/a*.c.npy"):
     a, b = np.load(c.replace(".c.npy", ".npy")), np.load(c)
@@ -105,7 +108,7 @@ refused 5d "more than 4 dimensions"
 
 # ---- half floats: all 65536 halves, then floats of every kind, against numpy's astype
 "$TOOL" halves "$T/halves.npy" || ko "npy_tool halves"
-python3 - "$T" <<'EOF' && ok || ko "float_from_half equals numpy on all 65536 halves"
+"$PY" - "$T" <<'EOF' && ok || ko "float_from_half equals numpy on all 65536 halves"
 import sys, numpy as np
 ours = np.load(sys.argv[1] + "/halves.npy")
 ref = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
@@ -114,7 +117,7 @@ assert (np.isnan(ours) == nan).all()
 assert (ours.view(np.uint32)[~nan] == ref.view(np.uint32)[~nan]).all()
 assert (np.signbit(ours) == np.signbit(ref)).all()
 EOF
-python3 - "$T" <<'EOF' || ko "numpy could not write the floats"
+"$PY" - "$T" <<'EOF' || ko "numpy could not write the floats"
 import sys, numpy as np
 rng = np.random.default_rng(11)
 halves = np.arange(0x7c00, dtype=np.uint16).view(np.float16).astype(np.float64)
@@ -127,7 +130,7 @@ f = np.concatenate([near, -near, special, -special, randbits, small])
 np.save(sys.argv[1] + "/floats.npy", f)
 EOF
 "$TOOL" to-half "$T/floats.npy" "$T/floats_half.npy" || ko "npy_tool to-half"
-python3 - "$T" <<'EOF' && ok || ko "half_from_float equals numpy's astype(np.float16)"
+"$PY" - "$T" <<'EOF' && ok || ko "half_from_float equals numpy's astype(np.float16)"
 import sys, numpy as np
 f = np.load(sys.argv[1] + "/floats.npy")
 ours = np.load(sys.argv[1] + "/floats_half.npy")
