@@ -33,16 +33,24 @@ int avps_prefix(avps_error *err, const char *fmt, ...) __attribute__((format(pri
 /* Reads a whole file; *len gets its size. The buffer is NUL-terminated; caller frees. */
 char *file_read_all(const char *path, size_t *len, avps_error *err);
 
-/* Writes atomically: an open FILE on "<path>.tmp.<pid>", then file_atomic_commit renames it
- * into place (or file_atomic_abort removes it). */
+/* Writes an output file (docs/formats.md, "Output paths"): a regular file or a new path
+ * through "<target>.tmp.<pid>" in the same folder, renamed onto it by file_atomic_commit
+ * (file_atomic_abort removes it); a symbolic link is followed and its target written that
+ * way; standard output ("-", or a path that is it, such as /dev/stdout), a character
+ * device or a FIFO is written in place; a folder is refused. */
 typedef struct {
     FILE *fp;
-    char *final_path;
-    char *tmp_path;
+    char *final_path;  /* as given, for messages */
+    char *target;      /* the file renamed onto: final_path with its links followed */
+    char *tmp_path;    /* NULL when written in place */
+    int is_stdout;
 } atomic_file;
 int file_atomic_open(atomic_file *af, const char *path, avps_error *err);
 int file_atomic_commit(atomic_file *af, avps_error *err);
 void file_atomic_abort(atomic_file *af);
+/* What file_atomic_open would refuse, checked before any work: a folder, a socket, a
+ * block device. 0 for anything it accepts, including a path that does not exist yet. */
+int file_output_check(const char *path, avps_error *err);
 
 /* "a/b/panoptic.json" -> "a/b/panoptic" (panopticapi's default PNG folder). Caller frees. */
 char *path_without_json_suffix(const char *path);

@@ -2,6 +2,7 @@
 #include "data.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,55 +57,150 @@ static char *str_concat3(const char *a, const char *b, const char *c) {
     return s;
 }
 
-int file_atomic_open(atomic_file *af, const char *path, avps_error *err) {
+/* The file a path names once its symbolic links are followed (a dangling one included:
+ * writing through it creates its target). Caller frees. */
+static char *follow_links(const char *path, avps_error *err) {
+    char *p = strdup(path);
+    for (int hops = 0; p; hops++) {
+        struct stat ls;
+        if (lstat(p, &ls) != 0 || !S_ISLNK(ls.st_mode))
+            return p;
+        char link[PATH_MAX];
+        ssize_t n = hops < 40 ? readlink(p, link, sizeof link - 1) : -1;
+        if (n < 0) {
+            avps_fail(err, "%s: cannot follow the symbolic link: %s", path, strerror(hops < 40 ? errno : ELOOP));
+            free(p);
+            return NULL;
+        }
+        link[n] = '\0';
+        char *slash = strrchr(p, '/');
+        if (slash && link[0] != '/')
+            slash[1] = '\0';
+        char *next = str_concat3(slash && link[0] != '/' ? p : "", link, "");
+        free(p);
+        p = next;
+    }
+    avps_fail(err, "%s: out of memory", path);
+    return NULL;
+}
+
+/* Standard output, a device or a FIFO: written in place, since it cannot be replaced. */
+static int open_direct(atomic_file *af, const char *path, int is_stdout, avps_error *err) {
+    af->fp = is_stdout ? stdout : fopen(path, "wb");
+    af->is_stdout = is_stdout;
+    if (!af->fp) {
+        int e = errno;
+        file_atomic_abort(af);
+        return avps_fail(err, "%s: cannot open for writing: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* A regular file, new or not: "<target>.tmp.<pid>" beside it, renamed onto it at commit
+ * (an existing file keeps its permissions). */
+static int open_replacing(atomic_file *af, const char *path, const struct stat *old, avps_error *err) {
     char suffix[48];
     snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid());
-    af->fp = NULL;
-    af->final_path = strdup(path);
-    af->tmp_path = str_concat3(path, suffix, "");
-    if (!af->final_path || !af->tmp_path) {
+    char *target = follow_links(path, err);
+    if (!target) {
+        file_atomic_abort(af);
+        return -1;
+    }
+    af->tmp_path = str_concat3(target, suffix, "");
+    af->target = target;
+    if (!af->tmp_path) {
         file_atomic_abort(af);
         return avps_fail(err, "%s: out of memory", path);
     }
     af->fp = fopen(af->tmp_path, "wb");
-    if (!af->fp) {
+    if (!af->fp || (old && fchmod(fileno(af->fp), old->st_mode & 07777) != 0)) {
         int e = errno;
+        avps_fail(err, "%s: cannot create the temporary file %s beside it: %s", path, af->tmp_path, strerror(e));
         file_atomic_abort(af);
-        return avps_fail(err, "%s: cannot create: %s", path, strerror(e));
+        return -1;
     }
     return 0;
 }
 
-int file_atomic_commit(atomic_file *af, avps_error *err) {
-    int bad = ferror(af->fp);
-    if (fclose(af->fp) != 0)
-        bad = 1;
-    af->fp = NULL;
-    if (bad) {
-        avps_fail(err, "%s: write error (disk full?)", af->final_path);
+int file_output_check(const char *path, avps_error *err) {
+    struct stat st;
+    if (strcmp(path, "-") == 0 || stat(path, &st) != 0)
+        return 0; /* standard output, or a new file (its folder is checked when it is made) */
+    if (S_ISDIR(st.st_mode))
+        return avps_fail(err, "%s: is a folder; give the name of a file to write", path);
+    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+        return avps_fail(err, "%s: is neither a regular file, a character device nor a FIFO; not written", path);
+    return 0;
+}
+
+int file_atomic_open(atomic_file *af, const char *path, avps_error *err) {
+    *af = (atomic_file){0};
+    if (!(af->final_path = strdup(path)))
+        return avps_fail(err, "%s: out of memory", path);
+    if (strcmp(path, "-") == 0)
+        return open_direct(af, "standard output", 1, err);
+    struct stat st, out;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return open_replacing(af, path, NULL, err);
+        file_atomic_abort(af);
+        return avps_fail(err, "%s: cannot write: %s", path, strerror(e));
+    }
+    if (file_output_check(path, err) != 0) {
         file_atomic_abort(af);
         return -1;
     }
-    if (rename(af->tmp_path, af->final_path) != 0) {
+    /* /dev/stdout, /proc/self/fd/1 or the very file standard output goes to */
+    if (fstat(STDOUT_FILENO, &out) == 0 && out.st_dev == st.st_dev && out.st_ino == st.st_ino)
+        return open_direct(af, path, 1, err);
+    if (S_ISREG(st.st_mode))
+        return open_replacing(af, path, &st, err);
+    return open_direct(af, path, 0, err);
+}
+
+/* Flushes and closes (standard output: flushes only); 0 or the errno of the failure. */
+static int close_checked(atomic_file *af) {
+    int e = 0;
+    if (fflush(af->fp) != 0)
+        e = errno;
+    if (ferror(af->fp) && !e)
+        e = EIO;
+    if (!af->is_stdout && fclose(af->fp) != 0 && !e)
+        e = errno;
+    af->fp = NULL;
+    return e;
+}
+
+int file_atomic_commit(atomic_file *af, avps_error *err) {
+    int e = close_checked(af);
+    if (e) {
+        avps_fail(err, "%s: write error: %s", af->is_stdout && strcmp(af->final_path, "-") == 0 ? "standard output"
+                                                                                                : af->final_path,
+                  strerror(e));
+        file_atomic_abort(af);
+        return -1;
+    }
+    if (af->tmp_path && rename(af->tmp_path, af->target) != 0) {
         avps_fail(err, "%s: cannot rename into place: %s", af->final_path, strerror(errno));
         file_atomic_abort(af);
         return -1;
     }
-    free(af->final_path);
     free(af->tmp_path);
-    af->final_path = af->tmp_path = NULL;
+    af->tmp_path = NULL;
+    file_atomic_abort(af);
     return 0;
 }
 
 void file_atomic_abort(atomic_file *af) {
-    if (af->fp)
+    if (af->fp && !af->is_stdout)
         fclose(af->fp);
     if (af->tmp_path)
         unlink(af->tmp_path);
     free(af->final_path);
+    free(af->target);
     free(af->tmp_path);
-    af->fp = NULL;
-    af->final_path = af->tmp_path = NULL;
+    *af = (atomic_file){0};
 }
 
 char *path_without_json_suffix(const char *path) {
