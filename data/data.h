@@ -54,6 +54,9 @@ int file_output_check(const char *path, avps_error *err);
 
 /* "a/b/panoptic.json" -> "a/b/panoptic" (panopticapi's default PNG folder). Caller frees. */
 char *path_without_json_suffix(const char *path);
+/* The absolute path without links, "." or "..", for reports (one file, one name wherever
+ * it is called from); the path as given when it cannot be resolved. Caller frees. */
+char *path_canonical(const char *path);
 /* dir + "/" + name. Caller frees. */
 char *path_join(const char *dir, const char *name);
 /* mkdir -p; 0 on success or if it exists. */

@@ -211,6 +211,11 @@ char *path_without_json_suffix(const char *path) {
     return s;
 }
 
+char *path_canonical(const char *path) {
+    char *real = realpath(path, NULL);
+    return real ? real : strdup(path);
+}
+
 char *path_join(const char *dir, const char *name) {
     if (!*dir || name[0] == '/')
         return strdup(name);
@@ -227,8 +232,9 @@ int dir_create(const char *path, avps_error *err) {
             continue;
         char c = *s;
         *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
+            int e = errno == EEXIST ? ENOTDIR : errno;
             free(p);
             return avps_fail(err, "%s: cannot create the folder: %s", path, strerror(e));
         }

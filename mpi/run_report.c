@@ -70,7 +70,9 @@ double run_miou(const run_totals *t, int end, size_t n_categories) {
 
 static void write_provenance(FILE *fp, const run_report_input *in) {
     fprintf(fp, "  \"provenance\": {\n    \"avps_version\": \"%s\",\n    \"config\": ", AVPS_VERSION);
-    json_put_string(fp, in->cfg->path);
+    char *config = path_canonical(in->cfg->path);
+    json_put_string(fp, config ? config : in->cfg->path);
+    free(config);
     fprintf(fp, ",\n    \"config_fnv1a64\": \"%016llx\",\n    \"input_fnv1a64\": {", (unsigned long long)in->cfg->hash);
     for (size_t k = 0; k < in->n_digests; k++) {
         fprintf(fp, "%s\n      ", k ? "," : "");
@@ -130,8 +132,10 @@ int run_table3_write(const char *path, FILE *also, const run_report_input *in, a
     atomic_file af;
     if (file_atomic_open(&af, path, err) != 0)
         return -1;
-    fprintf(af.fp, "Table 3 layout (AntVisionPS, ICCV 2019 COCO workshop), on %s, %zu images\n\n", in->gt->path,
-            in->gt->n_annotations);
+    char *gt = path_canonical(in->gt->path);
+    fprintf(af.fp, "Table 3 layout (AntVisionPS, ICCV 2019 COCO workshop), on %s, %zu images\n\n",
+            gt ? gt : in->gt->path, in->gt->n_annotations);
+    free(gt);
     table3(af.fp, in);
     if (also)
         table3(also, in);

@@ -52,6 +52,12 @@ for r in r3 n2 n3; do
         ko "$r: panoptic output differs from 1 thread's"
 done
 
+# ---- one config, one report, however its path is spelled (issue 12 item 11)
+"$AVPS" run "$T/../$(basename "$T")/./c.json" --out "$T/spelled" --threads 1 --quiet || ko "run, config by another path"
+cmp -s r1/report.json spelled/report.json && cmp -s r1/table3.md spelled/table3.md && ok ||
+    ko "report.json or table3.md depends on how the config path is spelled: $(diff r1/report.json spelled/report.json | head -4)"
+grep -q "\"config\": \"$(cd "$T" && pwd -P)/c.json\"" r1/report.json && ok || ko "provenance.config is not the canonical path"
+
 # ---- what a person sees: progress lines, the table on stdout; --quiet shows nothing
 "$AVPS" run c.json --out pl --threads 1 --progress lines >pl.out 2>pl.err || ko "run --progress lines"
 grep -q '^avps run: 10/10 images, .* images/s' pl.err && grep -q '^| Fusion (ours) |' pl.out && ok ||
