@@ -2,7 +2,7 @@
  * (naive loops in double, hand-worked values, torchvision's documented anchors): arena
  * reuse, GEMM, convolution, transposed convolution, pooling, resizing, RoIAlign, box
  * decoding, NMS, and the safetensors reader's defences. */
-#include "../model/nn.h"
+#include "../model/nn/nn.h"
 #include "check.h"
 
 #include <math.h>
