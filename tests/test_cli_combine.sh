@@ -56,6 +56,20 @@ combine "$d" "$T/small/pan.json" "$AVPS" -- --stuff-area-limit 0 || ko "combine 
 "$CMP" "$d/expected.json" "$d/expected" "$T/small/pan.json" "$T/small/pan" >/dev/null &&
     ko "pan_compare accepted the result of another stuff area limit" || ok
 
+# ---- viewable PNGs: ids are colours as panopticapi's IdGenerator picks them; the checker can fail
+if /usr/bin/python3 -c 'import numpy, PIL' 2>/dev/null; then
+    for d in "$FIX"/*/; do
+        n=colors_$(basename "$d")
+        combine "${d%/}" "$T/$n/pan.json" "$AVPS" || ko "combine $n"
+        out=$(/usr/bin/python3 "$ROOT/tests/pan_colors.py" "$T/$n/pan.json" "$T/$n/pan") && ok || ko "$n: $out"
+    done
+    sed 's/"id": \([0-9]*\), "category_id"/"id": 1\1, "category_id"/' "$T/$n/pan.json" >"$T/$n/bad.json"
+    /usr/bin/python3 "$ROOT/tests/pan_colors.py" "$T/$n/bad.json" "$T/$n/pan" >/dev/null &&
+        ko "pan_colors accepted ids that are not the PNG's" || ok
+else
+    echo "SKIP: /usr/bin/python3 has no numpy or Pillow: colours of the PNGs"; ko "colours not checked"
+fi
+
 # ---- the same bytes for any number of ranks and threads (JSON and every PNG)
 for d in "$FIX"/*/; do
     d=${d%/}; name=$(basename "$d")
