@@ -19,9 +19,10 @@ CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 MODULES := data model ensemble fusion eval mpi
-SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+# a module's sources and headers, in sub-folders too (the engine: model/nn/core, cpu, nets/...)
+SRCS := $(sort $(foreach m,$(MODULES),$(shell find $(m) -name '*.c')))
 LIB_SRCS := $(filter-out mpi/main.c,$(SRCS))
-HDRS := $(foreach m,$(MODULES),$(wildcard $(m)/*.h))
+HDRS := $(sort $(foreach m,$(MODULES),$(shell find $(m) -name '*.h')))
 
 OBJS := $(SRCS:%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:%.c=build/san/%.o)

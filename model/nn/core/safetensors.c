@@ -1,11 +1,11 @@
-/* nn_safetensors.c: reading weights in the safetensors format: 8 bytes little-endian
+/* safetensors.c: reading weights in the safetensors format: 8 bytes little-endian
  * header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, "__metadata__":
  * {...}}, then the data. The file is memory-mapped; everything in the header is checked
  * against the file before any tensor is read, since weights come from elsewhere: header
  * length against file size, each tensor's byte range against dtype x shape (with
  * overflow checks), ranges inside the data and not overlapping. Errors name the file and
  * the tensor. */
-#include "nn.h"
+#include "../nn.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
-/* nn_maskrcnn.c: the forward pass of Mask R-CNN ResNet-FPN on one image, with
+/* forward.c: the forward pass of Mask R-CNN ResNet-FPN on one image, with
  * torchvision 0.14's inference semantics (GeneralizedRCNNTransform, BackboneWithFPN,
  * RegionProposalNetwork, RoIHeads, postprocess). Everything lives in the network's arena,
  * reset at the start of each image. */
-#include "nn_maskrcnn.h"
+#include "maskrcnn.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -217,7 +217,7 @@ static int roi_levels(const pass *p, const float *boxes, int n, int *level) {
     return 0;
 }
 
-static int box_head(pass *p, const float *props, int n_props, maskrcnn_result *res) {
+static int box_head(pass *p, const float *props, int n_props, nn_result *res) {
     maskrcnn *m = p->m;
     const nn_backend *be = p->be;
     int K = m->num_classes;
@@ -270,7 +270,7 @@ static int box_head(pass *p, const float *props, int n_props, maskrcnn_result *r
 /* The mask branch on the detections (still in resized-image coordinates): RoIAlign,
  * convolutions, the transposed convolution, per-class logits; the sigmoid of each
  * detection's own class. */
-static int mask_head(pass *p, maskrcnn_result *res) {
+static int mask_head(pass *p, nn_result *res) {
     maskrcnn *m = p->m;
     const nn_backend *be = p->be;
     int n = res->n;
@@ -303,7 +303,7 @@ static int mask_head(pass *p, maskrcnn_result *res) {
     return 0;
 }
 
-int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, maskrcnn_result *res, avps_error *err) {
+int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err) {
     nn_arena_reset(&m->arena);
     memset(res, 0, sizeof *res);
     pass p = {.m = m, .be = m->be, .a = &m->arena, .err = err};
@@ -327,5 +327,6 @@ int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, maskrc
     if (dump(&p, "boxes", NPY_F32, 2, s2, res->boxes) || dump(&p, "scores", NPY_F32, 1, s1, res->scores) ||
         dump(&p, "labels", NPY_I32, 1, s1, res->labels) || dump(&p, "masks28", NPY_F32, 3, s3, res->masks))
         return -1;
+    res->paste = PASTE_TORCHVISION;
     return 0;
 }

@@ -1,8 +1,8 @@
-/* nn_cpu.c: the CPU backend, the operators in plain C (GEMM possibly through OpenBLAS).
+/* ops.c: the CPU backend, the operators in plain C (GEMM possibly through OpenBLAS).
  * Each follows the arithmetic of the PyTorch / torchvision kernel it stands for, in
  * float32 and in the same order where that order is cheap to keep (bilinear weights,
  * RoIAlign's sums), so that results agree to float rounding. */
-#include "nn.h"
+#include "../nn.h"
 
 #include <math.h>
 #include <string.h>
