@@ -144,8 +144,15 @@ static inline void id_to_rgb(uint32_t id, uint8_t *p) {
 
 typedef struct png_reader png_reader;
 png_reader *png_reader_open(const char *path, avps_error *err);
+/* As png_reader_open, but a PNG whose header is not want_w x want_h is refused, naming
+ * the file, before anything is allocated from it. Every reader also refuses a header
+ * claiming more pixels than the file's length can decode to. */
+png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err);
 uint32_t png_reader_width(const png_reader *r);
 uint32_t png_reader_height(const png_reader *r);
+/* Bits per sample in the file (1, 2, 4, 8 or 16) before the conversion to 8-bit RGB, which
+ * keeps only the high byte of 16-bit samples: label-map readers refuse 16. */
+unsigned png_reader_source_depth(const png_reader *r);
 /* Decodes the next row into rgb (3 * width bytes). */
 int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err);
 void png_reader_free(png_reader *r);

@@ -86,7 +86,7 @@ static int panoptic_of(image_work *w, int which, avps_error *err) {
 
 /* The ground truth's category index per pixel (LABEL_NONE for VOID and unknown ids). */
 static int gt_labels(const image_work *w, uint16_t *labels, avps_error *err) {
-    png_reader *r = png_reader_open(w->gt_png, err);
+    png_reader *r = png_reader_open_sized(w->gt_png, w->w, w->h, err);
     if (!r)
         return -1;
     int rc = 0;
