@@ -82,7 +82,15 @@ typedef struct {
     int isthing;
     char *name;
     char *supercategory;  /* optional: NULL when the file has none, and then not written */
+    int has_color;        /* the file gave "color": [r, g, b] */
+    uint8_t color[3];
 } pan_category;
+
+/* The colour c is drawn in and written with: its own, else COCO's panoptic colour of its
+ * id, else one made from the id (data/category_colors.c). */
+void pan_category_color(const pan_category *c, uint8_t rgb[3]);
+/* COCO's panoptic colour of category id, or NULL for an id COCO does not have. */
+const uint8_t *coco_category_color(int32_t id);
 
 typedef struct {
     const char *key;

@@ -43,7 +43,9 @@ static void set_rgb8_transforms(png_structp png, png_infop info) {
         png_set_expand_gray_1_2_4_to_8(png);
         png_set_gray_to_rgb(png);
     }
-    if (type & PNG_COLOR_MASK_ALPHA)
+    /* png_set_palette_to_rgb also turns a tRNS chunk into an alpha channel: strip it too,
+     * since panopticapi ignores alpha. */
+    if ((type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
         png_set_strip_alpha(png);
 }
 
@@ -64,6 +66,11 @@ static int reader_start(png_reader *r, avps_error *err) {
     set_rgb8_transforms(r->png, r->info);
     int passes = png_set_interlace_handling(r->png);
     png_read_update_info(r->png, r->info);
+    /* Rows are read into width * 3 bytes: refuse any layout the transforms did not make RGB8. */
+    if (png_get_channels(r->png, r->info) != 3 || png_get_bit_depth(r->png, r->info) != 8 ||
+        png_get_rowbytes(r->png, r->info) != (size_t)r->width * 3)
+        return avps_fail(err, "%s: PNG layout not read as 8-bit RGB (colour type %d)", r->path,
+                         png_get_color_type(r->png, r->info));
     if (passes > 1) {
         size_t stride = (size_t)r->width * 3;
         r->whole = malloc(stride * r->height);

@@ -267,7 +267,8 @@ static int image_stages(image_work *w, int thread, image_stats *st, avps_error *
     if (semantic_labels(w, err) != 0)
         return -1;
     for (int e = 0; e < RUN_ENDS; e++)
-        if (panoptic_of(w, e, err) != 0)
+        if (panoptic_of(w, e, err) != 0 ||
+            fusion_panoptic_color_ids(&w->pan[e], w->rs->gt->categories, w->rs->gt->n_categories, w->im->id, err) != 0)
             return -1;
     double t2 = run_now();
     w->seconds[STEP_FUSION] = t2 - t1;

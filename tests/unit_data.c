@@ -91,6 +91,28 @@ static void test_png_filters_and_crc(check_tally *t) {
     free(path);
 }
 
+/* A 2-bit palette PNG with a tRNS chunk, as Pillow writes a P image with transparency:
+ * libpng's palette expansion makes RGBA of it, which once overflowed the RGB row. */
+static void test_png_palette_trns(check_tally *t) {
+    static const uint8_t png[] = {
+        137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 3, 0, 0, 0, 2, 2, 3, 0, 0, 0, 224,
+        26, 142, 137, 0, 0, 0, 9, 80, 76, 84, 69, 10, 20, 30, 200, 100, 50, 0, 255, 7, 31, 54, 174, 179, 0, 0,
+        0, 3, 116, 82, 78, 83, 0, 128, 255, 236, 247, 179, 24, 0, 0, 0, 12, 73, 68, 65, 84, 120, 156, 99, 144,
+        96, 152, 0, 0, 0, 220, 0, 169, 108, 231, 192, 35, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130};
+    static const uint8_t want[2][9] = {{10, 20, 30, 200, 100, 50, 0, 255, 7}, {0, 255, 7, 200, 100, 50, 10, 20, 30}};
+    char *path = path_join(tmpdir, "palette_trns.png");
+    FILE *fp = fopen(path, "wb");
+    CHECK(t, fp && fwrite(png, 1, sizeof png, fp) == sizeof png && fclose(fp) == 0);
+    avps_error err;
+    png_reader *r = png_reader_open(path, &err);
+    CHECK(t, r != NULL && png_reader_width(r) == 3 && png_reader_height(r) == 2);
+    uint8_t row[9];
+    for (int y = 0; r && y < 2; y++)
+        CHECK(t, png_reader_read_row(r, row, &err) == 0 && memcmp(row, want[y], 9) == 0);
+    png_reader_free(r);
+    free(path);
+}
+
 static const char gt_ok[] =
     "{\"images\": [{\"id\": 5, \"file_name\": \"a.jpg\", \"width\": 4, \"height\": 2}],\n"
     " \"annotations\": [{\"image_id\": 5, \"file_name\": \"a.png\", \"segments_info\": [\n"
@@ -188,6 +210,7 @@ int main(void) {
     test_errors_and_paths(&t);
     test_png_round_trip(&t);
     test_png_filters_and_crc(&t);
+    test_png_palette_trns(&t);
     test_json_reading(&t);
     test_json_refusals(&t);
     test_synth(&t);

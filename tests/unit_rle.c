@@ -85,6 +85,25 @@ static void test_empty_masks(check_tally *t) {
     rle_free(&r);
     CHECK(t, rle_from_string("", 0, 0, &r) == 0 && r.m == 0);
     rle_free(&r);
+    /* issue 12 item 4: h = 0 with 4 billion columns is one empty run, at once */
+    CHECK(t, rle_encode(off, 0, UINT32_MAX, &r) == 0 && r.m == 1 && r.cnts[0] == 0);
+    rle_free(&r);
+    CHECK(t, rle_encode(off, 3, 0, &r) == 0 && r.m == 1 && r.cnts[0] == 0);
+    rle_free(&r);
+    /* a 0x0 mask with one (empty) run merged with one that has none: no read of cnts[0] of NULL */
+    rle_mask pair[2], out;
+    CHECK(t, rle_encode(off, 0, 0, &pair[0]) == 0);
+    CHECK(t, rle_from_string("", 0, 0, &pair[1]) == 0);
+    for (int inter = 0; inter < 2; inter++) {
+        CHECK(t, rle_merge(pair, 2, inter, &out) == 0 && rle_area(&out) == 0);
+        rle_free(&out);
+    }
+    CHECK(t, rle_iou(&pair[0], &pair[1], 0) == 0 && rle_iou(&pair[1], &pair[0], 1) == 0);
+    rle_bbox(&pair[1], bb);
+    CHECK(t, box_is(bb, 0, 0, 0, 0) && rle_area(&pair[1]) == 0);
+    rle_decode(&pair[1], off);
+    rle_free(&pair[0]);
+    rle_free(&pair[1]);
 }
 
 static void test_refusals(check_tally *t) {
