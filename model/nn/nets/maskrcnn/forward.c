@@ -40,7 +40,12 @@ static int dump_tensor(const pass *p, const char *name, const nn_tensor *t) {
 }
 
 /* Normalise, resize so the short side is min_size (long side at most max_size), pad to
- * a multiple of 32 with zeros: GeneralizedRCNNTransform. */
+ * a multiple of 32 with zeros: GeneralizedRCNNTransform. Its scale is
+ * min(min_size / short, max_size / long) on float32 tensors, and a Python number over a
+ * tensor is the tensor's reciprocal times the number: (1 / short) * min_size, which is
+ * not min_size / short in float (640 x 480 then gives 799 rows, not torchvision's 800).
+ * The output size is floor(side * scale) in double (interpolate's recompute_scale_factor
+ * path); the resize then samples with in / out on each axis, not with the scale. */
 static int preprocess(pass *p, const uint8_t *rgb, uint32_t w, uint32_t h, nn_tensor *batch) {
     maskrcnn *m = p->m;
     nn_tensor img, resized;
@@ -50,7 +55,7 @@ static int preprocess(pass *p, const uint8_t *rgb, uint32_t w, uint32_t h, nn_te
         for (size_t i = 0; i < (size_t)w * h; i++)
             img.data[(size_t)c * w * h + i] = ((float)rgb[3 * i + (size_t)c] / 255.0f - m->mean[c]) / m->std[c];
     float lo = (float)(w < h ? w : h), hi = (float)(w > h ? w : h);
-    float s1 = m->min_size / lo, s2 = m->max_size / hi, scale = s1 < s2 ? s1 : s2;
+    float s1 = (1.0f / lo) * m->min_size, s2 = (1.0f / hi) * m->max_size, scale = s1 < s2 ? s1 : s2;
     p->img_h = (int)floor((double)h * (double)scale), p->img_w = (int)floor((double)w * (double)scale);
     if (p->img_h < 1 || p->img_w < 1)
         return avps_fail(p->err, "native engine: image of %ux%u resizes to nothing", w, h);
@@ -65,7 +70,7 @@ static int preprocess(pass *p, const uint8_t *rgb, uint32_t w, uint32_t h, nn_te
         for (int y = 0; y < p->img_h; y++)
             memcpy(batch->data + ((size_t)c * ph + y) * pw, resized.data + ((size_t)c * p->img_h + y) * p->img_w,
                    sizeof(float) * (size_t)p->img_w);
-    return 0;
+    return dump_tensor(p, "input", batch);
 }
 
 static int run_block(pass *p, const mrcnn_block *b, const nn_tensor *x, nn_tensor *out) {
