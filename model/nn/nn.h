@@ -115,6 +115,12 @@ typedef struct nn_backend {
      * spatial scale is scales[level[k]]: out is k x C x out_h x out_w, allocated here. */
     int (*roi_align)(nn_arena *a, const nn_tensor *feats, const float *scales, const float *rois, const int *level,
                      int k, const nn_roi_align_params *p, nn_tensor *out, avps_error *err);
+    /* torchvision.ops.deform_conv2d with cv's weights, stride and padding: offset is
+     * n x 2 * offset_groups * kh * kw x Ho x Wo, (dy, dx) per tap; mask (v2) is
+     * n x offset_groups * kh * kw x Ho x Wo or NULL (v1); then bias and ReLU as conv2d. */
+    int (*deform_conv2d)(const struct nn_backend *b, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
+                         const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups, int relu,
+                         nn_tensor *out, avps_error *err);
 } nn_backend;
 
 /* The CPU backend; use_blas picks OpenBLAS's sgemm over the plain C one. */
@@ -124,6 +130,10 @@ const nn_backend *nn_cpu_backend(int use_blas);
  * when b_trans), leading dimensions of A and B their row lengths unless given. */
 void nn_gemm(int use_blas, int m, int n, int k, const float *a, int lda, const float *b, int ldb, int b_trans,
              float *c, int ldc);
+/* The CPU backend's deform_conv2d (cpu/deform.c); call it through the table. */
+int nn_cpu_deform_conv2d(int use_blas, nn_device dev, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
+                         const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups, int relu,
+                         nn_tensor *out, avps_error *err);
 
 /* ---- box operators (host side; small data) --------------------------------------- */
 

@@ -371,12 +371,21 @@ static int cpu_roi_align(nn_arena *a, const nn_tensor *feats, const float *scale
     return 0;
 }
 
+static int cpu_deform_conv2d(const nn_backend *b, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
+                             const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups,
+                             int relu, nn_tensor *out, avps_error *err) {
+    return nn_cpu_deform_conv2d(blas_of(b), b->device, a, cv, in, offset, mask, dilation, offset_groups, relu, out,
+                                err);
+}
+
 static const cpu_backend cpu_backends[2] = {
     {{"cpu", NN_DEVICE_CPU, cpu_conv2d, cpu_deconv2d, cpu_linear, cpu_relu, cpu_add, cpu_max_pool,
-      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align},
+      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align,
+      cpu_deform_conv2d},
      0},
     {{"cpu", NN_DEVICE_CPU, cpu_conv2d, cpu_deconv2d, cpu_linear, cpu_relu, cpu_add, cpu_max_pool,
-      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align},
+      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align,
+      cpu_deform_conv2d},
      1},
 };
 
