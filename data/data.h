@@ -201,7 +201,9 @@ int rle_merge(const rle_mask *masks, size_t n, int intersect, rle_mask *out);
  * detection's area. -1 when the sizes differ. */
 double rle_iou(const rle_mask *dt, const rle_mask *gt, int gt_iscrowd);
 /* COCO's polygon rasteriser (frPoly): xy holds k points, scaled by 5, walked along the
- * edges and sampled back, exactly as the COCO API does. */
+ * edges and sampled back, exactly as the COCO API does; points may lie anywhere outside
+ * the image, at a cost bounded by the image. -2 for a coordinate that is not finite or
+ * whose scaled value reaches 2^29 (edge lengths must fit COCO's int), -1 out of memory. */
 int rle_from_polygon(const double *xy, size_t k, uint32_t h, uint32_t w, rle_mask *out);
 /* COCO's frBbox: the box x, y, w, h as the 4-point polygon. */
 int rle_from_bbox(const double bbox[4], uint32_t h, uint32_t w, rle_mask *out);

@@ -58,6 +58,12 @@ static int numbers_of(const cJSON *arr, double **xy, size_t *n) {
     return 0;
 }
 
+/* rle_from_polygon's and rle_from_bbox's failures, as a user reads them. */
+static const char *polygon_failure(int rc) {
+    return rc == -2 ? "has a coordinate that is not finite or beyond 1.07e8 (5 x 2^29 must fit an int)"
+                    : "is too large (out of memory)";
+}
+
 /* Polygons, or boxes when the first "polygon" has exactly four numbers (frPyObjects). */
 static const char *polygons_to_rle(const cJSON *seg, uint32_t h, uint32_t w, rle_mask *out) {
     size_t n = (size_t)cJSON_GetArraySize(seg), done = 0;
@@ -73,14 +79,16 @@ static const char *polygons_to_rle(const cJSON *seg, uint32_t h, uint32_t w, rle
     cJSON_ArrayForEach(poly, seg) {
         double *xy = NULL;
         size_t k;
+        int rc;
         if (why)
             break;
         if (!cJSON_IsArray(poly) || numbers_of(poly, &xy, &k) != 0)
             why = "holds a polygon that is not a list of numbers";
         else if (boxes && k != 4)
             why = "mixes boxes (4 numbers) with polygons";
-        else if (boxes ? rle_from_bbox(xy, h, w, &parts[done]) : rle_from_polygon(xy, k / 2, h, w, &parts[done]))
-            why = "is too large (out of memory)";
+        else if ((rc = boxes ? rle_from_bbox(xy, h, w, &parts[done])
+                             : rle_from_polygon(xy, k / 2, h, w, &parts[done])) != 0)
+            why = polygon_failure(rc);
         else
             done++;
         free(xy);
@@ -407,8 +415,9 @@ static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_erro
                          im, pos);
     if (st->type == IOU_SEGM || !st->bbox_branch) {
         const char *why = NULL;
+        int rc;
         if (!seg && st->bbox_branch)
-            why = rle_from_bbox(o.bbox, i->height, i->width, &o.rle) ? "is too large (out of memory)" : NULL;
+            why = (rc = rle_from_bbox(o.bbox, i->height, i->width, &o.rle)) != 0 ? polygon_failure(rc) : NULL;
         else
             why = segmentation_to_rle(seg, i->height, i->width, &o.rle);
         if (why)
