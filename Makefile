@@ -19,9 +19,10 @@ CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 MODULES := data model ensemble fusion eval mpi
-SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+# a module's sources and headers, in sub-folders too (the engine: model/nn/core, cpu, nets/...)
+SRCS := $(sort $(foreach m,$(MODULES),$(shell find $(m) -name '*.c')))
 LIB_SRCS := $(filter-out mpi/main.c,$(SRCS))
-HDRS := $(foreach m,$(MODULES),$(wildcard $(m)/*.h))
+HDRS := $(sort $(foreach m,$(MODULES),$(shell find $(m) -name '*.h')))
 
 OBJS := $(SRCS:%.c=build/obj/%.o)
 SAN_OBJS := $(SRCS:%.c=build/san/%.o)
@@ -31,7 +32,8 @@ SAN_LIB_OBJS := $(LIB_SRCS:%.c=build/san/%.o)
 UNIT_SRCS := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
-TOOLS := build/tests/json_compare build/tests/npy_tool build/tests/san_npy_tool build/tests/pan_compare
+TOOLS := build/tests/json_compare build/tests/npy_tool build/tests/san_npy_tool build/tests/pan_compare \
+         build/tests/deform_tool build/tests/san_deform_tool
 
 .PHONY: all test demo bench clean check-clang
 all: bin/avps
@@ -71,6 +73,14 @@ build/tests/san_npy_tool: tests/npy_tool.c $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
 
+build/tests/deform_tool: tests/deform_tool.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+build/tests/san_deform_tool: tests/deform_tool.c $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
+
 build/tests/pan_compare: tests/pan_compare.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
@@ -85,7 +95,7 @@ test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS) check-clang
 # No warnings with clang either (when it is installed).
 check-clang:
 	@if command -v clang >/dev/null 2>&1; then \
-	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
+	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c tests/deform_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
 
 demo: bin/avps
 	@scripts/demo

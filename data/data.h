@@ -93,7 +93,15 @@ typedef struct {
     int isthing;
     char *name;
     char *supercategory;  /* optional: NULL when the file has none, and then not written */
+    int has_color;        /* the file gave "color": [r, g, b] */
+    uint8_t color[3];
 } pan_category;
+
+/* The colour c is drawn in and written with: its own, else COCO's panoptic colour of its
+ * id, else one made from the id (data/category_colors.c). */
+void pan_category_color(const pan_category *c, uint8_t rgb[3]);
+/* COCO's panoptic colour of category id, or NULL for an id COCO does not have. */
+const uint8_t *coco_category_color(int32_t id);
 
 typedef struct {
     const char *key;
@@ -147,8 +155,15 @@ static inline void id_to_rgb(uint32_t id, uint8_t *p) {
 
 typedef struct png_reader png_reader;
 png_reader *png_reader_open(const char *path, avps_error *err);
+/* As png_reader_open, but a PNG whose header is not want_w x want_h is refused, naming
+ * the file, before anything is allocated from it. Every reader also refuses a header
+ * claiming more pixels than the file's length can decode to. */
+png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err);
 uint32_t png_reader_width(const png_reader *r);
 uint32_t png_reader_height(const png_reader *r);
+/* Bits per sample in the file (1, 2, 4, 8 or 16) before the conversion to 8-bit RGB, which
+ * keeps only the high byte of 16-bit samples: label-map readers refuse 16. */
+unsigned png_reader_source_depth(const png_reader *r);
 /* Decodes the next row into rgb (3 * width bytes). */
 int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err);
 void png_reader_free(png_reader *r);
@@ -197,7 +212,9 @@ int rle_merge(const rle_mask *masks, size_t n, int intersect, rle_mask *out);
  * detection's area. -1 when the sizes differ. */
 double rle_iou(const rle_mask *dt, const rle_mask *gt, int gt_iscrowd);
 /* COCO's polygon rasteriser (frPoly): xy holds k points, scaled by 5, walked along the
- * edges and sampled back, exactly as the COCO API does. */
+ * edges and sampled back, exactly as the COCO API does; points may lie anywhere outside
+ * the image, at a cost bounded by the image. -2 for a coordinate that is not finite or
+ * whose scaled value reaches 2^29 (edge lengths must fit COCO's int), -1 out of memory. */
 int rle_from_polygon(const double *xy, size_t k, uint32_t h, uint32_t w, rle_mask *out);
 /* COCO's frBbox: the box x, y, w, h as the 4-point polygon. */
 int rle_from_bbox(const double bbox[4], uint32_t h, uint32_t w, rle_mask *out);

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,12 @@ static int numbers_of(const cJSON *arr, double **xy, size_t *n) {
     return 0;
 }
 
+/* rle_from_polygon's and rle_from_bbox's failures, as a user reads them. */
+static const char *polygon_failure(int rc) {
+    return rc == -2 ? "has a coordinate that is not finite or beyond 1.07e8 (5 x 2^29 must fit an int)"
+                    : "is too large (out of memory)";
+}
+
 /* Polygons, or boxes when the first "polygon" has exactly four numbers (frPyObjects). */
 static const char *polygons_to_rle(const cJSON *seg, uint32_t h, uint32_t w, rle_mask *out) {
     size_t n = (size_t)cJSON_GetArraySize(seg), done = 0;
@@ -72,14 +79,16 @@ static const char *polygons_to_rle(const cJSON *seg, uint32_t h, uint32_t w, rle
     cJSON_ArrayForEach(poly, seg) {
         double *xy = NULL;
         size_t k;
+        int rc;
         if (why)
             break;
         if (!cJSON_IsArray(poly) || numbers_of(poly, &xy, &k) != 0)
             why = "holds a polygon that is not a list of numbers";
         else if (boxes && k != 4)
             why = "mixes boxes (4 numbers) with polygons";
-        else if (boxes ? rle_from_bbox(xy, h, w, &parts[done]) : rle_from_polygon(xy, k / 2, h, w, &parts[done]))
-            why = "is too large (out of memory)";
+        else if ((rc = boxes ? rle_from_bbox(xy, h, w, &parts[done])
+                             : rle_from_polygon(xy, k / 2, h, w, &parts[done])) != 0)
+            why = polygon_failure(rc);
         else
             done++;
         free(xy);
@@ -305,14 +314,20 @@ static int parse_gt(inst_dataset *ds, const cJSON *root, iou_type type, inst_kee
     return 0;
 }
 
+/* Line and column (both from 1) of byte `at` in `text`, for messages a user can act on. */
+static void text_position(const char *text, const char *at, int *line, int *col) {
+    *line = 1, *col = 1;
+    for (const char *p = text; at && p < at; p++, (*col)++)
+        if (*p == '\n')
+            (*line)++, *col = 0;
+}
+
 static cJSON *parse_text(const char *path, const char *text, size_t len, avps_error *err) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
-        int line = 1, col = 1;
-        for (const char *p = text; end && p < end; p++, col++)
-            if (*p == '\n')
-                line++, col = 0;
+        int line, col;
+        text_position(text, end, &line, &col);
         avps_fail(err, "%s: malformed JSON near line %d, column %d", path, line, col);
     }
     return root;
@@ -400,8 +415,9 @@ static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_erro
                          im, pos);
     if (st->type == IOU_SEGM || !st->bbox_branch) {
         const char *why = NULL;
+        int rc;
         if (!seg && st->bbox_branch)
-            why = rle_from_bbox(o.bbox, i->height, i->width, &o.rle) ? "is too large (out of memory)" : NULL;
+            why = (rc = rle_from_bbox(o.bbox, i->height, i->width, &o.rle)) != 0 ? polygon_failure(rc) : NULL;
         else
             why = segmentation_to_rle(seg, i->height, i->width, &o.rle);
         if (why)
@@ -435,18 +451,32 @@ static int first_has_bbox(const cJSON *a) {
     return b && !(cJSON_IsArray(b) && cJSON_GetArraySize(b) == 0);
 }
 
+/* "FILE: WHERE: malformed JSON near line L, column C (WHY)"; where and why may be empty. */
+static int results_syntax_error(const char *path, const char *text, const char *at, const char *where,
+                                const char *why, avps_error *err) {
+    int line, col;
+    text_position(text, at, &line, &col);
+    return avps_fail(err, "%s: %s%smalformed JSON near line %d, column %d%s%s%s", path, where, *where ? ": " : "",
+                     line, col, *why ? " (" : "", why, *why ? ")" : "");
+}
+
+/* The list is read one result at a time (memory bounded by one result), so the list's own
+ * syntax is checked here as strictly as cJSON (and Python's json) would: no trailing comma. */
 static int parse_results(results_state *st, const char *text, size_t len, avps_error *err) {
     const char *p = skip_space(text, text + len), *end = text + len, *path = st->ds->path;
     if (p == end || *p != '[')
         return avps_fail(err, "%s: results must be a JSON list of detections", path);
     p = skip_space(p + 1, end);
-    for (size_t pos = 0; p < end && *p != ']'; pos++) {
-        const char *e = *p == '{' ? value_end(p, end) : NULL;
+    char what[96];
+    for (size_t pos = 0; p == end || *p != ']' || pos > 0; pos++) { /* "[]" is the empty list */
+        const char *e = p < end && *p == '{' ? value_end(p, end) : NULL;
+        snprintf(what, sizeof what, "result %zu", pos);
         if (!e)
-            return avps_fail(err, "%s: result %zu: malformed JSON (an object was expected)", path, pos);
-        cJSON *a = cJSON_ParseWithLength(p, (size_t)(e - p));
+            return results_syntax_error(path, text, p, what, "an object was expected", err);
+        const char *bad = NULL;
+        cJSON *a = cJSON_ParseWithLengthOpts(p, (size_t)(e - p), &bad, 0);
         if (!a)
-            return avps_fail(err, "%s: result %zu: malformed JSON", path, pos);
+            return results_syntax_error(path, text, bad ? bad : p, what, "", err);
         if (pos == 0)
             st->bbox_branch = !st->masks_only && first_has_bbox(a);
         int rc = parse_result(st, a, pos, err);
@@ -454,13 +484,15 @@ static int parse_results(results_state *st, const char *text, size_t len, avps_e
         if (rc != 0)
             return -1;
         p = skip_space(e, end);
-        if (p < end && *p == ',')
-            p = skip_space(p + 1, end);
-        else if (p == end || *p != ']')
-            return avps_fail(err, "%s: after result %zu: malformed JSON (',' or ']' expected)", path, pos);
+        if (p < end && *p == ']')
+            break;
+        snprintf(what, sizeof what, "after result %zu", pos);
+        if (p == end || *p != ',')
+            return results_syntax_error(path, text, p, what, "',' or ']' expected", err);
+        p = skip_space(p + 1, end);
     }
-    if (p == end || skip_space(p + 1, end) != end)
-        return avps_fail(err, "%s: malformed JSON after the list of results", path);
+    if (skip_space(p + 1, end) != end)
+        return results_syntax_error(path, text, skip_space(p + 1, end), "", "text after the list of results", err);
     return 0;
 }
 

@@ -179,6 +179,25 @@ static int image_parse(const cJSON *js, const char *path, size_t pos, pan_image 
     return 0;
 }
 
+/* "color" is optional; when there, it must be three integers 0..255. */
+static int category_color_parse(const cJSON *js, const char *path, long long id, pan_category *cat,
+                                avps_error *err) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(js, "color");
+    if (!c)
+        return 0;
+    if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) != 3)
+        return avps_fail(err, "%s: category %lld: \"color\" is not a list of 3 integers", path, id);
+    for (int k = 0; k < 3; k++) {
+        const cJSON *v = cJSON_GetArrayItem(c, k);
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 255) ||
+            v->valuedouble != (double)(int)v->valuedouble)
+            return avps_fail(err, "%s: category %lld: \"color\"[%d] is not an integer 0..255", path, id, k);
+        cat->color[k] = (uint8_t)v->valuedouble;
+    }
+    cat->has_color = 1;
+    return 0;
+}
+
 static int category_parse(const cJSON *js, const char *path, size_t pos, pan_category *cat, avps_error *err) {
     long long id, isthing;
     if (!cJSON_IsObject(js) || get_int(js, "id", INT32_MIN, INT32_MAX, &id) != 0)
@@ -195,7 +214,7 @@ static int category_parse(const cJSON *js, const char *path, size_t pos, pan_cat
     cat->supercategory = super ? strdup(super) : NULL;
     if (!cat->name || (super && !cat->supercategory))
         return avps_fail(err, "%s: out of memory", path);
-    return 0;
+    return category_color_parse(js, path, id, cat, err);
 }
 
 static int array_alloc(const cJSON *arr, size_t elem, void **out) {
@@ -484,7 +503,9 @@ static void write_dataset(FILE *fp, const pan_dataset *ds) {
             fputs(", \"supercategory\": ", fp);
             json_put_string(fp, c->supercategory);
         }
-        fprintf(fp, ", \"isthing\": %d}", c->isthing);
+        uint8_t rgb[3];
+        pan_category_color(c, rgb);
+        fprintf(fp, ", \"isthing\": %d, \"color\": [%d, %d, %d]}", c->isthing, rgb[0], rgb[1], rgb[2]);
     }
     fputs("]}\n", fp);
 }

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int read_ids(const char *path, uint32_t **ids, uint32_t *h, uint32_t *w, avps_error *err) {
-    png_reader *r = png_reader_open(path, err);
+static int read_ids(const char *path, const pan_image *im, uint32_t **ids, uint32_t *h, uint32_t *w,
+                    avps_error *err) {
+    png_reader *r = im ? png_reader_open_sized(path, im->width, im->height, err) : png_reader_open(path, err);
     if (!r)
         return -1;
     *w = png_reader_width(r);
@@ -29,7 +30,7 @@ int pan_thing_masks(const pan_dataset *ds, const pan_annotation *ann, const char
                     uint32_t *h, uint32_t *w, avps_error *err) {
     uint32_t *ids = NULL;
     memset(masks, 0, ann->n_segments * sizeof *masks);
-    if (read_ids(png_path, &ids, h, w, err) != 0) {
+    if (read_ids(png_path, pan_dataset_find_image(ds, ann->image_id), &ids, h, w, err) != 0) {
         free(ids);
         return avps_prefix(err, "%s: image %s", ds->path, ann->image_id);
     }

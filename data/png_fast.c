@@ -60,6 +60,13 @@ int png_fast_open(const uint8_t *data, size_t n, png_fast *f, const char **why) 
     int rc = gather_idat(data, n, f, &z, &zlen, why);
     if (rc == 1) {
         size_t stride = (size_t)f->width * f->bpp, size = (stride + 1) * f->height, got = 0;
+        /* deflate expands at most 1032-fold: refuse a header its data cannot fill
+         * before sizing the buffer from it */
+        if (size / 1032 > zlen + 16) {
+            free(z);
+            png_fast_release(f);
+            return *why = "the image data is too short for the header's size", -1;
+        }
         struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
         f->pixels = malloc(size);
         f->prev = calloc(stride, 1);

@@ -18,6 +18,7 @@ struct png_reader {
     png_bytep *rows; /* row pointers into whole */
     char libpng_msg[256];
     int fast;      /* decoded by png_fast */
+    unsigned source_depth; /* bits per sample in the file, before conversion to RGB8 */
     png_fast fast_image;
 };
 
@@ -43,7 +44,9 @@ static void set_rgb8_transforms(png_structp png, png_infop info) {
         png_set_expand_gray_1_2_4_to_8(png);
         png_set_gray_to_rgb(png);
     }
-    if (type & PNG_COLOR_MASK_ALPHA)
+    /* png_set_palette_to_rgb also turns a tRNS chunk into an alpha channel: strip it too,
+     * since panopticapi ignores alpha. */
+    if ((type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
         png_set_strip_alpha(png);
 }
 
@@ -64,6 +67,11 @@ static int reader_start(png_reader *r, avps_error *err) {
     set_rgb8_transforms(r->png, r->info);
     int passes = png_set_interlace_handling(r->png);
     png_read_update_info(r->png, r->info);
+    /* Rows are read into width * 3 bytes: refuse any layout the transforms did not make RGB8. */
+    if (png_get_channels(r->png, r->info) != 3 || png_get_bit_depth(r->png, r->info) != 8 ||
+        png_get_rowbytes(r->png, r->info) != (size_t)r->width * 3)
+        return avps_fail(err, "%s: PNG layout not read as 8-bit RGB (colour type %d)", r->path,
+                         png_get_color_type(r->png, r->info));
     if (passes > 1) {
         size_t stride = (size_t)r->width * 3;
         r->whole = malloc(stride * r->height);
@@ -77,7 +85,43 @@ static int reader_start(png_reader *r, avps_error *err) {
     return 0;
 }
 
+/* Deflate expands at most 1032-fold (a 258-byte match in two bits), so a file of n bytes
+ * holds at most about 1032 n bytes of filtered rows: a header claiming more is refused
+ * before anything is sized from it. */
+#define PNG_MAX_INFLATE_RATIO 1032
+
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Checks the IHDR of a PNG's bytes against the expected size (0 x 0: any) and against what
+ * the file's length can decode to. Files without a readable IHDR are left to the decoders,
+ * which refuse them. */
+static int check_header(const char *path, const uint8_t *d, size_t n, uint32_t want_w, uint32_t want_h,
+                        unsigned *source_depth, avps_error *err) {
+    static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (n < 8 + 25 || memcmp(d, sig, 8) != 0 || memcmp(d + 12, "IHDR", 4) != 0)
+        return 0;
+    uint32_t w = be32(d + 16), h = be32(d + 20);
+    unsigned depth = d[24], type = d[25];
+    *source_depth = depth;
+    unsigned channels = type == 2 ? 3 : type == 4 ? 2 : type == 6 ? 4 : 1;
+    if ((want_w || want_h) && (w != want_w || h != want_h))
+        return avps_fail(err, "%s: the PNG is %ux%u, but %ux%u is expected", path, w, h, want_w, want_h);
+    uint64_t raw = (uint64_t)w * h * channels * (depth > 16 ? 16 : depth) / 8;
+    if (raw > (uint64_t)n * PNG_MAX_INFLATE_RATIO + 4096)
+        return avps_fail(err, "%s: corrupt PNG: the header claims %ux%u pixels, more than its %zu bytes can hold",
+                         path, w, h, n);
+    if ((uint64_t)w * h > ((uint64_t)1 << 31))
+        return avps_fail(err, "%s: image of %ux%u pixels is too large", path, w, h);
+    return 0;
+}
+
 png_reader *png_reader_open(const char *path, avps_error *err) {
+    return png_reader_open_sized(path, 0, 0, err);
+}
+
+png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err) {
     png_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
@@ -88,6 +132,11 @@ png_reader *png_reader_open(const char *path, avps_error *err) {
     uint8_t *bytes = (uint8_t *)file_read_all(path, &len, err);
     if (!bytes) {
         avps_fail(err, "%s: cannot open the PNG", path);
+        png_reader_free(r);
+        return NULL;
+    }
+    if (check_header(path, bytes, len, want_w, want_h, &r->source_depth, err) != 0) {
+        free(bytes);
         png_reader_free(r);
         return NULL;
     }
@@ -127,6 +176,7 @@ png_reader *png_reader_open(const char *path, avps_error *err) {
 
 uint32_t png_reader_width(const png_reader *r) { return r->width; }
 uint32_t png_reader_height(const png_reader *r) { return r->height; }
+unsigned png_reader_source_depth(const png_reader *r) { return r->source_depth; }
 
 int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err) {
     if (r->next_row >= r->height)

@@ -43,6 +43,8 @@ static size_t encode_walk(const uint8_t *mask, uint32_t h, uint32_t w, uint32_t 
     size_t m = 0;
     uint32_t run = 0;
     int prev = 0;
+    if (h == 0 || w == 0) /* without this, h = 0 walks every one of w empty columns */
+        w = 0;
     for (uint32_t x = 0; x < w; x++) {
         for (uint32_t y = 0; y < h; y++) {
             int on = mask[(size_t)y * w + x] != 0;
@@ -249,7 +251,7 @@ typedef struct {
 } run_cursor;
 
 static run_cursor cursor_start(const rle_mask *r) {
-    return (run_cursor){.cnts = r->cnts, .m = r->m, .next = 1, .left = r->cnts[0], .on = 0};
+    return (run_cursor){.cnts = r->cnts, .m = r->m, .next = 1, .left = r->m ? r->cnts[0] : 0, .on = 0};
 }
 
 /* Consumes c pixels; on reaching the end of the run, moves to the next one (only one:

@@ -43,15 +43,17 @@ static int iabs(int a) {
     return a < 0 ? -a : a;
 }
 
-/* Samples of one edge: one per step along its longer axis, both ends included. */
-static size_t edge_samples(int xs, int ys, int xe, int ye) {
-    int dx = iabs(xe - xs), dy = iabs(ye - ys);
-    return (size_t)(dx > dy ? dx : dy) + 1;
-}
+/* One edge as COCO walks it: from the lower end of its longer axis (flipped if needed),
+ * with the samples indexed in the edge's own direction. Samples are computed one at a
+ * time, never stored: a polygon far outside the image has billions of them, of which
+ * only those near the image can make a boundary. */
+typedef struct {
+    int xs, ys, dx, dy, flip, xmajor;
+    double s;
+    size_t n; /* samples, both ends included */
+} poly_edge;
 
-/* Walks an edge, always from the lower end of its longer axis (flipping it if needed)
- * but storing the samples in the edge's own direction; returns how many it wrote. */
-static size_t walk_edge(int xs, int ys, int xe, int ye, int *u, int *v) {
+static poly_edge edge_make(int xs, int ys, int xe, int ye) {
     int dx = iabs(xe - xs), dy = iabs(ys - ye);
     int flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
     if (flip) {
@@ -60,53 +62,145 @@ static size_t walk_edge(int xs, int ys, int xe, int ye, int *u, int *v) {
         t = ys;
         ys = ye, ye = t;
     }
-    if (dx == 0 && dy == 0) {
-        /* COCO divides 0 by 0 here and rounds the NaN: x86 gives INT_MIN. */
-        u[0] = xs;
-        v[0] = INT_MIN;
-        return 1;
-    }
-    if (dx >= dy) {
-        double s = (double)(ye - ys) / dx;
-        for (int d = 0; d <= dx; d++) {
-            int t = flip ? dx - d : d;
-            u[d] = t + xs;
-            v[d] = to_int(ys + s * t + .5);
-        }
-        return (size_t)dx + 1;
-    }
-    double s = (double)(xe - xs) / dy;
-    for (int d = 0; d <= dy; d++) {
-        int t = flip ? dy - d : d;
-        v[d] = t + ys;
-        u[d] = to_int(xs + s * t + .5);
-    }
-    return (size_t)dy + 1;
+    poly_edge e = {.xs = xs, .ys = ys, .dx = dx, .dy = dy, .flip = flip, .xmajor = dx >= dy};
+    if (dx == 0 && dy == 0)
+        e.n = 1;
+    else if (dx >= dy)
+        e.s = (double)(ye - ys) / dx, e.n = (size_t)dx + 1;
+    else
+        e.s = (double)(xe - xs) / dy, e.n = (size_t)dy + 1;
+    return e;
 }
 
-/* Where consecutive samples change column: the pixel column left of the boundary and the
- * first row below it, as the pixel index x*h + y where the column's run of 1s starts or
- * ends. Boundaries off the pixel grid or outside the image are dropped. */
-static size_t boundary_starts(const int *u, const int *v, size_t n, uint32_t h, uint32_t w, uint32_t *a) {
-    double xmax = (double)(w - 1); /* w > 0 here */
-    size_t m = 0;
-    for (size_t j = 1; j < n; j++) {
-        if (u[j] == u[j - 1])
-            continue;
-        double xd = (double)(u[j] < u[j - 1] ? u[j] : u[j] - 1);
-        xd = (xd + .5) / SCALE - .5;
-        if (floor(xd) != xd || xd < 0 || xd > xmax)
-            continue;
-        double yd = (double)(v[j] < v[j - 1] ? v[j] : v[j - 1]);
-        yd = (yd + .5) / SCALE - .5;
-        if (yd < 0)
-            yd = 0;
-        else if (yd > h)
-            yd = h;
-        yd = ceil(yd);
-        a[m++] = (uint32_t)xd * h + (uint32_t)yd; /* < h*w + 1: no wrap, as in COCO's int */
+/* Sample d of the edge, as COCO's loop computes it. */
+static void edge_at(const poly_edge *e, size_t d, int *u, int *v) {
+    if (e->dx == 0 && e->dy == 0) {
+        /* COCO divides 0 by 0 here and rounds the NaN: x86 gives INT_MIN. */
+        *u = e->xs, *v = INT_MIN;
+        return;
     }
-    return m;
+    int t = (int)(e->flip ? e->n - 1 - d : d);
+    if (e->xmajor) {
+        *u = t + e->xs;
+        *v = to_int(e->ys + e->s * t + .5);
+    } else {
+        *v = t + e->ys;
+        *u = to_int(e->xs + e->s * t + .5);
+    }
+}
+
+static int edge_u(const poly_edge *e, size_t d) {
+    int u, v;
+    edge_at(e, d, &u, &v);
+    return u;
+}
+
+/* Boundary positions found so far, and the last sample seen (the ring is one walk). */
+typedef struct {
+    uint32_t h, w;
+    uint32_t *a;
+    size_t m, cap;
+    int have_prev, pu, pv;
+} poly_walk;
+
+/* Where a sample changes column from the one before it: the pixel column left of the
+ * boundary and the first row below it, as the pixel index x*h + y where the column's run
+ * of 1s starts or ends. Boundaries off the pixel grid or outside the image are dropped. */
+static int walk_feed(poly_walk *pw, int u, int v) {
+    int pu = pw->pu, pv = pw->pv, had = pw->have_prev;
+    pw->have_prev = 1, pw->pu = u, pw->pv = v;
+    if (!had || u == pu)
+        return 0;
+    double xd = (double)(u < pu ? u : u - 1);
+    xd = (xd + .5) / SCALE - .5;
+    if (floor(xd) != xd || xd < 0 || xd > (double)(pw->w - 1))
+        return 0;
+    double yd = (double)(v < pv ? v : pv);
+    yd = (yd + .5) / SCALE - .5;
+    if (yd < 0)
+        yd = 0;
+    else if (yd > pw->h)
+        yd = pw->h;
+    yd = ceil(yd);
+    if (pw->m == pw->cap) {
+        size_t cap = pw->cap ? 2 * pw->cap : 64;
+        uint32_t *a = realloc(pw->a, cap * sizeof *a);
+        if (!a)
+            return -1;
+        pw->a = a, pw->cap = cap;
+    }
+    pw->a[pw->m++] = (uint32_t)xd * pw->h + (uint32_t)yd; /* < h*w + 1: no wrap */
+    return 0;
+}
+
+static int walk_feed_at(poly_walk *pw, const poly_edge *e, size_t d) {
+    int u, v;
+    edge_at(e, d, &u, &v);
+    return walk_feed(pw, u, v);
+}
+
+/* Which samples a search looks for; u is monotone along an edge, so each is a
+ * predicate false then true over the samples after the current one. */
+typedef enum { FIND_CHANGE, FIND_AT_LEAST, FIND_BELOW } find_kind;
+
+static int find_hit(const poly_edge *e, size_t d, find_kind kind, long long ref) {
+    long long u = edge_u(e, d);
+    return kind == FIND_CHANGE ? u != ref : kind == FIND_AT_LEAST ? u >= ref : u < ref;
+}
+
+/* The first sample after d that meets the predicate (which sample n-1 meets), by
+ * galloping: steps of 1, 2, 4, ... then bisection, so dense runs cost one look each. */
+static size_t edge_find(const poly_edge *e, size_t d, find_kind kind, long long ref) {
+    size_t lo = d, step = 1, hi = e->n - 1; /* lo fails, hi meets */
+    while (lo + step < hi) {
+        if (find_hit(e, lo + step, kind, ref)) {
+            hi = lo + step;
+            break;
+        }
+        lo += step, step *= 2;
+    }
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (find_hit(e, mid, kind, ref))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+/* Feeds the samples of one edge that can matter. A pair of samples makes a boundary only
+ * if u changes and the column lands in the image, which needs 2 <= u < 5w on at least one
+ * side; since u is monotone along an edge, runs of samples beyond that on one side are
+ * skipped to their last sample, and runs of one u to the last sample before u changes.
+ * So the work is bounded by the image's width per edge, not by the edge's length. */
+static int walk_edge(poly_walk *pw, int xs, int ys, int xe, int ye) {
+    poly_edge e = edge_make(xs, ys, xe, ye);
+    const long long lo_u = 2, hi_u = (long long)SCALE * pw->w;
+    size_t d = 0;
+    if (walk_feed_at(pw, &e, 0) != 0)
+        return -1;
+    const long long ue = edge_u(&e, e.n - 1);
+    while (d + 1 < e.n) {
+        long long u = pw->pu; /* sample d's, just fed */
+        size_t next;
+        if (ue == u || (ue > u && u >= hi_u) || (ue < u && u < lo_u)) {
+            next = e.n - 1; /* no boundary in the rest of the edge */
+        } else if (ue > u && u < lo_u) {
+            next = edge_find(&e, d, FIND_AT_LEAST, lo_u);
+        } else if (ue < u && u >= hi_u) {
+            next = edge_find(&e, d, FIND_BELOW, hi_u);
+        } else {
+            next = edge_find(&e, d, FIND_CHANGE, u);
+        }
+        /* Samples strictly between d and next-1 share their pairs' fate: none counts. */
+        if (next - 1 > d && walk_feed_at(pw, &e, next - 1) != 0)
+            return -1;
+        if (walk_feed_at(pw, &e, next) != 0)
+            return -1;
+        d = next;
+    }
+    return 0;
 }
 
 static int cmp_u32(const void *pa, const void *pb) {
@@ -142,30 +236,23 @@ static int runs_from_starts(uint32_t *a, size_t k, uint32_t h, uint32_t w, rle_m
     return 0;
 }
 
-/* Samples every edge of the closed ring x, y (k edges) into u, v; returns the count. */
-static size_t sample_ring(const int *x, const int *y, size_t k, int *u, int *v) {
-    size_t n = 0;
-    for (size_t j = 0; j < k; j++)
-        n += walk_edge(x[j], y[j], x[j + 1], y[j + 1], u + n, v + n);
-    return n;
-}
-
-/* The boundary positions of the polygon plus the final h*w; *na gets their count. */
+/* The boundary positions of the closed ring x, y (k edges) plus the final h*w; *na gets
+ * their count. */
 static uint32_t *polygon_starts(const int *x, const int *y, size_t k, uint32_t h, uint32_t w, size_t *na) {
-    size_t n = 0;
-    for (size_t j = 0; j < k; j++)
-        n += edge_samples(x[j], y[j], x[j + 1], y[j + 1]);
-    int *u = malloc((n ? n : 1) * sizeof *u), *v = malloc((n ? n : 1) * sizeof *v);
-    uint32_t *a = malloc((n + 1) * sizeof *a); /* at most one boundary a sample */
-    if (!u || !v || !a) {
-        free(u), free(v), free(a);
+    poly_walk pw = {.h = h, .w = w};
+    for (size_t j = 0; j < k; j++) {
+        if (walk_edge(&pw, x[j], y[j], x[j + 1], y[j + 1]) != 0) {
+            free(pw.a);
+            return NULL;
+        }
+    }
+    uint32_t *a = realloc(pw.a, (pw.m + 1) * sizeof *a);
+    if (!a) {
+        free(pw.a);
         return NULL;
     }
-    n = sample_ring(x, y, k, u, v);
-    size_t m = boundary_starts(u, v, n, h, w, a);
-    a[m++] = h * w;
-    free(u), free(v);
-    *na = m;
+    a[pw.m] = h * w;
+    *na = pw.m + 1;
     return a;
 }
 
@@ -180,9 +267,13 @@ int rle_from_polygon(const double *xy, size_t k, uint32_t h, uint32_t w, rle_mas
         return rle_from_counts(&none, 1, h, w, out);
     }
     int *x = malloc((k + 1) * sizeof *x), *y = malloc((k + 1) * sizeof *y);
-    if (!x || !y || (k && scale_vertices(xy, k, x, y) != 0)) {
+    if (!x || !y) {
         free(x), free(y);
         return -1;
+    }
+    if (k && scale_vertices(xy, k, x, y) != 0) {
+        free(x), free(y);
+        return -2;
     }
     size_t na = 0;
     uint32_t *a = polygon_starts(x, y, k, h, w, &na);

@@ -153,7 +153,8 @@ typedef struct {
 
 static int open_pair(const pq_image_input *in, png_reader **gr, png_reader **pr, avps_error *err) {
     const char *img = in->gt_ann->image_id;
-    *gr = png_reader_open(in->gt_png, err);
+    *gr = in->gt_image ? png_reader_open_sized(in->gt_png, in->gt_image->width, in->gt_image->height, err)
+                       : png_reader_open(in->gt_png, err);
     if (!*gr)
         return avps_prefix(err, "%s: image %s", in->gt->path, img);
     uint32_t gw = png_reader_width(*gr), gh = png_reader_height(*gr);
@@ -162,9 +163,9 @@ static int open_pair(const pq_image_input *in, png_reader **gr, png_reader **pr,
                          in->gt_png, gw, gh, in->gt_image->width, in->gt_image->height);
     if (in->pred_ids)
         return 0; /* made at the ground truth's size by the caller */
-    *pr = png_reader_open(in->pred_png, err);
+    *pr = png_reader_open_sized(in->pred_png, gw, gh, err);
     if (!*pr)
-        return avps_prefix(err, "%s: image %s", in->pred_json_path, img);
+        return avps_prefix(err, "%s: image %s: ground truth %s", in->pred_json_path, img, in->gt_png);
     uint32_t pw = png_reader_width(*pr), ph = png_reader_height(*pr);
     if (pw != gw || ph != gh)
         return avps_fail(err, "%s: image %s: the PNG %s is %ux%u but the ground truth %s is %ux%u",

@@ -85,6 +85,12 @@ typedef struct {
  * score, naming the image and the instance or semantic item by its index in `in`. */
 int combine_heuristic(const combine_params *p, const combine_input *in, fusion_panoptic *out, avps_error *err);
 
+/* Renumbers pan's segments with ids that are colours, as panopticapi's IdGenerator
+ * chooses them: stuff takes its category's colour, things a jittered colour of their
+ * category unique in the image (fusion/panoptic_ids.c). Fails on a category not in cats. */
+int fusion_panoptic_color_ids(fusion_panoptic *pan, const pan_category *cats, size_t n_cats, const char *image_id,
+                              avps_error *err);
+
 void fusion_panoptic_release(fusion_panoptic *pan);
 /* Paints the segment ids into ids (h x w, row-major); 0 (VOID) elsewhere. */
 void fusion_panoptic_paint(const fusion_panoptic *pan, uint32_t *ids);

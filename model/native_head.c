@@ -1,16 +1,16 @@
-/* native_head.c: the `native` backend: a Mask R-CNN run by avps's own engine (nn.h) on
+/* native_head.c: the `native` backend: a network run by avps's own engine (nn/nn.h) on
  * the dataset's images, and native_net, the same network for `avps infer`. Instances
- * carry the network's 28 x 28 soft masks, pasted the torchvision way; the network has no
- * semantic branch, so the SS has 0 channels (docs/model.md: how consumers see that). */
+ * carry the network's soft masks, pasted by the network's rule; a network without a
+ * semantic branch gives an SS of 0 channels (docs/model.md: how consumers see that). */
 #include "head_impl.h"
-#include "nn.h"
+#include "nn/nn.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct native_net {
-    maskrcnn *net;
+    nn_net *net;
 };
 
 native_net *native_net_load(const char *weights, const native_options *opt, avps_error *err) {
@@ -19,27 +19,27 @@ native_net *native_net_load(const char *weights, const native_options *opt, avps
         avps_fail(err, "native engine: out of memory");
         return NULL;
     }
-    if (!(n->net = maskrcnn_load(weights, opt, err))) {
+    if (!(n->net = nn_net_load(weights, opt, err))) {
         free(n);
         return NULL;
     }
     return n;
 }
 
-size_t native_net_peak_bytes(const native_net *n) { return maskrcnn_arena_peak(n->net); }
-size_t native_net_arena_mallocs(const native_net *n) { return maskrcnn_arena_mallocs(n->net); }
+size_t native_net_peak_bytes(const native_net *n) { return nn_net_arena_peak(n->net); }
+size_t native_net_arena_mallocs(const native_net *n) { return nn_net_arena_mallocs(n->net); }
 
 void native_net_free(native_net *n) {
     if (!n)
         return;
-    maskrcnn_free(n->net);
+    nn_net_free(n->net);
     free(n);
 }
 
 /* keep(label) says whether a class is wanted, and map(label) its category; NULL: all, as is. */
 typedef int32_t (*label_map)(const void *ctx, int label);
 
-static int fill_output(const maskrcnn_result *r, uint32_t w, uint32_t h, label_map map, const void *ctx,
+static int fill_output(const nn_result *r, uint32_t w, uint32_t h, label_map map, const void *ctx,
                        head_output *out, avps_error *err) {
     memset(out, 0, sizeof *out);
     out->width = w, out->height = h;
@@ -61,20 +61,20 @@ static int fill_output(const maskrcnn_result *r, uint32_t w, uint32_t h, label_m
             return avps_fail(err, "native engine: out of memory");
         memcpy(inst->soft, r->masks + (size_t)i * mm, mm * sizeof(float));
         inst->soft_h = inst->soft_w = (uint32_t)r->mask_size;
-        inst->paste = PASTE_TORCHVISION;
+        inst->paste = r->paste;
         out->n_instances++;
     }
     return 0;
 }
 
-static int run_file(maskrcnn *net, const char *path, label_map map, const void *ctx, head_output *out,
+static int run_file(nn_net *net, const char *path, label_map map, const void *ctx, head_output *out,
                     avps_error *err) {
     uint8_t *rgb;
     uint32_t w, h;
     if (nn_image_read(path, &rgb, &w, &h, err) != 0)
         return -1;
-    maskrcnn_result r;
-    int rc = maskrcnn_run(net, rgb, w, h, &r, err);
+    nn_result r;
+    int rc = nn_net_run(net, rgb, w, h, &r, err);
     free(rgb);
     if (rc != 0)
         return avps_prefix(err, "%s", path);
@@ -94,7 +94,7 @@ int native_net_run(native_net *n, const char *image_path, head_output *out, avps
 /* One network per head, its arena included: threads take turns (OpenBLAS already keeps
  * every core busy inside one image). */
 typedef struct {
-    maskrcnn *net;
+    nn_net *net;
     char *images;
     const pan_dataset *ds;
     pthread_mutex_t lock;
@@ -124,7 +124,7 @@ static void native_free(void *state) {
     native_state *s = state;
     if (!s)
         return;
-    maskrcnn_free(s->net);
+    nn_net_free(s->net);
     free(s->images);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -152,7 +152,7 @@ void *native_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
     }
     s->ds = ds;
     pthread_mutex_init(&s->lock, NULL);
-    if (!(s->net = maskrcnn_load(cfg->profile, &opt, err))) {
+    if (!(s->net = nn_net_load(cfg->profile, &opt, err))) {
         native_free(s);
         return NULL;
     }

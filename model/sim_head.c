@@ -201,7 +201,7 @@ static int segment_by_id(const pan_annotation *gt, uint32_t id) {
 }
 
 static int truth_read_pixels(truth *t, const pan_annotation *gt, const char *png, avps_error *err) {
-    png_reader *r = png_reader_open(png, err);
+    png_reader *r = png_reader_open_sized(png, t->w, t->h, err);
     if (!r)
         return -1;
     int rc = 0;

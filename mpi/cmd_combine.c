@@ -241,6 +241,8 @@ static int combine_one(void *ctx, int thread, size_t item, job_blob *out, avps_e
         rc = combine_heuristic(&cj->opt->params, &in, &pan, err);
     }
     if (rc == 0)
+        rc = fusion_panoptic_color_ids(&pan, cj->frame->categories, cj->frame->n_categories, im->id, err);
+    if (rc == 0)
         rc = fusion_panoptic_write_png(&pan, cj->opt->out_dir, cj->png_names[item], err);
     if (rc == 0 && job_blob_append(out, pan.segments, pan.n_segments * sizeof *pan.segments) != 0)
         rc = avps_fail(err, "out of memory");

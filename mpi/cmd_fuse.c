@@ -169,6 +169,8 @@ static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
         rc = fusion_run(&fj->opt->params, &fi, &pan, err);
     }
     if (rc == 0)
+        rc = fusion_panoptic_color_ids(&pan, fj->gt->categories, fj->gt->n_categories, im->id, err);
+    if (rc == 0)
         rc = fusion_panoptic_write_png(&pan, fj->opt->out_dir, fj->png_names[item], err);
     if (rc == 0 && job_blob_append(out, pan.segments, pan.n_segments * sizeof *pan.segments) != 0)
         rc = avps_fail(err, "out of memory");

@@ -106,12 +106,15 @@ static int results_group(import_job *ij, avps_error *err) {
 }
 
 static int read_labels(const import_job *ij, const char *path, const pan_image *im, ss_map *ss, avps_error *err) {
-    png_reader *r = png_reader_open(path, err);
+    png_reader *r = png_reader_open_sized(path, im->width, im->height, err);
     if (!r)
         return -1;
     int rc = 0;
     uint8_t *rgb = malloc((size_t)im->width * 3 + 1);
-    if (png_reader_width(r) != im->width || png_reader_height(r) != im->height)
+    if (png_reader_source_depth(r) == 16)
+        rc = avps_fail(err, "%s: a 16-bit PNG: only 8-bit semantic PNGs are read (category ids fit 8 bits; "
+                       "a 16-bit map would lose its low byte), write it as 8-bit grey", path);
+    else if (png_reader_width(r) != im->width || png_reader_height(r) != im->height)
         rc = avps_fail(err, "%s: %ux%u, but image %s is %ux%u", path, png_reader_width(r), png_reader_height(r),
                        im->id, im->width, im->height);
     else if (!rgb || !(ss->labels = malloc((size_t)im->width * im->height * sizeof *ss->labels)))

@@ -176,7 +176,7 @@ static size_t categories_fill(category_list *c) {
         const synth_category_info *info = synth_category_at(k);
         snprintf(c->text[k][0], sizeof c->text[k][0], "%s", info->name);
         snprintf(c->text[k][1], sizeof c->text[k][1], "%s", info->supercategory);
-        c->cats[k] = (pan_category){info->id, info->isthing, c->text[k][0], c->text[k][1]};
+        c->cats[k] = (pan_category){info->id, info->isthing, c->text[k][0], c->text[k][1], 0, {0}};
     }
     return SYNTH_CATEGORY_COUNT;
 }

@@ -86,7 +86,7 @@ static int panoptic_of(image_work *w, int which, avps_error *err) {
 
 /* The ground truth's category index per pixel (LABEL_NONE for VOID and unknown ids). */
 static int gt_labels(const image_work *w, uint16_t *labels, avps_error *err) {
-    png_reader *r = png_reader_open(w->gt_png, err);
+    png_reader *r = png_reader_open_sized(w->gt_png, w->w, w->h, err);
     if (!r)
         return -1;
     int rc = 0;
@@ -267,7 +267,8 @@ static int image_stages(image_work *w, int thread, image_stats *st, avps_error *
     if (semantic_labels(w, err) != 0)
         return -1;
     for (int e = 0; e < RUN_ENDS; e++)
-        if (panoptic_of(w, e, err) != 0)
+        if (panoptic_of(w, e, err) != 0 ||
+            fusion_panoptic_color_ids(&w->pan[e], w->rs->gt->categories, w->rs->gt->n_categories, w->im->id, err) != 0)
             return -1;
     double t2 = run_now();
     w->seconds[STEP_FUSION] = t2 - t1;

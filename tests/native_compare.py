@@ -5,6 +5,9 @@
 
 REF_DIR holds scripts/native-reference's ref_*.npy, OUT_DIR what `avps infer --dump-dir`
 wrote. Stages:
+  input      the normalised, resized, padded batch: the same shape, and the same values
+             to the bit where torch runs its AVX2/AVX512 kernels (their bilinear sums are
+             fused multiply-adds, which avps matches), else within 1e-6 of the largest
   fpn        every FPN level: ||a - b|| / ||b|| <= 1e-4
   proposals  RPN proposals: >= 99 % of the reference's have a native proposal with box IoU
              > 0.99 or all coordinates within 0.02 px (near-tied scores from random
@@ -14,12 +17,28 @@ wrote. Stages:
              ||a - b|| / ||b|| <= 1e-4, and as many detections as the reference
   e2e        the whole network: >= 95 % of the reference detections found (same class, box
              IoU > 0.98, score within 1e-3, pasted mask IoU > 0.9)
-Prints one line per failed check and "N passed, N failed"."""
+Prints one line per failed check and "N passed, N failed"; with NATIVE_COMPARE_VERBOSE=1
+also a "value:" line per measured figure (scripts/native-resize-parity records them)."""
+import os
 import sys
 
 import numpy as np
 
 passed = failed = 0
+
+
+def value(what, v):
+    if os.environ.get("NATIVE_COMPARE_VERBOSE") == "1":
+        print("value: %s %s" % (what, v))
+
+
+def torch_fuses_bilinear():
+    """torch's CPU capability is AVX2 or better (its kernels are built with FMA contraction)."""
+    try:
+        import torch
+        return any(c in torch.__config__.show() for c in ("CPU capability usage: AVX2", "CPU capability usage: AVX512"))
+    except ImportError:
+        return False
 
 
 def check(ok, what):
@@ -67,12 +86,24 @@ def load(d, prefix):
 
 
 def main(stage, ref_dir, out_dir):
-    if stage == "fpn":
+    if stage == "input":
+        a, b = np.load(out_dir + "/input.npy"), np.load(ref_dir + "/ref_input.npy")
+        check(a.shape == b.shape, "input: shape %s, reference %s" % (a.shape, b.shape))
+        if a.shape == b.shape:
+            diff = float(np.abs(a.astype(np.float64) - b).max())
+            value("input max_abs_diff", diff)
+            value("input differing values", int((a != b).sum()))
+            if torch_fuses_bilinear():
+                check(diff == 0, "input: %d values differ (max %.3g), want none" % (int((a != b).sum()), diff))
+            else:
+                check(diff <= 1e-6 * float(np.abs(b).max()), "input: max difference %.3g" % diff)
+    elif stage == "fpn":
         for k in ("0", "1", "2", "3", "pool"):
             a, b = np.load("%s/fpn_%s.npy" % (out_dir, k)), np.load("%s/ref_fpn_%s.npy" % (ref_dir, k))
             check(a.shape == b.shape, "fpn %s: shape %s, reference %s" % (k, a.shape, b.shape))
             if a.shape == b.shape:
                 r = rel(a, b)
+                value("fpn %s rel_err" % k, "%.3g" % r)
                 check(r <= 1e-4, "fpn %s: relative error %.3g > 1e-4" % (k, r))
     elif stage == "proposals":
         a, b = np.load(out_dir + "/proposals.npy"), np.load(ref_dir + "/ref_proposals.npy")
@@ -82,6 +113,7 @@ def main(stage, ref_dir, out_dir):
         best = iou_matrix(b, a).max(axis=1) if len(a) else np.zeros(len(b))
         near = np.abs(b[:, None, :].astype(np.float64) - a[None, :, :]).max(-1).min(1) if len(a) else best
         frac = float(((best > 0.99) | (near <= 0.02)).mean()) if len(b) else 1.0
+        value("proposals found", "%.4f of %d" % (frac, len(b)))
         check(len(b) >= 100, "proposals: only %d to compare" % len(b))
         check(frac >= 0.99, "proposals: %.4f of the reference's found (IoU > 0.99), want 0.99" % frac)
     elif stage in ("heads", "e2e"):
@@ -108,6 +140,7 @@ def main(stage, ref_dir, out_dir):
                 if union == 0 or (a & b).sum() / union > 0.9:
                     good += 1
             frac = good / max(len(found), 1)
+            value("e2e found", "%d of %d" % (good, len(found)))
             check(frac >= 0.95, "e2e: %.4f of the reference detections found with their masks, want 0.95" % frac)
     else:
         print("native_compare.py: unknown stage %s" % stage)

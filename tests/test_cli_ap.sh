@@ -57,6 +57,28 @@ expect_error() { # NAME GT DT PATTERN...
 d="$FIX/ap/synthetic_0"
 head -c 300 "$d/dt.json" > "$T/trunc.json"
 expect_error "truncated results" "$d/gt.json" "$T/trunc.json" "trunc.json" "malformed JSON"
+# results lists that Python's json refuses are refused too, at the line and column of the fault
+python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))[:3]; s=json.dumps(a, indent=1)
+open(sys.argv[2], "w").write(s[:-2] + ",\n]\n"); a[1]["score"] = float("nan")
+open(sys.argv[3], "w").write(json.dumps(a, indent=1)); open(sys.argv[4], "w").write(json.dumps(a[:1]) + " x")' \
+    "$d/dt.json" "$T/comma.json" "$T/nan.json" "$T/tail.json"
+line=$(wc -l < "$T/comma.json")
+expect_error "trailing comma in the results list" "$d/gt.json" "$T/comma.json" \
+    "comma.json: result 3: malformed JSON near line $line, column 1"
+line=$(grep -n NaN "$T/nan.json" | cut -d: -f1); col=$(grep NaN "$T/nan.json" | awk '{print index($0, "NaN")}')
+expect_error "NaN score" "$d/gt.json" "$T/nan.json" "nan.json: result 1: malformed JSON near line $line, column $col"
+col=$(wc -c < "$T/tail.json") # the x is the last byte
+expect_error "text after the list" "$d/gt.json" "$T/tail.json" "tail.json: malformed JSON near line 1, column $col"
+# any layout JSON allows gives the same report: compact, one result a line, CRLF, no space at all
+python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))
+open(sys.argv[2], "w").write(json.dumps(a, separators=(",", ":")))
+open(sys.argv[3], "w", newline="").write("\r\n[\r\n" + "\r\n ,\t".join(json.dumps(x) for x in a) + "\r\n]\r\n")' \
+    "$d/dt.json" "$T/compact.json" "$T/crlf.json"
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --json "$T/lay0.json" >/dev/null || ko "layout: reference run"
+for f in compact crlf; do
+    "$AVPS" eval ap --gt "$d/gt.json" --dt "$T/$f.json" --json "$T/lay_$f.json" >/dev/null &&
+        cmp -s "$T/lay0.json" "$T/lay_$f.json" && ok || ko "layout $f: report differs"
+done
 echo '[{"image_id": 424242, "category_id": 1, "score": 0.5, "segmentation": {"size": [2, 2], "counts": "04"}}]' > "$T/noimg.json"
 expect_error "result for an unknown image" "$d/gt.json" "$T/noimg.json" "noimg.json: result 0: image 424242 is not among the images"
 img=$(grep -o '"id": [0-9]*' "$d/gt.json" | head -1 | grep -o '[0-9]*$')

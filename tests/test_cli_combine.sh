@@ -56,6 +56,24 @@ combine "$d" "$T/small/pan.json" "$AVPS" -- --stuff-area-limit 0 || ko "combine 
 "$CMP" "$d/expected.json" "$d/expected" "$T/small/pan.json" "$T/small/pan" >/dev/null &&
     ko "pan_compare accepted the result of another stuff area limit" || ok
 
+# ---- viewable PNGs: ids are colours as panopticapi's IdGenerator picks them; the checker can fail
+if /usr/bin/python3 -c 'import numpy, PIL' 2>/dev/null; then
+    for d in "$FIX"/*/; do
+        n=colors_$(basename "$d")
+        combine "${d%/}" "$T/$n/pan.json" "$AVPS" || ko "combine $n"
+        out=$(/usr/bin/python3 "$ROOT/tests/pan_colors.py" "$T/$n/pan.json" "$T/$n/pan") && ok || ko "$n: $out"
+    done
+    /usr/bin/python3 -c 'import json, sys
+cats = lambda p: {c["id"]: c["color"] for c in (lambda d: d["categories"] if isinstance(d, dict) else d)(json.load(open(p)))}
+sys.exit(cats(sys.argv[1]) != cats(sys.argv[2]))' "${d%/}/categories.json" "$T/$n/pan.json" && ok ||
+        ko "$n: output categories do not keep the colours of the input's"
+    sed 's/"id": \([0-9]*\), "category_id"/"id": 1\1, "category_id"/' "$T/$n/pan.json" >"$T/$n/bad.json"
+    /usr/bin/python3 "$ROOT/tests/pan_colors.py" "$T/$n/bad.json" "$T/$n/pan" >/dev/null &&
+        ko "pan_colors accepted ids that are not the PNG's" || ok
+else
+    echo "SKIP: /usr/bin/python3 has no numpy or Pillow: colours of the PNGs"; ko "colours not checked"
+fi
+
 # ---- the same bytes for any number of ranks and threads (JSON and every PNG)
 for d in "$FIX"/*/; do
     d=${d%/}; name=$(basename "$d")
@@ -163,6 +181,12 @@ expect_error "runs that do not add up (mpirun -np 3)" "$T/late_rle.json" "$I" "$
     --out-json "$T/x.json" --overlap-thr half >/dev/null 2>&1 && ko "--overlap-thr half accepted" || ok
 "$AVPS" combine --bogus 1 >/dev/null 2>&1 && ko "unknown option accepted" || ok
 [ -e "$T/x.json" ] && ko "a refused command line wrote output" || ok
+
+# a category colour must be three integers 0..255
+mkdir -p "$T/badcolor"
+sed '0,/"color": \[[0-9]*/s//"color": [300/' "$FIX/synthetic_0/categories.json" >"$T/badcolor/categories.json"
+d=$T/badcolor expect_error "bad colour" "$S" "$I" "$M" "$AVPS" -- "$T/badcolor/categories.json" "category 1" \
+    '"color"[0] is not an integer 0..255'
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

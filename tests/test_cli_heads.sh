@@ -51,6 +51,45 @@ done
 export_head net "$T/back" --backend replay --store "$T/imp" || ko "export of the imported store"
 same_outputs "$T/r50.t1" "$T/back" && ok || ko "import -> export is not bit for bit"
 
+# ---- import of semantic PNGs that cannot be read as they are: refused, the file named
+import_error() { # WHAT PATTERN SEMANTIC_DIR [ULIMIT_KB]
+    local what=$1 pattern=$2 dir=$3 lim=${4:-unlimited}
+    case $AVPS in *san*) lim=unlimited ;; esac # ASan reserves terabytes of address space
+    rm -rf "$T/imp_bad"
+    if (ulimit -v "$lim" && "$AVPS" import --gt-json "$GT" --results "$T/r50.t1.json" --semantic-dir "$dir" \
+        --out "$T/imp_bad" --head net >/dev/null 2>"$T/err"); then
+        ko "$what: exit 0"
+    elif ! grep -q -- "$pattern" "$T/err" || grep -q "out of memory" "$T/err"; then
+        ko "$what: message lacks '$pattern': $(cat "$T/err")"
+    else
+        ok
+    fi
+}
+sem1=$(ls "$T/r50.t1.sem" | head -1)
+rm -rf "$T/sem16" && cp -r "$T/r50.t1.sem" "$T/sem16"
+if /usr/bin/python3 -c "import numpy, PIL" 2>/dev/null; then
+    # what cv2.imwrite writes for a uint16 label map: 16-bit grey, the same values
+    /usr/bin/python3 -c "
+import sys, numpy as np
+from PIL import Image
+a = np.asarray(Image.open(sys.argv[1]).convert('L')).astype(np.uint16)
+Image.fromarray(a, mode='I;16').save(sys.argv[1])
+assert open(sys.argv[1], 'rb').read()[24:26] == bytes([16, 0])  # IHDR: 16-bit grey" "$T/sem16/$sem1" || ko "writing a 16-bit PNG"
+    import_error "16-bit semantic PNG" "$sem1: a 16-bit PNG" "$T/sem16"
+else
+    echo "SKIP: 16-bit semantic PNG (no numpy/Pillow in /usr/bin/python3)"
+fi
+# a 69-byte PNG claiming 46341x46341: refused from its header, in bounded memory
+rm -rf "$T/semhuge" && cp -r "$T/r50.t1.sem" "$T/semhuge"
+/usr/bin/python3 -c "
+import struct, sys, zlib
+def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+png = b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 46341, 46341, 8, 2, 0, 0, 0)) \
+    + chunk(b'IDAT', zlib.compress(bytes(4), 9)) + chunk(b'IEND', b'')
+assert len(png) == 69, len(png)
+open(sys.argv[1], 'wb').write(png)" "$T/semhuge/$sem1" || ko "writing the 69-byte PNG"
+import_error "46341x46341 header" "$sem1: the PNG is 46341x46341, but 96x64 is expected" "$T/semhuge" 2000000
+
 # ---- bad input: an error naming head, image and file; no results file left behind
 expect_error() { # WHAT PATTERN STORE
     local what=$1 pattern=$2 store=$3

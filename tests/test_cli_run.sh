@@ -11,6 +11,7 @@ set -u
 # Debian's Python: scripts/setup-deps installs its numpy and Pillow
 PY=${AVPS_PYTHON:-/usr/bin/python3}
 AVPS=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d /tmp/avps_run_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 passed=0 failed=0
@@ -57,6 +58,13 @@ done
 cmp -s r1/report.json spelled/report.json && cmp -s r1/table3.md spelled/table3.md && ok ||
     ko "report.json or table3.md depends on how the config path is spelled: $(diff r1/report.json spelled/report.json | head -4)"
 grep -q "\"config\": \"$(cd "$T" && pwd -P)/c.json\"" r1/report.json && ok || ko "provenance.config is not the canonical path"
+
+# ---- viewable PNGs: ids are category colours (stuff) or jittered ones (things), as the JSON says
+if /usr/bin/python3 -c 'import numpy, PIL' 2>/dev/null; then
+    out=$(/usr/bin/python3 "$HERE/pan_colors.py" r1/panoptic.json r1/panoptic) && ok || ko "run colours: $out"
+else
+    echo "SKIP: /usr/bin/python3 has no numpy or Pillow: colours of the run's PNGs"; ko "colours not checked"
+fi
 
 # ---- what a person sees: progress lines, the table on stdout; --quiet shows nothing
 "$AVPS" run c.json --out pl --threads 1 --progress lines >pl.out 2>pl.err || ko "run --progress lines"

@@ -47,8 +47,8 @@ check "every PNG named is there" test "$(png_names "$W/heldout.json" | sed 's/.*
 # ---- categories: COCO panoptic's 133, 80 of them things, and only those used
 check "133 categories" test "$(categories "$W/val.json" | wc -l)" = 133
 check "80 things" test "$(categories "$W/val.json" | grep -c '"isthing": 1')" = 80
-check "person is thing 1" grep -qF '{"id": 1, "name": "person", "supercategory": "person", "isthing": 1}' "$W/val.json"
-check "rug-merged is stuff 200" grep -qF '{"id": 200, "name": "rug-merged", "supercategory": "textile", "isthing": 0}' "$W/val.json"
+check "person is thing 1" grep -qF '{"id": 1, "name": "person", "supercategory": "person", "isthing": 1, "color": [220, 20, 60]}' "$W/val.json"
+check "rug-merged is stuff 200" grep -qF '{"id": 200, "name": "rug-merged", "supercategory": "textile", "isthing": 0, "color": [250, 141, 255]}' "$W/val.json"
 table=$(categories "$W/val.json" | grep -o '"id": [0-9]*' | grep -o '[0-9]*$' | sort -u)
 for f in val heldout pred; do
     check "$f: every category used is in the table" test -z "$(comm -23 <(used_category_ids "$W/$f.json") <(echo "$table"))"

@@ -57,6 +57,24 @@ for v in narrow narrow_basic; do
 done
 R=$ROOT/build/native/narrow
 
+# ---- resized inputs (issue 12): down and up, landscape and portrait, odd sizes, and
+# sizes whose scale (1 / side) * max_size in float32 differs from max_size / side; the
+# padded input must be torchvision's to the bit (tests/native_compare.py input)
+for spec in "narrow 640x480" "narrow_basic 165x101" "narrow 101x171"; do
+    set -- $spec
+    d=$ROOT/build/native/resize-$1-$2
+    if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/native-reference" -nt "$d/ref_masks.npy" ]; then
+        rm -rf "$d"
+        $PY "$ROOT/scripts/native-reference" --out "$d.tmp" --variant "$1" --size "$2" >/dev/null && mv "$d.tmp" "$d"
+    fi
+    [ -f "$d/weights.safetensors" ] || { ko "$spec: scripts/native-reference failed"; continue; }
+    "$AVPS" infer --weights "$d/weights.safetensors" --image "$d/image.png" --json "$T/rs.json" \
+        --dump-dir "$T/rs-$1-$2" || ko "$spec: infer"
+    compare input "$d" "$T/rs-$1-$2"
+    compare fpn "$d" "$T/rs-$1-$2"
+    compare e2e "$d" "$T/rs-$1-$2"
+done
+
 # ---- the results file: COCO results, one per detection, best first, masks of the image's size
 $PY - "$T/narrow.json" "$T/narrow/scores.npy" <<'PYEOF' && ok || ko "results JSON does not hold the detections"
 import json, sys

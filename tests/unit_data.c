@@ -1,7 +1,10 @@
 /* unit_data.c: the data module: errors, paths, PNG round trips, COCO panoptic JSON
  * reading and its refusals, and the synthetic world's determinism. */
 #include "../data/data.h"
+#include "../data/png_fast.h" /* white-box: the libdeflate path refuses on its own too */
 #include "check.h"
+
+#include <libdeflate.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +91,103 @@ static void test_png_filters_and_crc(check_tally *t) {
     r = png_reader_open(path, &err);
     CHECK(t, r == NULL && strstr(err.msg, "filters.png: corrupt PNG") != NULL);
     png_reader_free(r);
+    free(path);
+}
+
+/* A 2-bit palette PNG with a tRNS chunk, as Pillow writes a P image with transparency:
+ * libpng's palette expansion makes RGBA of it, which once overflowed the RGB row. */
+static void test_png_palette_trns(check_tally *t) {
+    static const uint8_t png[] = {
+        137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 3, 0, 0, 0, 2, 2, 3, 0, 0, 0, 224,
+        26, 142, 137, 0, 0, 0, 9, 80, 76, 84, 69, 10, 20, 30, 200, 100, 50, 0, 255, 7, 31, 54, 174, 179, 0, 0,
+        0, 3, 116, 82, 78, 83, 0, 128, 255, 236, 247, 179, 24, 0, 0, 0, 12, 73, 68, 65, 84, 120, 156, 99, 144,
+        96, 152, 0, 0, 0, 220, 0, 169, 108, 231, 192, 35, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130};
+    static const uint8_t want[2][9] = {{10, 20, 30, 200, 100, 50, 0, 255, 7}, {0, 255, 7, 200, 100, 50, 10, 20, 30}};
+    char *path = path_join(tmpdir, "palette_trns.png");
+    FILE *fp = fopen(path, "wb");
+    CHECK(t, fp && fwrite(png, 1, sizeof png, fp) == sizeof png && fclose(fp) == 0);
+    avps_error err;
+    png_reader *r = png_reader_open(path, &err);
+    CHECK(t, r != NULL && png_reader_width(r) == 3 && png_reader_height(r) == 2);
+    uint8_t row[9];
+    for (int y = 0; r && y < 2; y++)
+        CHECK(t, png_reader_read_row(r, row, &err) == 0 && memcmp(row, want[y], 9) == 0);
+    png_reader_free(r);
+    free(path);
+}
+
+/* A PNG of the given header around a tiny IDAT (one zero row of 1 pixel, compressed),
+ * CRCs right: what a hostile or truncated file looks like to the header checks. */
+static size_t tiny_png(uint8_t *out, uint32_t w, uint32_t h, int depth, int type, int interlace) {
+    static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    uint8_t ihdr[13] = {(uint8_t)(w >> 24), (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w,
+                        (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h,
+                        (uint8_t)depth, (uint8_t)type, 0, 0, (uint8_t)interlace};
+    uint8_t raw[4] = {0}, z[64]; /* one row of one RGB pixel */
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(9);
+    size_t zlen = libdeflate_zlib_compress(c, raw, sizeof raw, z, sizeof z);
+    libdeflate_free_compressor(c);
+    size_t n = 0;
+    memcpy(out, sig, 8), n = 8;
+    const struct { const char *type; const uint8_t *data; size_t len; } chunks[] = {
+        {"IHDR", ihdr, 13}, {"IDAT", z, zlen}, {"IEND", NULL, 0}};
+    for (int i = 0; i < 3; i++) {
+        uint32_t len = (uint32_t)chunks[i].len;
+        uint8_t *p = out + n;
+        p[0] = (uint8_t)(len >> 24), p[1] = (uint8_t)(len >> 16), p[2] = (uint8_t)(len >> 8), p[3] = (uint8_t)len;
+        memcpy(p + 4, chunks[i].type, 4);
+        if (len)
+            memcpy(p + 8, chunks[i].data, len);
+        uint32_t crc = libdeflate_crc32(0, p + 4, len + 4);
+        p[8 + len] = (uint8_t)(crc >> 24), p[9 + len] = (uint8_t)(crc >> 16);
+        p[10 + len] = (uint8_t)(crc >> 8), p[11 + len] = (uint8_t)crc;
+        n += 12 + len;
+    }
+    return n;
+}
+
+/* A small file claiming 46341 x 46341 is refused from its header, on the libdeflate path
+ * (RGB), libpng's Adam7 path and libpng's streamed path (grey), with the file named and
+ * nothing sized from the header; a file of the wrong size is refused before it is read. */
+static void test_png_header_bounds(check_tally *t) {
+    static const struct { int depth, type, interlace; } kinds[] = {{8, 2, 0}, {8, 6, 0}, {8, 2, 1}, {8, 0, 0}, {1, 0, 1}, {16, 0, 0}};
+    uint8_t png[128];
+    char *path = path_join(tmpdir, "huge.png");
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        size_t n = tiny_png(png, 46341, 46341, kinds[k].depth, kinds[k].type, kinds[k].interlace);
+        FILE *fp = fopen(path, "wb");
+        CHECK(t, fp && fwrite(png, 1, n, fp) == n && fclose(fp) == 0);
+        avps_error err = {{0}};
+        png_reader *r = png_reader_open(path, &err);
+        CHECK(t, r == NULL && strstr(err.msg, "huge.png: corrupt PNG: the header claims 46341x46341") != NULL &&
+                     strstr(err.msg, "out of memory") == NULL);
+        png_reader_free(r);
+        r = png_reader_open_sized(path, 640, 480, &err);
+        CHECK(t, r == NULL && strstr(err.msg, "huge.png: the PNG is 46341x46341, but 640x480 is expected") != NULL);
+        png_reader_free(r);
+    }
+    /* the fast path on its own refuses too (it is also reached without png_reader) */
+    size_t n = tiny_png(png, 40000, 40000, 8, 2, 0);
+    png_fast f;
+    const char *why = NULL;
+    CHECK(t, png_fast_open(png, n, &f, &why) == -1 && why && strstr(why, "too short") != NULL);
+    /* a legal 1x1 file passes both checks; an image of zeros, compressed as far as deflate
+     * goes, is within the bound */
+    n = tiny_png(png, 1, 1, 8, 2, 0);
+    FILE *fp = fopen(path, "wb");
+    CHECK(t, fp && fwrite(png, 1, n, fp) == n && fclose(fp) == 0);
+    avps_error err = {{0}};
+    png_reader *r = png_reader_open_sized(path, 1, 1, &err);
+    uint8_t row[3] = {9, 9, 9};
+    CHECK(t, r != NULL && png_reader_read_row(r, row, &err) == 0 && row[0] == 0 && row[2] == 0);
+    png_reader_free(r);
+    enum { Z = 2000 };
+    uint8_t *zeros = calloc((size_t)Z * Z * 3, 1);
+    CHECK(t, zeros && png_write_rgb(path, Z, Z, zeros, &err) == 0);
+    r = png_reader_open_sized(path, Z, Z, &err);
+    CHECK(t, r != NULL);
+    png_reader_free(r);
+    free(zeros);
     free(path);
 }
 
@@ -188,6 +288,8 @@ int main(void) {
     test_errors_and_paths(&t);
     test_png_round_trip(&t);
     test_png_filters_and_crc(&t);
+    test_png_palette_trns(&t);
+    test_png_header_bounds(&t);
     test_json_reading(&t);
     test_json_refusals(&t);
     test_synth(&t);

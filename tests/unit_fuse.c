@@ -15,7 +15,7 @@
 /* Categories a, b are things; s, t stuff. Index order: a b s t. */
 enum { CAT_A = 1, CAT_B = 2, CAT_S = 10, CAT_T = 11 };
 static const pan_category categories[] = {
-    {CAT_A, 1, "a", NULL}, {CAT_B, 1, "b", NULL}, {CAT_S, 0, "s", NULL}, {CAT_T, 0, "t", NULL}};
+    {CAT_A, 1, "a", NULL, 0, {0}}, {CAT_B, 1, "b", NULL, 0, {0}}, {CAT_S, 0, "s", NULL, 0, {0}}, {CAT_T, 0, "t", NULL, 0, {0}}};
 #define N_CAT (sizeof categories / sizeof *categories)
 
 /* ---- building head outputs --------------------------------------------------------- */

@@ -9,8 +9,8 @@
 #include <string.h>
 
 /* Categories 1-3 are things, 10-12 stuff. */
-static const pan_category categories[] = {{1, 1, "a", NULL}, {2, 1, "b", NULL}, {3, 1, "c", NULL},
-                                          {10, 0, "s", NULL}, {11, 0, "t", NULL}, {12, 0, "u", NULL}};
+static const pan_category categories[] = {{1, 1, "a", NULL, 0, {0}}, {2, 1, "b", NULL, 0, {0}}, {3, 1, "c", NULL, 0, {0}},
+                                          {10, 0, "s", NULL, 0, {0}}, {11, 0, "t", NULL, 0, {0}}, {12, 0, "u", NULL, 0, {0}}};
 
 static int runs_are(const rle_mask *r, const uint32_t *want, size_t m) {
     return r->m == m && memcmp(r->cnts, want, m * sizeof *want) == 0;
@@ -332,6 +332,52 @@ static void test_errors(check_tally *t) {
     case_end(&k);
 }
 
+/* ---- colour ids (fusion/panoptic_ids.c) ------------------------------------------------ */
+
+static int near(uint32_t id, const uint8_t base[3]) {
+    uint8_t rgb[3];
+    id_to_rgb(id, rgb);
+    for (int k = 0; k < 3; k++)
+        if (abs((int)rgb[k] - (int)base[k]) > 30)
+            return 0;
+    return 1;
+}
+
+static void test_color_ids(check_tally *t) {
+    /* 1 is COCO's person (220, 20, 60); 10 (stuff here) takes COCO's colour of id 10;
+     * 250 is no COCO id; 12 brings its own colour. */
+    pan_category cats[] = {{1, 1, "a", NULL, 0, {0}}, {10, 0, "s", NULL, 0, {0}}, {250, 1, "x", NULL, 0, {0}},
+                           {12, 0, "u", NULL, 1, {7, 8, 9}}};
+    int32_t seg_cats[] = {1, 1, 10, 1, 10, 250, 12};
+    enum { N = sizeof seg_cats / sizeof *seg_cats };
+    pan_segment segs[N], again[N];
+    memset(segs, 0, sizeof segs);
+    for (size_t s = 0; s < N; s++)
+        segs[s].category_id = seg_cats[s];
+    fusion_panoptic pan = {2, 2, N, segs, NULL};
+    avps_error err;
+    CHECK(t, fusion_panoptic_color_ids(&pan, cats, 4, "img7", &err) == 0);
+    uint8_t person[3], ten[3], own[3] = {7, 8, 9}, made[3];
+    pan_category_color(&cats[0], person);
+    pan_category_color(&cats[1], ten);
+    pan_category_color(&cats[2], made);
+    CHECK(t, person[0] == 220 && person[1] == 20 && person[2] == 60);
+    CHECK(t, memcmp(ten, coco_category_color(10), 3) == 0 && coco_category_color(250) == NULL);
+    CHECK(t, segs[0].id == rgb_to_id(person) && segs[2].id == rgb_to_id(ten) && segs[6].id == rgb_to_id(own));
+    CHECK(t, segs[1].id != segs[0].id && near(segs[1].id, person) && near(segs[3].id, person));
+    CHECK(t, segs[4].id != segs[2].id && near(segs[4].id, ten) && segs[5].id == rgb_to_id(made));
+    for (size_t a = 0; a < N; a++)
+        for (size_t b = a + 1; b < N; b++)
+            CHECK(t, segs[a].id != 0 && segs[a].id != segs[b].id);
+    /* a pure function of the segments: the same again */
+    memcpy(again, segs, sizeof segs);
+    pan.segments = again;
+    CHECK(t, fusion_panoptic_color_ids(&pan, cats, 4, "img7", &err) == 0 && memcmp(again, segs, sizeof segs) == 0);
+    again[3].category_id = 99;
+    CHECK(t, fusion_panoptic_color_ids(&pan, cats, 4, "img7", &err) == -1 &&
+                 strstr(err.msg, "image img7: segment 4: category 99") != NULL);
+}
+
 int main(void) {
     check_tally t = {0, 0};
     combine_params p;
@@ -348,5 +394,6 @@ int main(void) {
     test_empty_masks(&t);
     test_stuff_twice(&t);
     test_errors(&t);
+    test_color_ids(&t);
     return check_report(&t);
 }

@@ -2,7 +2,7 @@
  * (naive loops in double, hand-worked values, torchvision's documented anchors): arena
  * reuse, GEMM, convolution, transposed convolution, pooling, resizing, RoIAlign, box
  * decoding, NMS, and the safetensors reader's defences. */
-#include "../model/nn.h"
+#include "../model/nn/nn.h"
 #include "check.h"
 
 #include <math.h>
@@ -310,6 +310,18 @@ static void test_safetensors(check_tally *t) {
     CHECK(t, st_fails_with(path, "{\"a\":{\"dtype\":\"Q4\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16,
                            "unknown dtype \"Q4\""));
     CHECK(t, st_fails_with(path, "[1,2]", 0, "not a JSON object"));
+    /* issue 12 item 3: cJSON keeps both copies of a repeated key */
+    CHECK(t, st_fails_with(path,
+                           "{\"__metadata__\":{\"x\":\"1\"},\"__metadata__\":{\"x\":\"1\",\"y\":\"2\"},"
+                           "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                           8, "key \"__metadata__\" twice"));
+    CHECK(t, st_fails_with(path, "{\"__metadata__\":{\"x\":\"1\",\"x\":\"2\"}}", 0, "key \"x\" twice"));
+    CHECK(t, st_fails_with(path, "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+                           "key \"dtype\" twice"));
+    CHECK(t, st_fails_with(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                           "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "key \"a\" twice"));
+    CHECK(t, st_fails_with(path, "{\"__metadata__\":{\"x\":\"1\"},\"__metadata__\":{\"x\":\"1\"}}", 0,
+                           path));
     /* a header length beyond the file */
     FILE *fp = fopen(path, "wb");
     fwrite("\xff\xff\xff\x00\x00\x00\x00\x00{}", 1, 10, fp);

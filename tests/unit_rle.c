@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <glob.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,25 @@ static void test_empty_masks(check_tally *t) {
     rle_free(&r);
     CHECK(t, rle_from_string("", 0, 0, &r) == 0 && r.m == 0);
     rle_free(&r);
+    /* issue 12 item 4: h = 0 with 4 billion columns is one empty run, at once */
+    CHECK(t, rle_encode(off, 0, UINT32_MAX, &r) == 0 && r.m == 1 && r.cnts[0] == 0);
+    rle_free(&r);
+    CHECK(t, rle_encode(off, 3, 0, &r) == 0 && r.m == 1 && r.cnts[0] == 0);
+    rle_free(&r);
+    /* a 0x0 mask with one (empty) run merged with one that has none: no read of cnts[0] of NULL */
+    rle_mask pair[2], out;
+    CHECK(t, rle_encode(off, 0, 0, &pair[0]) == 0);
+    CHECK(t, rle_from_string("", 0, 0, &pair[1]) == 0);
+    for (int inter = 0; inter < 2; inter++) {
+        CHECK(t, rle_merge(pair, 2, inter, &out) == 0 && rle_area(&out) == 0);
+        rle_free(&out);
+    }
+    CHECK(t, rle_iou(&pair[0], &pair[1], 0) == 0 && rle_iou(&pair[1], &pair[0], 1) == 0);
+    rle_bbox(&pair[1], bb);
+    CHECK(t, box_is(bb, 0, 0, 0, 0) && rle_area(&pair[1]) == 0);
+    rle_decode(&pair[1], off);
+    rle_free(&pair[0]);
+    rle_free(&pair[1]);
 }
 
 static void test_refusals(check_tally *t) {
@@ -135,7 +155,7 @@ static void test_polygon_square(check_tally *t) {
     CHECK(t, rle_from_polygon(left, 3, 5, 5, &r) == 0 && r.m == 1 && r.cnts[0] == 25);
     rle_free(&r);
     const double nan_xy[6] = {0, 0, 1, 0, NAN, 1};
-    CHECK(t, rle_from_polygon(nan_xy, 3, 5, 5, &r) == -1);
+    CHECK(t, rle_from_polygon(nan_xy, 3, 5, 5, &r) == -2);
 }
 
 /* A = pixels 3 4 7 (runs 3 2 2 1 1), B = pixels 3 4 5 6 (runs 3 4 2), 3 x 3. */
@@ -311,8 +331,61 @@ static void test_reference_files(check_tally *t) {
     free(shared);
 }
 
-int main(void) {
+/* A polygon far outside a 1 x 1 image: sampling its edges whole would take 6 GB (the
+ * 97-byte results file of issue 12); only samples near the image may cost anything. The
+ * triangle covers the pixel's centre, so the mask is the one pixel. */
+static void test_polygon_far_outside(check_tally *t) {
+    const double xy[6] = {1e8, 1e8, -1e8, 1e8, 0, -1e8};
+    rle_mask r;
+    CHECK(t, rle_from_polygon(xy, 3, 1, 1, &r) == 0 && rle_area(&r) == 1);
+    rle_free(&r);
+    const double wide[6] = {-1e8, 0.2, 1e8, 0.3, 1e8, 0.9};
+    CHECK(t, rle_from_polygon(wide, 3, 4, 4, &r) == 0 && r.h == 4 && r.w == 4);
+    rle_free(&r);
+}
+
+/* Cases written by pycocotools (tests/test_polygon_parity.sh): per line
+ * "h w k x0 y0 ... m c0 c1 ...", COCO's frPyObjects + encode of the polygon. */
+static void check_polygon_file(check_tally *t, const char *path) {
+    FILE *f = fopen(path, "r");
+    CHECK(t, f != NULL);
+    if (!f)
+        return;
+    unsigned h, w;
+    size_t k, line = 0;
+    while (fscanf(f, "%u %u %zu", &h, &w, &k) == 3) {
+        line++;
+        double *xy = malloc((2 * k + 1) * sizeof *xy);
+        size_t m = 0;
+        int ok = xy != NULL;
+        for (size_t j = 0; ok && j < 2 * k; j++)
+            ok = fscanf(f, "%lf", &xy[j]) == 1;
+        ok = ok && fscanf(f, "%zu", &m) == 1;
+        uint32_t *want = ok ? malloc((m + 1) * sizeof *want) : NULL;
+        for (size_t j = 0; ok && j < m; j++)
+            ok = want && fscanf(f, "%u", &want[j]) == 1;
+        rle_mask r;
+        int same = ok && rle_from_polygon(xy, k, h, w, &r) == 0;
+        if (same) {
+            same = runs_are(&r, want, m);
+            rle_free(&r);
+        }
+        if (!same)
+            fprintf(stderr, "polygon case %zu of %s differs from pycocotools\n", line, path);
+        CHECK(t, same);
+        free(xy), free(want);
+    }
+    CHECK(t, line > 0 && feof(f));
+    fclose(f);
+}
+
+int main(int argc, char **argv) {
     check_tally t = {0};
+    if (argc > 1) {
+        check_polygon_file(&t, argv[1]);
+        return check_report(&t);
+    }
+    test_polygon_far_outside(&t);
     test_small_mask(&t);
     test_multi_chunk(&t);
     test_empty_masks(&t);

@@ -1,11 +1,11 @@
-/* nn_safetensors.c: reading weights in the safetensors format: 8 bytes little-endian
+/* safetensors.c: reading weights in the safetensors format: 8 bytes little-endian
  * header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, "__metadata__":
  * {...}}, then the data. The file is memory-mapped; everything in the header is checked
  * against the file before any tensor is read, since weights come from elsewhere: header
  * length against file size, each tensor's byte range against dtype x shape (with
  * overflow checks), ranges inside the data and not overlapping. Errors name the file and
  * the tensor. */
-#include "nn.h"
+#include "../nn.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -147,12 +147,46 @@ static int check_overlaps(st_file *f, avps_error *err) {
     free(order);
     return rc;
 }
+static int by_key(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* cJSON keeps every copy of a repeated key and readers would see only one of them (or, for
+ * __metadata__, run twice), so a header with a key twice in any object is refused outright. */
+static int check_duplicate_keys(st_file *f, const cJSON *node, avps_error *err) {
+    size_t n = 0;
+    const cJSON *c;
+    for (c = node->child; c; c = c->next)
+        if (check_duplicate_keys(f, c, err))
+            return -1;
+        else
+            n++;
+    if (!cJSON_IsObject(node) || n < 2)
+        return 0;
+    const char **keys = malloc(n * sizeof *keys);
+    if (!keys)
+        return avps_fail(err, "%s: out of memory", f->path);
+    n = 0;
+    for (c = node->child; c; c = c->next)
+        keys[n++] = c->string;
+    qsort(keys, n, sizeof *keys, by_key);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (strcmp(keys[i], keys[i - 1]) == 0)
+            rc = avps_fail(err, "%s: the header holds the key \"%s\" twice in one object", f->path, keys[i]);
+    free(keys);
+    return rc;
+}
 
 static int parse_header(st_file *f, const char *text, size_t len, avps_error *err) {
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return avps_fail(err, "%s: the header is not a JSON object", f->path);
+    }
+    if (check_duplicate_keys(f, root, err)) {
+        cJSON_Delete(root);
+        return -1;
     }
     size_t n = (size_t)cJSON_GetArraySize(root);
     int rc = 0;

@@ -1,7 +1,7 @@
-/* nn_gemm.c: the matrix product under convolutions and fully connected layers, either
+/* gemm.c: the matrix product under convolutions and fully connected layers, either
  * OpenBLAS's sgemm or a plain C one (cache-blocked; kept to measure what OpenBLAS earns,
  * docs/performance.md). */
-#include "nn.h"
+#include "../nn.h"
 
 #include <cblas.h>
 #include <string.h>

@@ -1,8 +1,8 @@
-/* nn_maskrcnn.c: the forward pass of Mask R-CNN ResNet-FPN on one image, with
+/* forward.c: the forward pass of Mask R-CNN ResNet-FPN on one image, with
  * torchvision 0.14's inference semantics (GeneralizedRCNNTransform, BackboneWithFPN,
  * RegionProposalNetwork, RoIHeads, postprocess). Everything lives in the network's arena,
  * reset at the start of each image. */
-#include "nn_maskrcnn.h"
+#include "maskrcnn.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +40,12 @@ static int dump_tensor(const pass *p, const char *name, const nn_tensor *t) {
 }
 
 /* Normalise, resize so the short side is min_size (long side at most max_size), pad to
- * a multiple of 32 with zeros: GeneralizedRCNNTransform. */
+ * a multiple of 32 with zeros: GeneralizedRCNNTransform. Its scale is
+ * min(min_size / short, max_size / long) on float32 tensors, and a Python number over a
+ * tensor is the tensor's reciprocal times the number: (1 / short) * min_size, which is
+ * not min_size / short in float (640 x 480 then gives 799 rows, not torchvision's 800).
+ * The output size is floor(side * scale) in double (interpolate's recompute_scale_factor
+ * path); the resize then samples with in / out on each axis, not with the scale. */
 static int preprocess(pass *p, const uint8_t *rgb, uint32_t w, uint32_t h, nn_tensor *batch) {
     maskrcnn *m = p->m;
     nn_tensor img, resized;
@@ -50,7 +55,7 @@ static int preprocess(pass *p, const uint8_t *rgb, uint32_t w, uint32_t h, nn_te
         for (size_t i = 0; i < (size_t)w * h; i++)
             img.data[(size_t)c * w * h + i] = ((float)rgb[3 * i + (size_t)c] / 255.0f - m->mean[c]) / m->std[c];
     float lo = (float)(w < h ? w : h), hi = (float)(w > h ? w : h);
-    float s1 = m->min_size / lo, s2 = m->max_size / hi, scale = s1 < s2 ? s1 : s2;
+    float s1 = (1.0f / lo) * m->min_size, s2 = (1.0f / hi) * m->max_size, scale = s1 < s2 ? s1 : s2;
     p->img_h = (int)floor((double)h * (double)scale), p->img_w = (int)floor((double)w * (double)scale);
     if (p->img_h < 1 || p->img_w < 1)
         return avps_fail(p->err, "native engine: image of %ux%u resizes to nothing", w, h);
@@ -65,7 +70,7 @@ static int preprocess(pass *p, const uint8_t *rgb, uint32_t w, uint32_t h, nn_te
         for (int y = 0; y < p->img_h; y++)
             memcpy(batch->data + ((size_t)c * ph + y) * pw, resized.data + ((size_t)c * p->img_h + y) * p->img_w,
                    sizeof(float) * (size_t)p->img_w);
-    return 0;
+    return dump_tensor(p, "input", batch);
 }
 
 static int run_block(pass *p, const mrcnn_block *b, const nn_tensor *x, nn_tensor *out) {
@@ -217,7 +222,7 @@ static int roi_levels(const pass *p, const float *boxes, int n, int *level) {
     return 0;
 }
 
-static int box_head(pass *p, const float *props, int n_props, maskrcnn_result *res) {
+static int box_head(pass *p, const float *props, int n_props, nn_result *res) {
     maskrcnn *m = p->m;
     const nn_backend *be = p->be;
     int K = m->num_classes;
@@ -270,7 +275,7 @@ static int box_head(pass *p, const float *props, int n_props, maskrcnn_result *r
 /* The mask branch on the detections (still in resized-image coordinates): RoIAlign,
  * convolutions, the transposed convolution, per-class logits; the sigmoid of each
  * detection's own class. */
-static int mask_head(pass *p, maskrcnn_result *res) {
+static int mask_head(pass *p, nn_result *res) {
     maskrcnn *m = p->m;
     const nn_backend *be = p->be;
     int n = res->n;
@@ -303,7 +308,7 @@ static int mask_head(pass *p, maskrcnn_result *res) {
     return 0;
 }
 
-int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, maskrcnn_result *res, avps_error *err) {
+int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err) {
     nn_arena_reset(&m->arena);
     memset(res, 0, sizeof *res);
     pass p = {.m = m, .be = m->be, .a = &m->arena, .err = err};
@@ -327,5 +332,6 @@ int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, maskrc
     if (dump(&p, "boxes", NPY_F32, 2, s2, res->boxes) || dump(&p, "scores", NPY_F32, 1, s1, res->scores) ||
         dump(&p, "labels", NPY_I32, 1, s1, res->labels) || dump(&p, "masks28", NPY_F32, 3, s3, res->masks))
         return -1;
+    res->paste = PASTE_TORCHVISION;
     return 0;
 }

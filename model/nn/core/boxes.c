@@ -1,7 +1,7 @@
-/* nn_boxes.c: the box operators of a two-stage detector, as torchvision 0.14 computes
+/* boxes.c: the box operators of a two-stage detector, as torchvision 0.14 computes
  * them in float32: anchors, box decoding and clipping, top-k and (batched) greedy NMS.
  * They run on the host: a few thousand boxes per image. */
-#include "nn.h"
+#include "../nn.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -2,15 +2,17 @@
  * native_net part of model.h). Four parts:
  * - tensors: float32 NCHW, tagged with the device their data lives on, carved from an
  *   arena that is reset per image, so that steady-state inference allocates nothing;
- * - a backend: a table of operators; the CPU one is here (nn_cpu.c), a GPU one slots in
+ * - a backend: a table of operators; the CPU one is in cpu/, a GPU one slots in
  *   beside it with the same table, and the networks call only the table;
- * - safetensors weights, memory-mapped and checked (nn_safetensors.c);
- * - Mask R-CNN ResNet-FPN with torchvision 0.14's semantics (nn_maskrcnn*.c).
- * docs/model.md describes it all. */
+ * - safetensors weights, memory-mapped and checked (core/safetensors.c);
+ * - networks behind one interface (nn_net), each in its folder under nets/: Mask R-CNN
+ *   ResNet-FPN with torchvision 0.14's semantics (nets/maskrcnn/).
+ * Files: core/ (arena, tensors, boxes, safetensors, images), cpu/ (the CPU backend),
+ * nets/ (the networks). docs/model.md describes it all. */
 #ifndef AVPS_NN_H
 #define AVPS_NN_H
 
-#include "model.h"
+#include "../model.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -113,6 +115,12 @@ typedef struct nn_backend {
      * spatial scale is scales[level[k]]: out is k x C x out_h x out_w, allocated here. */
     int (*roi_align)(nn_arena *a, const nn_tensor *feats, const float *scales, const float *rois, const int *level,
                      int k, const nn_roi_align_params *p, nn_tensor *out, avps_error *err);
+    /* torchvision.ops.deform_conv2d with cv's weights, stride and padding: offset is
+     * n x 2 * offset_groups * kh * kw x Ho x Wo, (dy, dx) per tap; mask (v2) is
+     * n x offset_groups * kh * kw x Ho x Wo or NULL (v1); then bias and ReLU as conv2d. */
+    int (*deform_conv2d)(const struct nn_backend *b, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
+                         const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups, int relu,
+                         nn_tensor *out, avps_error *err);
 } nn_backend;
 
 /* The CPU backend; use_blas picks OpenBLAS's sgemm over the plain C one. */
@@ -122,6 +130,10 @@ const nn_backend *nn_cpu_backend(int use_blas);
  * when b_trans), leading dimensions of A and B their row lengths unless given. */
 void nn_gemm(int use_blas, int m, int n, int k, const float *a, int lda, const float *b, int ldb, int b_trans,
              float *c, int ldc);
+/* The CPU backend's deform_conv2d (cpu/deform.c); call it through the table. */
+int nn_cpu_deform_conv2d(int use_blas, nn_device dev, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
+                         const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups, int relu,
+                         nn_tensor *out, avps_error *err);
 
 /* ---- box operators (host side; small data) --------------------------------------- */
 
@@ -182,27 +194,43 @@ int st_read_f32(const st_file *f, const char *name, int ndim, const int64_t *sha
 /* Decodes a PNG or JPEG (by content) to 8-bit RGB, h x w x 3; caller frees *rgb. */
 int nn_image_read(const char *path, uint8_t **rgb, uint32_t *w, uint32_t *h, avps_error *err);
 
-/* ---- Mask R-CNN ResNet-FPN ---------------------------------------------------------- */
+/* ---- networks ------------------------------------------------------------------------
+ * Every network of the engine (nets/<name>/) is a kind: it recognises its weights by the
+ * tensors' names, loads from the open file, and runs on one RGB image. nets/nets.c holds
+ * the table of kinds; the native head sees only nn_net_*. */
 
-typedef struct maskrcnn maskrcnn;
-
-/* What one image gives: detections in image pixels, best first, each with a
- * mask_size x mask_size probability mask of its class (torchvision pastes it). */
+/* What one image gives, whichever network: detections in image pixels, best first, each
+ * with a mask_size x mask_size probability mask of its class, to be pasted by `paste`.
+ * Labels are the network's class index (COCO ids for torchvision's 91 classes). The
+ * arrays live in the network's arena and stay valid until its next run. */
 typedef struct {
     int n;
     float *boxes;  /* n x 4 */
     float *scores;
-    int *labels;   /* the network's class index (COCO ids for torchvision's 91 classes) */
+    int *labels;
     float *masks;  /* n x mask_size x mask_size */
     int mask_size;
-} maskrcnn_result;
+    paste_convention paste;
+} nn_result;
 
-maskrcnn *maskrcnn_load(const char *weights, const native_options *opt, avps_error *err);
-/* Runs the network on one RGB image. The result's arrays live in the network's arena
- * and stay valid until the next run. */
-int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, maskrcnn_result *res, avps_error *err);
-void maskrcnn_free(maskrcnn *m);
-size_t maskrcnn_arena_peak(const maskrcnn *m);
-size_t maskrcnn_arena_mallocs(const maskrcnn *m);
+typedef struct {
+    const char *name;                      /* "maskrcnn": what `avps infer` reports */
+    int (*recognises)(const st_file *st);  /* by the tensors' names; no errors */
+    void *(*load)(const st_file *st, const native_options *opt, avps_error *err);
+    int (*run)(void *net, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
+    void (*free)(void *net);
+    const nn_arena *(*arena)(const void *net);
+} nn_net_kind;
+
+typedef struct nn_net nn_net;
+
+/* Opens the weights, finds the kind that recognises them (or fails naming the file and
+ * the kinds it tried) and loads it. */
+nn_net *nn_net_load(const char *weights, const native_options *opt, avps_error *err);
+int nn_net_run(nn_net *net, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
+const char *nn_net_kind_name(const nn_net *net);
+size_t nn_net_arena_peak(const nn_net *net);
+size_t nn_net_arena_mallocs(const nn_net *net);
+void nn_net_free(nn_net *net);
 
 #endif

@@ -1,8 +1,8 @@
-/* nn_cpu.c: the CPU backend, the operators in plain C (GEMM possibly through OpenBLAS).
+/* ops.c: the CPU backend, the operators in plain C (GEMM possibly through OpenBLAS).
  * Each follows the arithmetic of the PyTorch / torchvision kernel it stands for, in
  * float32 and in the same order where that order is cheap to keep (bilinear weights,
  * RoIAlign's sums), so that results agree to float rounding. */
-#include "nn.h"
+#include "../nn.h"
 
 #include <math.h>
 #include <string.h>
@@ -217,20 +217,31 @@ static void cpu_resize_nearest_add(const nn_tensor *in, nn_tensor *out) {
     }
 }
 
-/* area_pixel_compute_source_index + compute_indices_weights_linear of torch's CPU
- * upsample (align_corners False, no explicit scale: in / out). */
+/* One output row's or column's two source taps, as torch 1.13's CPU upsample_bilinear2d
+ * computes them (compute_indices_weights_linear, align_corners False, no explicit
+ * scale): the ratio is in / out in float, but the source position and the weight are
+ * worked in double and only the weight rounded to float; 1 - lambda is taken in float.
+ * Doing it all in float (as the kernel's code reads) moves weights by up to 2e-6, and
+ * Mask R-CNN R50 with random weights turns that into different detections. */
 static void linear_tap(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1) {
-    float scale = (float)in / (float)out;
-    float src = scale * ((float)dst + 0.5f) - 0.5f;
+    if (in == out) {
+        *i0 = *i1 = dst, *l0 = 1, *l1 = 0;
+        return;
+    }
+    double scale = (double)((float)in / (float)out);
+    double src = scale * ((double)dst + 0.5) - 0.5;
     if (src < 0)
         src = 0;
-    *i0 = (int)src;
+    *i0 = (int)src < in - 1 ? (int)src : in - 1;
     *i1 = *i0 + (*i0 < in - 1 ? 1 : 0);
-    float l = src - (float)*i0;
-    *l1 = l < 0 ? 0 : l > 1 ? 1 : l;
+    double l = src - (double)*i0;
+    *l1 = (float)(l < 0 ? 0 : l > 1 ? 1 : l);
     *l0 = 1.0f - *l1;
 }
 
+/* The sums are fused as torch's AVX2 kernel has them (GCC contracts its
+ * t0 * w0 + t1 * w1, width inside height): fmaf(first, w0, second * w1). With these and
+ * the taps above the result is torch's to the bit. */
 static void cpu_resize_bilinear(const nn_tensor *in, nn_tensor *out) {
     for (size_t p = 0; p < (size_t)in->n * in->c; p++) {
         const float *src = in->data + p * in->h * in->w;
@@ -239,13 +250,13 @@ static void cpu_resize_bilinear(const nn_tensor *in, nn_tensor *out) {
             int y0, y1;
             float h0, h1;
             linear_tap(y, in->h, out->h, &y0, &y1, &h0, &h1);
+            const float *r0 = src + (size_t)y0 * in->w, *r1 = src + (size_t)y1 * in->w;
             for (int x = 0; x < out->w; x++) {
                 int x0, x1;
                 float w0, w1;
                 linear_tap(x, in->w, out->w, &x0, &x1, &w0, &w1);
-                float t0 = src[(size_t)y0 * in->w + x0] * w0 + src[(size_t)y0 * in->w + x1] * w1;
-                float t1 = src[(size_t)y1 * in->w + x0] * w0 + src[(size_t)y1 * in->w + x1] * w1;
-                dst[(size_t)y * out->w + x] = t0 * h0 + t1 * h1;
+                float t0 = fmaf(r0[x0], w0, r0[x1] * w1), t1 = fmaf(r1[x0], w0, r1[x1] * w1);
+                dst[(size_t)y * out->w + x] = fmaf(t0, h0, t1 * h1);
             }
         }
     }
@@ -360,12 +371,21 @@ static int cpu_roi_align(nn_arena *a, const nn_tensor *feats, const float *scale
     return 0;
 }
 
+static int cpu_deform_conv2d(const nn_backend *b, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
+                             const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups,
+                             int relu, nn_tensor *out, avps_error *err) {
+    return nn_cpu_deform_conv2d(blas_of(b), b->device, a, cv, in, offset, mask, dilation, offset_groups, relu, out,
+                                err);
+}
+
 static const cpu_backend cpu_backends[2] = {
     {{"cpu", NN_DEVICE_CPU, cpu_conv2d, cpu_deconv2d, cpu_linear, cpu_relu, cpu_add, cpu_max_pool,
-      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align},
+      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align,
+      cpu_deform_conv2d},
      0},
     {{"cpu", NN_DEVICE_CPU, cpu_conv2d, cpu_deconv2d, cpu_linear, cpu_relu, cpu_add, cpu_max_pool,
-      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align},
+      cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align,
+      cpu_deform_conv2d},
      1},
 };
 

@@ -1,7 +1,7 @@
-/* nn_arena.c: the per-image arena and tensors carved from it. Chunks are kept across
+/* arena.c: the per-image arena and tensors carved from it. Chunks are kept across
  * resets, so once the first image has grown the arena, later images of the same size
  * allocate nothing; a larger image adds a chunk. */
-#include "nn.h"
+#include "../nn.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,10 @@
-/* nn_maskrcnn_load.c: builds a Mask R-CNN ResNet-FPN from a safetensors state dict of
+/* load.c: builds a Mask R-CNN ResNet-FPN from a safetensors state dict of
  * torchvision's maskrcnn_resnet50_fpn (or any ResNet depth and width: the architecture
  * is read from the tensors' names and shapes). Frozen batch norm is folded into the
  * convolution before it: w' = w * s, b' = beta - mean * s, s = gamma / sqrt(var + 1e-5),
  * computed in float32 as torchvision's FrozenBatchNorm2d does. Settings (min_size,
  * thresholds, ...) come from the header's __metadata__ (docs/model.md). */
-#include "nn_maskrcnn.h"
+#include "maskrcnn.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -347,11 +347,7 @@ static int load_proposals(maskrcnn *m, const char *path, avps_error *err) {
     return m->proposals ? 0 : -1;
 }
 
-maskrcnn *maskrcnn_load(const char *weights, const native_options *opt, avps_error *err) {
-    if (opt->device && strcmp(opt->device, "cpu") != 0) {
-        avps_fail(err, "native engine: unknown device \"%s\" (this build has: cpu)", opt->device);
-        return NULL;
-    }
+maskrcnn *maskrcnn_load(const st_file *st, const native_options *opt, avps_error *err) {
     maskrcnn *m = calloc(1, sizeof *m);
     if (!m) {
         avps_fail(err, "native engine: out of memory");
@@ -359,11 +355,9 @@ maskrcnn *maskrcnn_load(const char *weights, const native_options *opt, avps_err
     }
     nn_arena_init(&m->arena);
     m->be = nn_cpu_backend(!opt->plain_gemm);
-    st_file *st = st_open(weights, err);
     int stage_channels[MRCNN_LEVELS];
-    int rc = !st || load_backbone(m, st, stage_channels, err) || load_fpn_rpn(m, st, stage_channels, err) ||
+    int rc = load_backbone(m, st, stage_channels, err) || load_fpn_rpn(m, st, stage_channels, err) ||
              load_roi_heads(m, st, err) || load_settings(m, st, err);
-    st_close(st);
     if (!rc && opt->score_thresh >= 0)
         m->box_score = (float)opt->score_thresh;
     if (!rc && opt->detections > 0)
@@ -392,5 +386,20 @@ void maskrcnn_free(maskrcnn *m) {
     free(m);
 }
 
-size_t maskrcnn_arena_peak(const maskrcnn *m) { return m->arena.peak; }
-size_t maskrcnn_arena_mallocs(const maskrcnn *m) { return m->arena.mallocs; }
+/* torchvision's state-dict names: the ResNet body under backbone.body, the mask head
+ * under roi_heads */
+static int maskrcnn_recognises(const st_file *st) {
+    return st_find(st, "backbone.body.conv1.weight") && st_find(st, "roi_heads.box_predictor.cls_score.weight");
+}
+
+static void *maskrcnn_load_any(const st_file *st, const native_options *opt, avps_error *err) {
+    return maskrcnn_load(st, opt, err);
+}
+static int maskrcnn_run_any(void *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err) {
+    return maskrcnn_run(m, rgb, w, h, res, err);
+}
+static void maskrcnn_free_any(void *m) { maskrcnn_free(m); }
+static const nn_arena *maskrcnn_arena(const void *m) { return &((const maskrcnn *)m)->arena; }
+
+const nn_net_kind maskrcnn_kind = {"maskrcnn", maskrcnn_recognises, maskrcnn_load_any, maskrcnn_run_any,
+                                   maskrcnn_free_any, maskrcnn_arena};

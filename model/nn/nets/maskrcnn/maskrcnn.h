@@ -1,9 +1,19 @@
-/* nn_maskrcnn.h: the Mask R-CNN ResNet-FPN network's layers and settings, shared by its
- * loader (nn_maskrcnn_load.c) and its forward pass (nn_maskrcnn.c). Internal to model/. */
+/* maskrcnn.h: the Mask R-CNN ResNet-FPN network's layers and settings, shared by its
+ * loader (load.c) and its forward pass (forward.c). Internal to model/. */
 #ifndef AVPS_NN_MASKRCNN_H
 #define AVPS_NN_MASKRCNN_H
 
-#include "nn.h"
+#include "../../nn.h"
+
+typedef struct maskrcnn maskrcnn;
+
+/* the kind nets/nets.c lists */
+extern const nn_net_kind maskrcnn_kind;
+
+maskrcnn *maskrcnn_load(const st_file *st, const native_options *opt, avps_error *err);
+/* Runs the network on one RGB image (nn_result: the arrays live in the arena). */
+int maskrcnn_run(maskrcnn *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
+void maskrcnn_free(maskrcnn *m);
 
 #define MRCNN_LEVELS 4     /* ResNet stages C2..C5, FPN levels P2..P5 (+ P6 by max pooling) */
 #define MRCNN_MAX_ANCHORS 16

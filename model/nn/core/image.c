@@ -1,6 +1,6 @@
-/* nn_image.c: the native engine's input images, PNG (data/'s png_reader, libpng) or JPEG
+/* image.c: the native engine's input images, PNG (data/'s png_reader, libpng) or JPEG
  * (libjpeg-turbo), told apart by their first bytes and decoded to 8-bit RGB. */
-#include "nn.h"
+#include "../nn.h"
 
 #include <errno.h>
 #include <jpeglib.h>
