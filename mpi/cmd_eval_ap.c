@@ -5,18 +5,21 @@
 
 #include "../eval/eval.h"
 #include "cli.h"
+#include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 const char eval_ap_usage[] =
     "usage: avps eval ap --gt F --dt F [--json OUT] [--iou-type segm|bbox] [--threads N]\n"
+    "                    [--progress auto|bar|lines|none]\n"
     "  COCO mask (or box) AP exactly as pycocotools' COCOeval: prints the 12-line summary\n"
     "  and AP per category; --json writes {\"stats\": {...}, \"per_class_AP\": {...}}.\n";
 
 typedef struct {
     const char *gt, *dt, *out_json, *iou;
     long threads;
+    progress_mode progress;
     iou_type type;
 } ap_options;
 
@@ -29,6 +32,11 @@ typedef struct {
 
 static int parse_options(int argc, char **argv, ap_options *o, avps_error *err) {
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "eval ap", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *threads = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt", &o->gt, err)) || (r = cli_take(argc, argv, &i, "--dt", &o->dt, err)) ||
@@ -83,7 +91,7 @@ static int report(const ap_options *o, const ap_job *aj, job_blob *blobs, avps_e
         rc = ap_write_json(o->out_json, &s, aj->gt, err);
     if (rc == 0) {
         ap_print_summary(stdout, &s, o->type);
-        ap_print_per_class(stdout, &s, aj->gt);
+        ap_print_detectron2(stdout, &s, aj->gt, o->type);
     }
     ap_summary_release(&s);
     free(rec);
@@ -97,7 +105,7 @@ static int run(avps_job *job, ap_options *o, ap_job *aj, avps_error *err) {
         return -1;
     if (!(aj->ix = ap_index_new(aj->gt, aj->dt)))
         return avps_fail(err, "out of memory");
-    job_blob *blobs = job_map(job, aj->gt->n_images, (int)o->threads, eval_one, aj);
+    job_blob *blobs = progress_map(job, aj->gt->n_images, (int)o->threads, eval_one, aj, o->progress, "avps eval ap");
     if (!blobs)
         return 0;
     int rc = report(o, aj, blobs, err);

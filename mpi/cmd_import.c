@@ -5,12 +5,14 @@
 
 #include "../model/model.h"
 #include "cli.h"
+#include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 const char import_usage[] =
     "usage: avps import --gt-json F --results R --semantic-dir D --out STORE --head NAME [--threads N]\n"
+    "                   [--progress auto|bar|lines|none]\n"
     "  Makes a prediction store (docs/formats.md) for the images of the panoptic dataset F\n"
     "  from a COCO results JSON R (compressed RLE masks, scores) and 8-bit grey semantic\n"
     "  PNGs in D (value = category id, 0 = no class; named as F's PNGs). Image ids must be\n"
@@ -19,6 +21,7 @@ const char import_usage[] =
 typedef struct {
     const char *gt_json, *results, *semantic_dir, *out, *name;
     long threads;
+    progress_mode progress;
     pan_dataset *gt;
     inst_dataset images;     /* the panoptic images as inst_results_load wants them */
     inst_dataset *res;
@@ -31,6 +34,11 @@ typedef struct {
 
 static int parse_options(int argc, char **argv, import_job *o, avps_error *err) {
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "import", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *threads = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
@@ -199,7 +207,7 @@ int cmd_import(avps_job *job, int argc, char **argv) {
         rc = (ij.store = store_writer_new(ij.out, ij.name, SS_LABELS, ij.channel_category,
                                           (uint32_t)ij.gt->n_categories, &err)) ? 0 : -1;
     if (rc == 0) {
-        job_blob *blobs = job_map(job, ij.gt->n_annotations, (int)ij.threads, import_one, &ij);
+        job_blob *blobs = progress_map(job, ij.gt->n_annotations, (int)ij.threads, import_one, &ij, ij.progress, "avps import");
         if (blobs) {
             rc = store_writer_finish(ij.store, &err);
             job_blobs_free(blobs, ij.gt->n_annotations);

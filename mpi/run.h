@@ -9,6 +9,7 @@
 #include "../fusion/fusion.h"
 #include "../model/model.h"
 #include "job.h"
+#include "progress.h"
 
 /* ---- the config (run_config.c) --------------------------------------------------------- */
 
@@ -122,22 +123,7 @@ int run_journal_load(const char *out_dir, uint64_t config_hash, const pan_datase
 /* Opens this process's journal file for appending. */
 int run_journal_open(run_state *rs, avps_error *err);
 
-/* ---- progress (run_progress.c) ------------------------------------------------------------ */
-
-typedef enum { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_LINES, PROGRESS_NONE } progress_mode;
-typedef struct {
-    progress_mode mode;
-    const char *what;
-    size_t total, already;
-    double start, last_print;
-    size_t last_done;
-    int printed;
-} run_progress;
-int run_progress_mode(const char *text, progress_mode *mode);
-/* Decides auto, on the root: a bar only on a terminal outside a launcher (docs/config.md). */
-void run_progress_start(run_progress *p, progress_mode mode, const char *what, size_t total, size_t already);
-void run_progress_update(void *ctx, size_t done); /* a job_progress_fn */
-double run_now(void);
+/* ---- progress: progress.h (run_progress.c) ------------------------------------------------ */
 
 /* ---- reports (run_report.c) ---------------------------------------------------------------- */
 
