@@ -216,6 +216,12 @@ static void summarize_all(const ap_eval *e, ap_summary *s, double *buf) {
                 buf[n++] = e->precision[p_at(e, t, r, k, 0, AP_M - 1)];
         s->per_class_ap[k] = mean_defined(buf, n);
     }
+    for (int t = 0; t < AP_T; t++)
+        for (int r = 0; r < AP_R; r++) {
+            for (size_t k = 0; k < e->K; k++)
+                buf[k] = e->precision[p_at(e, t, r, k, 0, AP_M - 1)];
+            s->pr[t][r] = mean_defined(buf, e->K);
+        }
 }
 
 int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, ap_summary *out,

@@ -149,6 +149,9 @@ typedef struct {
     double stats[12];
     size_t n_categories;
     double *per_class_ap; /* AP over IoU .50:.95, area all, maxDets 100; -1 where undefined */
+    /* PR curves: per IoU threshold, precision at each recall point (area all, maxDets 100),
+     * the mean over the classes where it is defined; -1 where no class has it */
+    double pr[AP_T][AP_R];
 } ap_summary;
 
 /* records[i], len[i]: the records of image i, for all images in image-id order. */

@@ -79,7 +79,7 @@ static int report(const ap_options *o, const ap_job *aj, job_blob *blobs, avps_e
     size_t n = aj->gt->n_images;
     const uint8_t **rec = malloc((n + 1) * sizeof *rec);
     size_t *len = malloc((n + 1) * sizeof *len);
-    ap_summary s = {{0}, 0, NULL};
+    ap_summary s = {{0}, 0, NULL, {{0}}};
     int rc = rec && len ? 0 : avps_fail(err, "out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rec[i] = blobs[i].data;
