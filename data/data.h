@@ -305,11 +305,12 @@ int pan_thing_masks(const pan_dataset *ds, const pan_annotation *ann, const char
 
 /* ---- NumPy arrays: .npy, and .npy.zst (the same bytes as one or more zstd frames) -----
  *
- * Dense head outputs of the prediction store. Little-endian, C order, at most 4 axes. */
+ * Dense head outputs of the prediction store, COCOeval's arrays (float64, 5 axes).
+ * Little-endian, C order, at most NPY_MAX_DIMS axes. */
 
-typedef enum { NPY_F16, NPY_F32, NPY_U8, NPY_U16, NPY_I32 } npy_dtype; /* '<f2' '<f4' '|u1' '<u2' '<i4' */
-#define NPY_DTYPE_COUNT 5
-#define NPY_MAX_DIMS 4
+typedef enum { NPY_F16, NPY_F32, NPY_U8, NPY_U16, NPY_I32, NPY_F64 } npy_dtype; /* '<f2' '<f4' '|u1' '<u2' '<i4' '<f8' */
+#define NPY_DTYPE_COUNT 6
+#define NPY_MAX_DIMS 5 /* COCOeval's precision is T x R x K x A x M */
 #define NPY_DTYPE_BIT(d) (1u << (d)) /* for npy_expect.dtypes */
 
 typedef struct {
@@ -338,6 +339,9 @@ int npy_read(const char *path, const npy_expect *expect, npy_array *out, avps_er
 /* Writes atomically, with the version 1.0 header numpy writes (byte for byte); plain when
  * path ends in ".npy", else zstd at `level` (0 = 3) with a checksum. */
 int npy_write(const char *path, const npy_array *a, int level, avps_error *err);
+/* Writes arrays[i] as member names[i].npy of a .npz archive, as np.savez (stored, not
+ * compressed), atomically; refuses what would need zip64 before writing anything. */
+int npz_write(const char *path, const char *const *names, const npy_array *arrays, size_t n, avps_error *err);
 
 /* IEEE binary16: exact one way, round to nearest even the other, as numpy's astype. */
 float float_from_half(uint16_t h);

@@ -46,9 +46,9 @@ for v in [(2, 0), (3, 0)]:
         fmt.write_array(f, a, version=v)
 np.save(f"{out}/bad_big_endian.npy", a.astype(">f4"))
 np.save(f"{out}/bad_fortran.npy", np.asfortranarray(a))
-np.save(f"{out}/bad_f8.npy", a.astype("<f8"))
+np.save(f"{out}/bad_i8.npy", a.astype("<i8"))
 np.save(f"{out}/bad_bool.npy", a > 0)
-np.save(f"{out}/bad_5d.npy", np.zeros((1, 2, 1, 2, 1), dtype="<f2"))
+np.save(f"{out}/bad_6d.npy", np.zeros((1, 2, 1, 2, 1, 1), dtype="<f2"))
 EOF
 
 # ---- ours, byte for byte: .npy -> .npy.zst -> .npy
@@ -102,9 +102,9 @@ refused() { # NAME WORDS
 }
 refused big_endian "big-endian dtype '>f4'"
 refused fortran "fortran_order True"
-refused f8 "unsupported dtype '<f8'"
+refused i8 "unsupported dtype '<i8'"
 refused bool "unsupported dtype '|b1'"
-refused 5d "more than 4 dimensions"
+refused 6d "more than 5 dimensions"
 
 # ---- half floats: all 65536 halves, then floats of every kind, against numpy's astype
 "$TOOL" halves "$T/halves.npy" || ko "npy_tool halves"
