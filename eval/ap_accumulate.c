@@ -35,13 +35,10 @@ static double pairwise_sum(const double *a, size_t n) {
     return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
-/* np.mean(s[s > -1]), or -1 when nothing is defined. numpy's reduction hands the inner
- * loop blocks of its buffer size (8192) and adds their pairwise sums in turn. */
-static double mean_defined(double *vals, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (vals[i] > -1)
-            vals[k++] = vals[i];
+/* np.mean(vals), vals being s[s > -1], or -1 when nothing is defined. numpy's reduction
+ * hands the inner loop blocks of its buffer size (8192) and adds their pairwise sums in
+ * turn. */
+static double mean_of(const double *vals, size_t k) {
     if (k == 0)
         return -1;
     double sum = 0.0;
@@ -115,6 +112,7 @@ typedef struct {
     double *precision; /* [T][R][K][A][M] */
     double *recall;    /* [T][K][A][M] */
     double *scores;    /* [T][R][K][A][M], or NULL when not wanted */
+    int rec_sorted;    /* recThrs non-decreasing: one forward scan finds every point */
 } ap_eval;
 
 static size_t p_at(const ap_eval *e, size_t t, size_t r, size_t k, size_t a, size_t m) {
@@ -127,7 +125,10 @@ static size_t r_at(const ap_eval *e, size_t t, size_t k, size_t a, size_t m) {
 static int eval_alloc(ap_eval *e, const ap_params *p, ap_dims d, int want_scores) {
     size_t np_ = d.T * d.R * d.K * d.A * d.M, nr = d.T * d.K * d.A * d.M;
     *e = (ap_eval){p, d, malloc((np_ + 1) * sizeof(double)), malloc((nr + 1) * sizeof(double)),
-                   want_scores ? malloc((np_ + 1) * sizeof(double)) : NULL};
+                   want_scores ? malloc((np_ + 1) * sizeof(double)) : NULL, 1};
+    for (size_t r = 1; r < p->n_rec; r++)
+        if (p->rec_thrs[r] < p->rec_thrs[r - 1])
+            e->rec_sorted = 0;
     if (!e->precision || !e->recall || (want_scores && !e->scores))
         return -1;
     for (size_t i = 0; i < np_; i++)
@@ -176,8 +177,13 @@ static void precision_at(ap_eval *e, const flat_det *d, size_t nd, uint32_t npig
     /* accumulate's q and ss start at 0 and its loop stops at the first point past the
      * detections (an IndexError it catches), whatever the order of recThrs */
     int stopped = 0;
+    size_t i = 0;
     for (size_t r = 0; r < e->d.R; r++) {
-        size_t i = stopped ? nd : search_left(rc, nd, e->p->rec_thrs[r]);
+        if (e->rec_sorted) /* searchsorted, side left, continuing from the last point */
+            while (i < nd && rc[i] < e->p->rec_thrs[r])
+                i++;
+        else
+            i = stopped ? nd : search_left(rc, nd, e->p->rec_thrs[r]);
         stopped = i >= nd;
         e->precision[p_at(e, t, r, k, a, m)] = stopped ? 0 : pr[i];
         if (e->scores)
@@ -225,20 +231,27 @@ typedef struct {
 static double summarize(const ap_eval *e, row_sel s, size_t k0, size_t k1, double *buf) {
     if (s.t == -2 || s.a < 0 || s.m < 0)
         return -1;
-    size_t n = 0;
+    size_t n = 0, k_step = e->d.A * e->d.M; /* the stride of k in both arrays */
     for (size_t t = 0; t < e->d.T; t++) {
         if (s.t >= 0 && t != (size_t)s.t)
             continue;
         if (s.ap) {
-            for (size_t r = 0; r < e->d.R; r++)
-                for (size_t k = k0; k < k1; k++)
-                    buf[n++] = e->precision[p_at(e, t, r, k, (size_t)s.a, (size_t)s.m)];
+            for (size_t r = 0; r < e->d.R; r++) {
+                const double *v = &e->precision[p_at(e, t, r, k0, (size_t)s.a, (size_t)s.m)];
+                for (size_t k = k0; k < k1; k++, v += k_step) {
+                    buf[n] = *v; /* s[s > -1], kept as it is read */
+                    n += *v > -1;
+                }
+            }
         } else {
-            for (size_t k = k0; k < k1; k++)
-                buf[n++] = e->recall[r_at(e, t, k, (size_t)s.a, (size_t)s.m)];
+            const double *v = &e->recall[r_at(e, t, k0, (size_t)s.a, (size_t)s.m)];
+            for (size_t k = k0; k < k1; k++, v += k_step) {
+                buf[n] = *v;
+                n += *v > -1;
+            }
         }
     }
-    return mean_defined(buf, n);
+    return mean_of(buf, n);
 }
 
 /* np.where(iouThr == p.iouThrs): the threshold that compares equal (-2 when none). */
