@@ -104,11 +104,14 @@ typedef struct {
  * store = the folder holding the dataset's images (by file_name). */
 
 /* What a head is given for one image: its id and size, and for sim the ground truth
- * (the panoptic annotation and its PNG). */
+ * (the panoptic annotation and its PNG). gt_ids, when the caller has decoded the PNG
+ * once for all its heads (avps run), is that PNG's segment ids, row-major at the image's
+ * size; a head then reads it instead of gt_png, which stays the name for messages. */
 typedef struct {
     const pan_image *image;
     const pan_annotation *gt;
     const char *gt_png;
+    const uint32_t *gt_ids;
 } head_input;
 
 typedef struct head head;

@@ -258,7 +258,7 @@ static int export_one(void *ctx, int thread, size_t item, job_blob *blob, avps_e
     if (!im)
         return avps_fail(err, "%s: image %s has an annotation but no entry in images", ej->gt_json, ann->image_id);
     char *png = path_join(ej->gt_dir, ann->file_name);
-    head_input in = {im, ann, png};
+    head_input in = {im, ann, png, NULL};
     head_output out;
     int rc = png ? head_run(ej->head, &in, &out, err) : avps_fail(err, "out of memory");
     job_blob res = {0}, sem = {0};

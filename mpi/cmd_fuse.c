@@ -158,7 +158,7 @@ static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
     fusion_panoptic pan = {0};
     int n_run = 0, rc = gt_png ? 0 : avps_fail(err, "out of memory");
     (void)thread;
-    head_input in = {im, ann, gt_png};
+    head_input in = {im, ann, gt_png, NULL};
     for (; rc == 0 && n_run < 2; n_run++)
         if ((rc = head_run(fj->heads[n_run], &in, &outs[n_run], err)) != 0)
             break;
