@@ -30,9 +30,9 @@ import sys, numpy as np
 from numpy.lib import format as fmt
 out = sys.argv[1]
 rng = np.random.default_rng(5)
-shapes = [(), (0,), (7,), (3, 4), (2, 0, 3), (2, 3, 4, 5), (133, 12, 16), (1, 123456789012, 0), (100000, 2)]
+shapes = [(), (0,), (7,), (3, 4), (2, 0, 3), (2, 3, 4, 5), (133, 12, 16), (1, 123456789012, 0), (100000, 2), (2, 3, 1, 4, 3)]
 k = 0
-for dt in ["<f2", "<f4", "|u1", "<u2", "<i4"]:
+for dt in ["<f2", "<f4", "|u1", "<u2", "<i4", "<f8"]:
     size = np.dtype(dt).itemsize
     for shape in shapes:
         bits = rng.integers(0, 256, size=int(np.prod(shape)) * size, dtype=np.uint8)
