@@ -92,6 +92,8 @@ static int report(const ap_options *o, const ap_job *aj, job_blob *blobs, avps_e
 }
 
 static int run(avps_job *job, ap_options *o, ap_job *aj, avps_error *err) {
+    if (o->out_json && job_output_file(job, o->out_json, err) != 0)
+        return -1;
     if (!(aj->gt = inst_gt_load(o->gt, o->type, keep_mine, job, err)) ||
         !(aj->dt = inst_results_load(o->dt, aj->gt, o->type, keep_mine, job, err)))
         return -1;
