@@ -263,6 +263,7 @@ typedef struct {
     double bbox[4];
     double score;        /* results only */
     rle_mask rle;        /* segm only: the mask at the image's size */
+    int mask_from_box;   /* results, segm: no "segmentation", the box made the mask (loadRes) */
 } inst_annotation;
 
 typedef struct {
