@@ -136,6 +136,11 @@ mkdir -p "$T/c3/pan.json"
 fails "combine, --out-json a folder" "is a folder" comb "$T/c3/pan.json" && ok
 absent "combine, --out-json a folder: PNGs" "$T/c3/pan"
 
+# ---- synth: a full disk leaves no half world
+fails "synth, a full disk" "File too large" full_disk 1 "$AVPS" synth --out "$T/sw" --images 3 --heldout 1 \
+    --size 96x64 && ok
+absent "synth, a full disk" "$T/sw"
+
 # ---- single outputs: a bad path fails before the work (nothing printed), the path left alone
 mkdir -p "$T/isdir"
 fails "eval pq --json a folder" "is a folder" "$AVPS" eval pq --gt-json "$PQ/gt.json" --pred-json "$PQ/pred.json" \
