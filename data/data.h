@@ -49,8 +49,19 @@ int file_atomic_open(atomic_file *af, const char *path, avps_error *err);
 int file_atomic_commit(atomic_file *af, avps_error *err);
 void file_atomic_abort(atomic_file *af);
 /* What file_atomic_open would refuse, checked before any work: a folder, a socket, a
- * block device. 0 for anything it accepts, including a path that does not exist yet. */
+ * block device, a new or regular file whose folder is missing or not writable. 0 for
+ * anything it would write. */
 int file_output_check(const char *path, avps_error *err);
+/* The same for an output folder: the path is a writable folder, or the nearest folder
+ * above it that exists is writable (dir_create will make the rest). */
+int dir_output_check(const char *path, avps_error *err);
+/* The outermost path that a write to path would create: path itself or a folder above
+ * it; NULL when path exists. Caller frees. */
+char *path_first_missing(const char *path);
+/* The folder a path is in: "a/b.json" -> "a", "b.json" -> ".". Caller frees. */
+char *path_parent(const char *path);
+/* Removes a file, or a folder and all it holds; what cannot be removed stays. */
+void path_remove_all(const char *path);
 
 /* "a/b/panoptic.json" -> "a/b/panoptic" (panopticapi's default PNG folder). Caller frees. */
 char *path_without_json_suffix(const char *path);
@@ -252,6 +263,7 @@ typedef struct {
     double bbox[4];
     double score;        /* results only */
     rle_mask rle;        /* segm only: the mask at the image's size */
+    int mask_from_box;   /* results, segm: no "segmentation", the box made the mask (loadRes) */
 } inst_annotation;
 
 typedef struct {

@@ -167,12 +167,19 @@ void native_net_free(native_net *n);
  * See docs/formats.md: DIR/head.json, DIR/ss/<image_id>.npy.zst, DIR/is/<image_id>.json. */
 
 typedef struct store_writer store_writer;
-/* Starts a store for a head with these channels (ss kind and categories). */
+/* Starts a store for a head with these channels (ss kind and categories). Files are
+ * written into the staging folder store_staging_path(dir), which store_writer_finish
+ * puts in dir's place (dir may be new, an empty folder or a previous store, replaced as
+ * a whole). With prepare (one process of a job, the root), checks dir and makes the
+ * staging folder (refused if it exists); other processes write once it is made. */
 store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind kind, const int32_t *channel_category,
-                               uint32_t channels, avps_error *err);
+                               uint32_t channels, int prepare, avps_error *err);
+/* "DIR.partial". Caller frees. */
+char *store_staging_path(const char *dir);
 /* Writes one image's outputs atomically. Thread-safe for different images. */
 int store_writer_put(store_writer *sw, const char *image_id, const head_output *out, avps_error *err);
-/* Writes head.json (last, so a store without it is incomplete) and frees. */
+/* Writes head.json (last, so a store without it is incomplete) and puts the store in
+ * place. Only once every image is written (on the root, after the job's map). */
 int store_writer_finish(store_writer *sw, avps_error *err);
 void store_writer_free(store_writer *sw);
 

@@ -5,9 +5,11 @@
 #include "head_impl.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
     char *dir, *name;
@@ -108,6 +110,28 @@ static uint32_t replay_channels(const void *state, const int32_t **category) {
     return s->channels;
 }
 
+/* Each image of the dataset has its files, checked before any image is run: a store that
+ * lacks one fails at once, not after the other images were done and written. */
+static int check_files(const replay_state *s, const char *head_name, avps_error *err) {
+    static const char *const suffixes[] = {".json", ".ss.npy.zst"};
+    for (size_t i = 0; i < s->ds->n_annotations; i++)
+        for (size_t k = 0; k < sizeof suffixes / sizeof *suffixes; k++) {
+            const char *id = s->ds->annotations[i].image_id;
+            char *path = store_file_path(s->dir, id, suffixes[k]);
+            struct stat st;
+            int rc = !path ? avps_fail(err, "out of memory")
+                     : stat(path, &st) != 0
+                         ? avps_fail(err, "head %s, image %s: %s: %s (the store lacks this image's outputs; "
+                                          "checked before any image is run)",
+                                     head_name, id, path, strerror(errno))
+                         : 0;
+            free(path);
+            if (rc != 0)
+                return -1;
+        }
+    return 0;
+}
+
 void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
                       avps_error *err) {
     if (!cfg->store) {
@@ -120,13 +144,15 @@ void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
         avps_fail(err, "out of memory");
     } else {
         s->ds = ds;
-        if (read_head_json(s, path, err) == 0) {
+        int rc = read_head_json(s, path, err);
+        if (rc != 0)
+            avps_prefix(err, "head %s", cfg->name);
+        if (rc == 0 && check_files(s, cfg->name, err) == 0) {
             free(path);
             *kind = s->kind;
             *ops = (head_ops){replay_run, replay_free, replay_channels};
             return s;
         }
-        avps_prefix(err, "head %s", cfg->name);
     }
     free(path);
     replay_free(s);

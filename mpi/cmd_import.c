@@ -160,6 +160,26 @@ static int build_output(const import_job *ij, const pan_image *im, head_output *
     return 0;
 }
 
+/* Every semantic PNG is there and of its image's size before the store is started, so a
+ * missing one fails in a second, not after the others were written. */
+static int check_pngs(const import_job *ij, avps_error *err) {
+    for (size_t i = 0; i < ij->gt->n_annotations; i++) {
+        const pan_annotation *ann = &ij->gt->annotations[i];
+        const pan_image *im = pan_dataset_find_image(ij->gt, ann->image_id);
+        if (!im)
+            return avps_fail(err, "%s: image %s has an annotation but no entry in images", ij->gt_json, ann->image_id);
+        char *png = path_join(ij->semantic_dir, ann->file_name);
+        png_reader *r = png ? png_reader_open_sized(png, im->width, im->height, err) : NULL;
+        if (!png)
+            avps_fail(err, "out of memory");
+        png_reader_free(r);
+        free(png);
+        if (!r)
+            return avps_prefix(err, "image %s", ann->image_id);
+    }
+    return 0;
+}
+
 static int import_one(void *ctx, int thread, size_t item, job_blob *blob, avps_error *err) {
     import_job *ij = ctx;
     const pan_annotation *ann = &ij->gt->annotations[item];
@@ -195,9 +215,18 @@ int cmd_import(avps_job *job, int argc, char **argv) {
         rc = (ij.res = inst_results_load(ij.results, &ij.images, IOU_SEGM, NULL, NULL, &err)) ? 0 : -1;
     if (rc == 0)
         rc = results_group(&ij, &err);
+    if (rc == 0 && job_is_root(job))
+        rc = check_pngs(&ij, &err);
+    char *staging = rc == 0 ? store_staging_path(ij.out) : NULL;
+    if (rc == 0)
+        rc = staging ? job_output_dir(job, ij.out, &err) || job_output_claim(job, staging, &err)
+                     : avps_fail(&err, "out of memory");
+    free(staging);
     if (rc == 0)
         rc = (ij.store = store_writer_new(ij.out, ij.name, SS_LABELS, ij.channel_category,
-                                          (uint32_t)ij.gt->n_categories, &err)) ? 0 : -1;
+                                          (uint32_t)ij.gt->n_categories, job_is_root(job), &err)) ? 0 : -1;
+    if (rc == 0)
+        job_barrier(job); /* the root has made the staging folder */
     if (rc == 0) {
         job_blob *blobs = job_map(job, ij.gt->n_annotations, (int)ij.threads, import_one, &ij);
         if (blobs) {

@@ -298,7 +298,7 @@ static int no_work(void *ctx, int thread, size_t item, job_blob *out, avps_error
 }
 
 static int run(tables_job *tj, const char *config, const char *out, long threads, avps_error *err) {
-    if (load(tj, config, out, threads, err) != 0)
+    if (load(tj, config, out, threads, err) != 0 || job_output_dir(tj->job, tj->cfg.out, err) != 0)
         return -1;
     job_blobs_free(job_map(tj->job, (size_t)job_size(tj->job), 1, no_work, NULL), (size_t)job_size(tj->job));
     if (choose_table(tj, err) != 0)
