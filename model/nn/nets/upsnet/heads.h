@@ -162,6 +162,12 @@ int ups_panoptic(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const up
                  const ups_im_info *im, const nn_tensor *sem_up, const uint8_t *sem_labels, ups_panoptic_out *out,
                  avps_error *err);
 
+/* The panoptic candidates: MaskROI's class-agnostic path (score > pan_score_thresh, one
+ * NMS, max_det), with its fallback when none passes (one box of zeros, class 0, score 1,
+ * mask_roi.py:134-140), and the mask head's logits of their classes. */
+int ups_panoptic_candidates(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const ups_box_out *box,
+                            const ups_im_info *im, ups_dets *out, avps_error *err);
+
 /* ---- shared by the heads' files -------------------------------------------------------- */
 
 /* py-faster-rcnn's greedy NMS: boxes by descending score as order[] gives them, IoU
