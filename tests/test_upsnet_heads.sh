@@ -71,6 +71,50 @@ PYEOF
     done
 fi
 
+# The heads' copies of cv2's resizes against cv2 itself (the answer keys' OpenCV 4.10):
+# INTER_LINEAR to a given size (mask removal; every size pair of a list, the 2x area path
+# included) bit for bit with OpenCV's own code (IPP off), within 1e-4 of its IPP path
+# (cv2's default, a few ulps apart); INTER_NEAREST by a factor (post-processing) exactly.
+if PYV=$("$ROOT/scripts/setup-venv" 2>/dev/null) && "$PYV" -c "import cv2" 2>/dev/null; then
+    mkdir -p "$T/cv"
+    out=$("$PYV" - "$TOOL" "$T/cv" <<'PYEOF' 2>&1
+import subprocess, sys
+import cv2
+import numpy as np
+tool, d = sys.argv[1:3]
+rng = np.random.default_rng(5)
+src = (rng.standard_normal((28, 28)) * 4).astype(np.float32)
+np.save(d + '/src.npy', src)
+ss = [1, 2, 3, 5, 7, 13, 14, 15, 27, 28, 29, 41, 56, 57, 100, 203]
+sizes = np.array([(w, h) for w in ss for h in ss], dtype=np.int32)
+np.save(d + '/sizes.npy', sizes)
+subprocess.run([tool, 'cv-linear', d + '/src.npy', d + '/sizes.npy', d], check=True)
+exact = close = 0
+for i, (w, h) in enumerate(sizes):
+    got = np.load('%s/linear_%d.npy' % (d, i))
+    cv2.ipp.setUseIPP(False)
+    exact += np.array_equal(got, cv2.resize(src, (int(w), int(h))))
+    cv2.ipp.setUseIPP(True)
+    close += np.max(np.abs(got - cv2.resize(src, (int(w), int(h))))) <= 1e-4
+print('linear exact %d close %d of %d' % (exact, close, len(sizes)))
+lab = rng.integers(0, 255, (128, 176), dtype=np.uint8)
+np.save(d + '/lab.npy', lab)
+same = 0
+factors = [float(np.float32(1) / np.float32(128 / 240)), 1.5, 2.0, 0.7, float(np.float32(1) / np.float32(160 / 240))]
+for f in factors:
+    subprocess.run([tool, 'cv-nearest', d + '/lab.npy', repr(f), d + '/near.npy'], check=True)
+    ref = cv2.resize(lab, None, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
+    got = np.load(d + '/near.npy')
+    same += ref.shape == got.shape and np.array_equal(ref, got)
+print('nearest %d of %d' % (same, len(factors)))
+PYEOF
+)
+    printf '%s\n' "$out" | grep -q "^linear exact 256 close 256 of 256$" && ok || ko "cv2 INTER_LINEAR: $out"
+    printf '%s\n' "$out" | grep -q "^nearest 5 of 5$" && ok || ko "cv2 INTER_NEAREST: $out"
+else
+    echo "SKIP: no cv2 in build/venv (scripts/setup-venv): the resizes are not checked against cv2"
+fi
+
 # Bad weights: a head tensor missing, one of the wrong shape; the message names both.
 W=$ROOT/build/upsnet/resnet50.safetensors
 if [ -f "$W" ]; then

@@ -3,6 +3,8 @@
  * exit 1.
  *
  *   upsnet_heads_tool WEIGHTS KEYS OUT
+ *   upsnet_heads_tool cv-linear SRC SIZES OUT    (cross-checks against cv2 itself)
+ *   upsnet_heads_tool cv-nearest SRC F OUT
  *
  * Reads KEYS/fpn_p2..p6.npy, im_info.npy, rpn_rois.npy, det_boxes_resized.npy,
  * det_labels.npy, pan_det_boxes_resized.npy, pan_det_labels.npy, sem_logits.npy and
@@ -11,9 +13,13 @@
  * proposals), det_mask_probs_fed (the mask head on the key's detections),
  * roi_probe_feats, the panoptic head's outputs (from the key's proposals and semantic
  * logits, upsampled here), pan_mask_logits_fed (the second mask pass on the key's
- * candidates), and segments.npy (S x 7 int32: class, instance, area, bbox). */
+ * candidates), and segments.npy (S x 7 int32: class, instance, area, bbox).
+ * cv-linear resizes the float32 plane SRC (.npy, h x w) to each (w, h) row of SIZES
+ * (int32, n x 2), writing OUT/linear_<i>.npy; cv-nearest resizes the u8 plane SRC by
+ * the factor F into OUT (.npy), the size round(side F). */
 #include "../model/nn/nets/upsnet/heads.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,12 +225,74 @@ done:
     return rc;
 }
 
+static int cv_linear(const char *src, const char *sizes, const char *out, avps_error *err) {
+    npy_array a, s;
+    npy_expect ws = {.dtypes = NPY_DTYPE_BIT(NPY_F32), .ndim = 2}, wz = {.dtypes = NPY_DTYPE_BIT(NPY_I32), .ndim = 2};
+    if (npy_read(src, &ws, &a, err))
+        return -1;
+    if (npy_read(sizes, &wz, &s, err)) {
+        npy_array_release(&a);
+        return -1;
+    }
+    int rc = 0, sw = (int)a.shape[1], sh = (int)a.shape[0];
+    const int *sz = s.data;
+    for (size_t i = 0; i < s.shape[0] && !rc; i++) {
+        int dw = sz[2 * i], dh = sz[2 * i + 1];
+        npy_array o;
+        size_t shape[2] = {(size_t)dh, (size_t)dw};
+        float *rows = malloc((size_t)sh * dw * sizeof(float));
+        if (!rows || dw < 1 || dh < 1 || npy_array_alloc(&o, NPY_F32, 2, shape, err)) {
+            free(rows);
+            rc = avps_fail(err, "cv-linear: size %d x %d", dw, dh);
+            break;
+        }
+        ups_cv_resize_to(a.data, sw, sh, o.data, dw, dh, rows);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/linear_%zu.npy", out, i);
+        rc = npy_write(path, &o, 0, err);
+        npy_array_release(&o);
+        free(rows);
+    }
+    npy_array_release(&a);
+    npy_array_release(&s);
+    return rc;
+}
+
+static int cv_nearest(const char *src, double f, const char *out, avps_error *err) {
+    npy_array a, o;
+    npy_expect want = {.dtypes = NPY_DTYPE_BIT(NPY_U8), .ndim = 2};
+    if (npy_read(src, &want, &a, err))
+        return -1;
+    int sw = (int)a.shape[1], sh = (int)a.shape[0];
+    int dw = (int)lrint(sw * f), dh = (int)lrint(sh * f);
+    size_t shape[2] = {(size_t)dh, (size_t)dw};
+    int *xofs = malloc((size_t)(dw > 0 ? dw : 1) * sizeof(int));
+    int rc = -1;
+    if (xofs && dw > 0 && dh > 0 && npy_array_alloc(&o, NPY_U8, 2, shape, err) == 0) {
+        ups_cv_resize_nearest_u8(a.data, sw, sh, sw, o.data, dw, dh, f, xofs);
+        rc = npy_write(out, &o, 0, err);
+        npy_array_release(&o);
+    } else if (!err->msg[0]) {
+        avps_fail(err, "cv-nearest: size %d x %d", dw, dh);
+    }
+    free(xofs);
+    npy_array_release(&a);
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    avps_error err = {0};
+    if (argc == 5 && (!strcmp(argv[1], "cv-linear") || !strcmp(argv[1], "cv-nearest"))) {
+        int rc = !strcmp(argv[1], "cv-linear") ? cv_linear(argv[2], argv[3], argv[4], &err)
+                                               : cv_nearest(argv[2], strtod(argv[3], NULL), argv[4], &err);
+        if (rc)
+            fprintf(stderr, "%s\n", err.msg);
+        return rc ? 1 : 0;
+    }
     if (argc != 4) {
-        fprintf(stderr, "usage: upsnet_heads_tool WEIGHTS KEYS OUT\n");
+        fprintf(stderr, "usage: upsnet_heads_tool WEIGHTS KEYS OUT | cv-linear SRC SIZES OUT | cv-nearest SRC F OUT\n");
         return 1;
     }
-    avps_error err = {0};
     tool t = {argv[2], argv[3], &err, {{0}}, 0};
     if (run(&t, argv[1])) {
         fprintf(stderr, "%s\n", err.msg);

@@ -178,6 +178,15 @@ int ups_nms(const float *boxes, const int *order, int n, float thresh, unsigned 
  * clipped to [0, w - 1] x [0, h - 1] */
 void ups_box_decode_clip(const float box[4], const float delta[4], const float weights[4], int img_w, int img_h,
                          float out[4]);
+/* cv2.resize(INTER_LINEAR) of a float plane sw x sh to the given size dw x dh, as
+ * OpenCV 4.10 computes it for CV_32F (the 2x downscale included, where cv2 switches to
+ * its area path); rows: sh x dw floats of scratch. (The trunk's ups_cv_resize_linear
+ * resizes by a scale factor; this one is cv2 given a size, as mask removal calls it.) */
+void ups_cv_resize_to(const float *src, int sw, int sh, float *dst, int dw, int dh, float *rows);
+/* cv2.resize(INTER_NEAREST, fx = fy = f) of a u8 plane (row stride `stride`) to dw x dh
+ * (the caller's round(side f)): source floor(x / f), at most the last; xofs: dw ints. */
+void ups_cv_resize_nearest_u8(const uint8_t *src, int sw, int sh, int stride, uint8_t *dst, int dw, int dh, double f,
+                              int *xofs);
 /* indexes of x[0..n) by descending value, ties by index (stable); scratch from a */
 int ups_sort_desc(nn_arena *a, const float *x, int n, int *idx, avps_error *err);
 

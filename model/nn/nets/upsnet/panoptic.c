@@ -28,7 +28,7 @@ typedef struct {
  * column with weight 0; per row the same position, rows clamped but weights not; a
  * horizontal pass then a vertical one, each a * w0 + b * w1 in float. A downscale by
  * exactly 2 on both axes is cv2's INTER_AREA fast path instead (resize.cpp). */
-static void cv_resize_linear(const float *src, int sw, int sh, float *dst, int dw, int dh, float *rows) {
+void ups_cv_resize_to(const float *src, int sw, int sh, float *dst, int dw, int dh, float *rows) {
     double scale_x = 1.0 / ((double)dw / sw), scale_y = 1.0 / ((double)dh / sh);
     if (fabs(scale_x - 2) < DBL_EPSILON && fabs(scale_y - 2) < DBL_EPSILON) {
         /* the SIMD loop adds the two row pairs, the scalar tail the four in order */
@@ -71,7 +71,7 @@ static void cv_resize_linear(const float *src, int sw, int sh, float *dst, int d
 
 /* cv2.resize(INTER_NEAREST, fx = fy = f) of a u8 plane: the size round(side f), source
  * floor(x / f) in double, at most the last. */
-static void cv_resize_nearest(const uint8_t *src, int sw, int sh, int stride, uint8_t *dst, int dw, int dh, double f,
+void ups_cv_resize_nearest_u8(const uint8_t *src, int sw, int sh, int stride, uint8_t *dst, int dw, int dh, double f,
                               int *xofs) {
     double inv = 1.0 / f;
     for (int x = 0; x < dw; x++) {
@@ -126,7 +126,7 @@ static int mask_removal(const ups_heads *h, nn_arena *a, const ups_dets *c, int 
         float *hrows = w > W ? nn_arena_alloc(a, (size_t)c->mask_size * w * sizeof(float), err) : rows;
         if (!logit || !hrows)
             return -1;
-        cv_resize_linear(c->masks + (size_t)d * mm, c->mask_size, c->mask_size, logit, w, hh, hrows);
+        ups_cv_resize_to(c->masks + (size_t)d * mm, c->mask_size, c->mask_size, logit, w, hh, hrows);
         instance cand = {bx0, by0, w, hh, logit, c->labels[d], 0, 0, 0, 0};
         long sum = 0, overlap = 0;
         for (int y = y0; y < y1; y++)
@@ -305,6 +305,9 @@ int ups_panoptic(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const up
     out->cls_probs = nn_arena_alloc(a, (size_t)c->n * sizeof(float), err);
     if (!inst || !out->keep || !out->cls_inds || !out->cls_probs || mask_removal(h, a, c, H, W, out, inst, err))
         return -1;
+    if (n_stuff + out->k > 255) /* labels are u8 and 255 is void */
+        return avps_fail(err, "native engine: UPSNet panoptic head: %d stuff classes and %d instances do not fit "
+                         "8-bit labels (lower max_det)", n_stuff, out->k);
     for (int i = 0; i < out->k; i++) {
         const float *b = c->boxes + 4 * (size_t)out->keep[i];
         out->cls_inds[i] = c->labels[out->keep[i]], out->cls_probs[i] = c->scores[out->keep[i]];
@@ -345,8 +348,8 @@ int ups_panoptic(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const up
         }
         sl = own;
     }
-    cv_resize_nearest(out->labels, im->img_w, im->img_h, W, out->labels_image, out->out_w, out->out_h, f, xofs);
-    cv_resize_nearest(sl, im->img_w, im->img_h, W, seg, out->out_w, out->out_h, f, xofs);
+    ups_cv_resize_nearest_u8(out->labels, im->img_w, im->img_h, W, out->labels_image, out->out_w, out->out_h, f, xofs);
+    ups_cv_resize_nearest_u8(sl, im->img_w, im->img_h, W, seg, out->out_w, out->out_h, f, xofs);
     if (unify(h, a, out->labels_image, seg, n, out->cls_inds, out->k, n_stuff, pan_seg, pan_ins, err) != 0)
         return -1;
     for (size_t p = 0; p < n; p++)
