@@ -164,7 +164,7 @@ int ups_panoptic(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const up
 
 /* The panoptic candidates: MaskROI's class-agnostic path (score > pan_score_thresh, one
  * NMS, max_det), with its fallback when none passes (one box of zeros, class 0, score 1,
- * mask_roi.py:134-140), and the mask head's logits of their classes. */
+ * mask_roi.py:135-141), and the mask head's logits of their classes. */
 int ups_panoptic_candidates(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const ups_box_out *box,
                             const ups_im_info *im, ups_dets *out, avps_error *err);
 
