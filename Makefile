@@ -125,7 +125,7 @@ FUZZ_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
 test: $(FUZZ_REPLAYS)
 .PHONY: fuzz fuzz-build
 
-build/tests/san_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c tests/fuzz/fuzz.h $(SAN_LIB_OBJS)
+build/tests/san_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(wildcard tests/fuzz/*.h) $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< tests/fuzz/driver.c $(SAN_LIB_OBJS) $(PKG_LIBS)
 
@@ -136,7 +136,7 @@ build/fuzz/obj/%.o: %.c $(HDRS) Makefile
 build/fuzz/libavps.a: $(FUZZ_OBJS)
 	rm -f $@ && ar rcs $@ $(FUZZ_OBJS)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h build/fuzz/libavps.a
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build/fuzz/libavps.a
 	$(FUZZ_CC) $(CFLAGS_BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libavps.a $(PKG_LIBS)
 
 fuzz-build: $(FUZZ_BINS)

@@ -224,4 +224,27 @@ put("fuzz_safetensors", "empty.safetensors", safetensors({}))
 put("fuzz_safetensors", "repro_two_metadata.safetensors", safetensors(
     {}, raw_header='{"__metadata__": {"a": "1", "b": "2"}, "__metadata__": {"c": "3"}, '
                    '"t": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}') + b"\x07")
+
+# ---- configuration files, against fuzz_config_files.h's dataset (things 1, 3; stuff 184) ----
+table = {"format": "avps class table 1", "metric": "mask_ap", "min_instances": 10, "ends": ["ups", "htc"],
+         "overall_best": "htc", "classes": [
+             {"category_id": 1, "end": "htc", "fallback": False, "n_heldout": 52,
+              "score": {"ups": 0.4127, "htc": 0.4411}},
+             {"category_id": 3, "end": "ups", "fallback": True, "n_heldout": 3, "score": {"ups": None, "htc": 0.1}}]}
+put("fuzz_class_table", "table.json", json.dumps(table))
+put("fuzz_class_table", "pq_th.json", json.dumps(dict(table, metric="pq_th", ends=["htc", "ups"])))
+put("fuzz_sim_profile", "htc_override.json", '{"base": "htc", "is_recall": 0.85}')
+put("fuzz_sim_profile", "fields.json", '{"is_calibration": 0.5, "is_soft": 1, "class_spread": 0.2, "shared": 0.3}')
+with open(os.path.join(HERE, "..", "..", "configs", "demo.json"), "rb") as f:
+    put("fuzz_run_config", "demo.json", f.read())
+put("fuzz_run_config", "end_spec.txt", "e_ups=ensemble:r50=sim:r50*0.4,r101=sim:r101:7*1.2")
+put("fuzz_run_config", "end_spec_replay.txt", "htc=replay:store/htc")
+put("fuzz_run_journal", "two_items.bin", b"0 1\n1 2\n\0" + bytes(range(64)))
+put("fuzz_run_journal", "cut_line.bin", b"1 2\n0 \0")
+head = {"name": "r50", "ss_kind": "probs", "categories": [1, 3, 184, 7], "category_map": {"7": 184}}
+image = {"width": 4, "height": 3, "ss": {"scale": [0.5, 0.5], "offset": [0, 0], "valid": [2, 2]},
+         "instances": [{"category_id": 1, "score": 0.9, "segmentation": {"size": [3, 4], "counts": "0c0"}},
+                       {"category_id": 3, "score": 0.4, "box": [0, 0, 2, 2], "soft": 0, "paste": "detectron2"}]}
+put("fuzz_store_head", "store.bin", json.dumps(head).encode() + b"\0" + json.dumps(image).encode())
+put("fuzz_store_head", "labels.bin", b'{"ss_kind": "labels", "categories": [184]}\0{}')
 print("seeds written under", os.path.join(HERE, "corpus"))
