@@ -148,6 +148,9 @@ typedef struct {
     int plain_gemm;          /* the plain C GEMM instead of OpenBLAS's (to measure it) */
     const char *dump_dir;    /* tests: each stage's output as .npy files here */
     const char *proposals;   /* tests: these RPN proposals (.npy, P x 4) instead of the RPN's */
+    const char *const *settings; /* "KEY=VALUE": override the weights' metadata (UPSNet) */
+    int n_settings;
+    const char *semantic;    /* UPSNet: its semantic logits before the final upsampling (.npy) */
 } native_options;
 
 typedef struct native_net native_net;

@@ -14,7 +14,7 @@
 const char infer_usage[] =
     "usage: avps infer --weights F --image IMG --json OUT [--score-thr X] [--detections N]\n"
     "                  [--device cpu] [--image-id N] [--plain-gemm] [--repeat N]\n"
-    "                  [--dump-dir D] [--proposals F.npy]\n"
+    "                  [--dump-dir D] [--proposals F.npy] [--set KEY=VALUE]... [--semantic F.npy]\n"
     "  Runs the Mask R-CNN ResNet-FPN of a safetensors file (scripts/pth-to-safetensors makes\n"
     "  one from a PyTorch checkpoint) on a PNG or JPEG image and writes its detections as a\n"
     "  COCO results list: image_id, category_id (the network's class), bbox, score and the\n"
@@ -22,11 +22,17 @@ const char infer_usage[] =
     "  --detections override the weights' settings (default 0.05 and 100). --repeat N runs\n"
     "  N times and prints the seconds per image; --plain-gemm uses the plain C GEMM instead\n"
     "  of OpenBLAS. Tests: --dump-dir writes each stage's output as .npy, --proposals\n"
-    "  replaces the RPN's proposals. See docs/model.md.\n";
+    "  replaces the RPN's proposals. UPSNet weights (recognised by their names): --set\n"
+    "  overrides a setting of the weights' metadata (min_size, max_size, ...), --semantic\n"
+    "  writes the semantic logits before the final upsampling. --json may be left out when\n"
+    "  --dump-dir or --semantic is given. See docs/model.md.\n";
+
+#define INFER_MAX_SETTINGS 64
 
 typedef struct {
     const char *weights, *image, *json, *dump_dir;
     long image_id, repeat;
+    const char *settings[INFER_MAX_SETTINGS];
     native_options net;
 } infer_options;
 
@@ -41,9 +47,18 @@ static int parse(int argc, char **argv, infer_options *o, avps_error *err) {
             (r = cli_take(argc, argv, &i, "--json", &o->json, err)) ||
             (r = cli_take(argc, argv, &i, "--device", &o->net.device, err)) ||
             (r = cli_take(argc, argv, &i, "--dump-dir", &o->dump_dir, err)) ||
-            (r = cli_take(argc, argv, &i, "--proposals", &o->net.proposals, err))) {
+            (r = cli_take(argc, argv, &i, "--proposals", &o->net.proposals, err)) ||
+            (r = cli_take(argc, argv, &i, "--semantic", &o->net.semantic, err))) {
             if (r < 0)
                 return -1;
+        } else if ((r = cli_take(argc, argv, &i, "--set", &v, err))) {
+            if (r < 0)
+                return -1;
+            if (!strchr(v, '=') || v[0] == '=')
+                return avps_fail(err, "--set %s: expected KEY=VALUE", v);
+            if (o->net.n_settings == INFER_MAX_SETTINGS)
+                return avps_fail(err, "--set: at most %d settings", INFER_MAX_SETTINGS);
+            o->settings[o->net.n_settings++] = v;
         } else if ((r = cli_take(argc, argv, &i, "--score-thr", &v, err))) {
             if (r < 0 || cli_double("--score-thr", v, &o->net.score_thresh, err) != 0)
                 return -1;
@@ -65,15 +80,19 @@ static int parse(int argc, char **argv, infer_options *o, avps_error *err) {
             return avps_fail(err, "unknown option '%s'\n%s", argv[i], infer_usage);
         }
     }
-    if (!o->weights || !o->image || !o->json)
-        return avps_fail(err, "--weights, --image and --json are required\n%s", infer_usage);
+    if (!o->weights || !o->image || (!o->json && !o->dump_dir && !o->net.semantic))
+        return avps_fail(err, "--weights, --image and --json (or --dump-dir or --semantic) are required\n%s",
+                         infer_usage);
     o->net.dump_dir = o->dump_dir;
+    o->net.settings = o->settings;
     return 0;
 }
 
 /* The COCO results list, atomically; masks pasted at the image's size. With a dump
  * folder, also the masks as one (K, H, W) uint8 array, masks.npy. */
 static int write_results(const infer_options *o, const head_output *out, avps_error *err) {
+    if (!o->json)
+        return 0;
     atomic_file af;
     npy_array masks = {0};
     if (o->dump_dir) {

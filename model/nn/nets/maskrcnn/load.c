@@ -355,6 +355,11 @@ maskrcnn *maskrcnn_load(const st_file *st, const native_options *opt, avps_error
     }
     nn_arena_init(&m->arena);
     m->be = nn_cpu_backend(!opt->plain_gemm);
+    if (opt->n_settings > 0 || opt->semantic) {
+        avps_fail(err, "%s: --set and --semantic are for UPSNet weights; this is a Mask R-CNN", st->path);
+        maskrcnn_free(m);
+        return NULL;
+    }
     int stage_channels[MRCNN_LEVELS];
     int rc = load_backbone(m, st, stage_channels, err) || load_fpn_rpn(m, st, stage_channels, err) ||
              load_roi_heads(m, st, err) || load_settings(m, st, err);
