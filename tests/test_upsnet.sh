@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# test_upsnet.sh: the native engine's UPSNet (model/nn/nets/upsnet/) against the answer
+# keys of ../shared/reference/upsnet (UPSNet's own code, README there): for each public
+# case (ResNet-50; ResNet-101 with DCN) the weights are expanded by the keys'
+# make_weights.py into build/upsnet/, `avps infer --dump-dir` runs on the case's image
+# with the keys' settings (--set min_size=128 --set max_size=224), and every stage is
+# compared with its key by tests/upsnet_compare.py (README section 5 tolerances).
+# Also: --semantic, the scale rule under other --set values, and refusals.
+# Usage: tests/test_upsnet.sh AVPS_BINARY   (prints only failures and the summary line)
+set -u
+AVPS=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+REF=$ROOT/../shared/reference/upsnet
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+ko() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+if [ ! -f "$REF/README.md" ]; then
+    echo "SKIP: no answer keys at $REF (shared/reference/upsnet)"
+    echo "0 passed, 0 failed"; exit 0
+fi
+if ! $PY -c "import numpy" 2>/dev/null; then
+    echo "SKIP: $PY has no numpy"
+    echo "0 passed, 0 failed"; exit 0
+fi
+T=$(mktemp -d /tmp/avps_upsnet_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+# the weights, made once per spec (plain and sanitizer runs share them)
+weights() { # CASE -> prints the safetensors path
+    local w=$ROOT/build/upsnet/$1.safetensors
+    mkdir -p "$ROOT/build/upsnet"
+    if [ ! -f "$w" ] || [ "$REF/$1/spec.json" -nt "$w" ] || [ "$REF/make_weights.py" -nt "$w" ]; then
+        $PY "$REF/make_weights.py" "$REF/$1/spec.json" "$w.tmp" >/dev/null && mv "$w.tmp" "$w"
+    fi
+    echo "$w"
+}
+compare() { # KEYDIR DUMPDIR STAGE...
+    local out p f
+    out=$($PY "$ROOT/tests/upsnet_compare.py" "$@" 2>&1)
+    printf '%s\n' "$out" | grep '^FAIL' | sed "s|^FAIL: |FAIL: $(basename "$1"): |"
+    p=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ]; then ko "$(basename "$1"): comparer: $(printf '%s\n' "$out" | tail -3)"; return; fi
+    passed=$((passed + p)); failed=$((failed + f))
+}
+
+TRUNK="input im_info res2 res3 res4 res5 fpn_p2 fpn_p3 fpn_p4 fpn_p5 fpn_p6
+sem_logits sem_logits_up_max sem_logits_up_crop_tl sem_logits_up_crop_br sem_labels sem_labels_image"
+KEYSET=(--set min_size=128 --set max_size=224)
+
+for case in resnet50 resnet101_dcn; do
+    K=$REF/$case D=$T/$case
+    W=$(weights $case)
+    if [ ! -f "$W" ]; then ko "$case: make_weights.py failed"; continue; fi
+    if ! "$AVPS" infer --weights "$W" --image "$K/image.png" "${KEYSET[@]}" --dump-dir "$D" \
+        --semantic "$T/$case.sem.npy" 2>"$T/err"; then
+        ko "$case: avps infer failed: $(head -3 "$T/err")"; continue
+    fi
+    # shellcheck disable=SC2086
+    compare "$K" "$D" $TRUNK
+    # --semantic holds the logits before the final upsampling
+    $PY -c "import numpy as np, sys; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]); sys.exit(0 if a.shape == b.shape and (a == b).all() else 1)" \
+        "$T/$case.sem.npy" "$D/sem_logits.npy" && ok || ko "$case: --semantic differs from the dump's sem_logits"
+done
+
+# The scale rule under other settings (base_dataset.py): short side to min_size unless
+# round(scale * long side) > max_size; output size cvRound(side * scale); padding to 32.
+W=$(weights resnet50)
+IMG=$REF/resnet50/image.png
+for set in "100 1000" "300 330" "64 80"; do
+    read -r mn mx <<< "$set"
+    D=$T/scale_$mn
+    if "$AVPS" infer --weights "$W" --image "$IMG" --set min_size=$mn --set max_size=$mx --dump-dir "$D" 2>"$T/err"; then
+        $PY - "$D" $mn $mx <<'PYEOF' && ok || ko "scale rule with min_size=$mn max_size=$mx"
+import sys, numpy as np
+d, mn, mx = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+h, w = 240, 330
+s = mn / min(h, w)
+if np.round(s * max(h, w)) > mx:
+    s = mx / max(h, w)
+rh, rw = int(np.round(h * s)), int(np.round(w * s))
+info, x = np.load(d + "/im_info.npy"), np.load(d + "/input.npy")
+want = (1, 3, (rh + 31) // 32 * 32, (rw + 31) // 32 * 32)
+if x.shape != want or info[0, 0] != rh or info[0, 1] != rw or info[0, 2] != np.float32(s):
+    sys.exit(f"input {x.shape} im_info {info} want {want} {rh} {rw} {s}")
+if np.abs(x[:, :, rh:, :]).max(initial=0) != 0 or np.abs(x[:, :, :, rw:]).max(initial=0) != 0:
+    sys.exit("padding is not zero")
+PYEOF
+    else
+        ko "infer with min_size=$mn: $(head -3 "$T/err")"
+    fi
+done
+
+# refusals: a message, non-zero exit, nothing written
+refuse() { # WHAT EXPECTED-TEXT ARGS...
+    local what=$1 want=$2; shift 2
+    rm -rf "$T/out"
+    if "$AVPS" infer "$@" 2>"$T/err"; then ko "$what: accepted"
+    elif ! grep -q -- "$want" "$T/err"; then ko "$what: message was: $(head -3 "$T/err")"
+    elif [ -e "$T/out" ] && [ -n "$(ls -A "$T/out" 2>/dev/null)" ]; then ko "$what: left $(ls "$T/out")"
+    else ok; fi
+}
+refuse "unknown --set key" "not a setting of UPSNet" --weights "$W" --image "$IMG" --set min_sise=128 --dump-dir "$T/out"
+refuse "--set without =" "expected KEY=VALUE" --weights "$W" --image "$IMG" --set min_size --dump-dir "$T/out"
+refuse "--set not a number" "min_size" --weights "$W" --image "$IMG" --set min_size=abc --dump-dir "$T/out"
+refuse "--set min_size=0" "min_size" --weights "$W" --image "$IMG" --set min_size=0 --dump-dir "$T/out"
+# weights with UPSNet's names but a tensor missing: named
+$PY - "$T/partial.safetensors" <<'PYEOF' || ko "partial weights: generator"
+import json, struct, sys
+import numpy as np
+t = {"resnet_backbone.conv1.conv1.weight": np.zeros((64, 3, 7, 7), np.float32),
+     "fpn.fpn_p2.weight": np.zeros((256, 256, 3, 3), np.float32)}
+hdr, off, blob = {}, 0, b""
+for k, v in t.items():
+    b = v.tobytes(); hdr[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+    off += len(b); blob += b
+h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + blob)
+PYEOF
+refuse "missing tensor" "resnet_backbone.conv1.bn1.weight" --weights "$T/partial.safetensors" --image "$IMG" --dump-dir "$T/out"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
