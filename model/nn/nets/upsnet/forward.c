@@ -118,17 +118,41 @@ static int write_semantic(const upsnet *u, const ups_image *im, avps_error *err)
     return rc;
 }
 
+static void print_timings(const upsnet *u) {
+    if (u->timings)
+        fprintf(stderr,
+                "upsnet stages (s): preprocess %.3f, backbone %.3f (deformable %.3f), fpn %.3f, semantic %.3f "
+                "(deformable %.3f), heads %.3f\n",
+                u->t[UPS_T_PRE], u->t[UPS_T_BACKBONE], u->t[UPS_T_BACKBONE_DCN], u->t[UPS_T_FPN], u->t[UPS_T_SEMANTIC],
+                u->t[UPS_T_SEMANTIC_DCN], u->t[UPS_T_HEADS]);
+}
+
 int upsnet_run(upsnet *u, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err) {
     nn_arena_reset(&u->arena);
     memset(res, 0, sizeof *res);
+    memset(u->t, 0, sizeof u->t);
     ups_image im;
     memset(&im, 0, sizeof im);
-    if (ups_preprocess(u, rgb, w, h, &im, err) || ups_backbone(u, &im, err) || ups_fpn(u, &im, err) ||
-        dump_trunk(u, &im, err))
+    double t0 = ups_now();
+    if (ups_preprocess(u, rgb, w, h, &im, err))
         return -1;
-    if (ups_semantic(u, &im, err) || dump_semantic(u, &im, err) || write_semantic(u, &im, err))
+    u->t[UPS_T_PRE] = ups_now() - t0, t0 = ups_now();
+    if (ups_backbone(u, &im, err))
+        return -1;
+    u->t[UPS_T_BACKBONE] = ups_now() - t0, t0 = ups_now();
+    if (ups_fpn(u, &im, err))
+        return -1;
+    u->t[UPS_T_FPN] = ups_now() - t0;
+    if (dump_trunk(u, &im, err))
+        return -1;
+    t0 = ups_now();
+    if (ups_semantic(u, &im, err))
+        return -1;
+    u->t[UPS_T_SEMANTIC] = ups_now() - t0;
+    if (dump_semantic(u, &im, err) || write_semantic(u, &im, err))
         return -1;
     res->mask_size = 28;
     res->paste = PASTE_TORCHVISION;
+    print_timings(u);
     return 0;
 }

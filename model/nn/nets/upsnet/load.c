@@ -286,6 +286,10 @@ static int load_settings(upsnet *u, const st_file *st, avps_error *err) {
     if (!(pad >= 1 && pad <= 1024 && pad == floor(pad)))
         return avps_fail(err, "%s: setting pad_to must be a whole number in [1, 1024]", st->path);
     u->pad_to = (int)pad;
+    double timings = 0;
+    if (ups_setting_numbers(u, st, "timings", &timings, 1, err))
+        return -1;
+    u->timings = timings != 0;
     if (u->pad_to % 32 != 0)
         return avps_fail(err, "%s: setting pad_to must be a multiple of 32 (the FPN's coarsest stride)", st->path);
     return 0;

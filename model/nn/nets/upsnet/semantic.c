@@ -14,9 +14,11 @@ static int subnet(upsnet *u, const nn_tensor *in, nn_tensor *out, avps_error *er
     nn_tensor x = *in;
     for (int i = 0; i < u->sem_layers; i++) {
         nn_tensor off, y;
+        double t0 = ups_now();
         if (be->conv2d(be, a, &u->sem_offset[i], &x, 0, &off, err) ||
             be->deform_conv2d(be, a, &u->sem_conv[i], &x, &off, NULL, 1, u->sem_offset[i].out / 18, 1, &y, err))
             return -1;
+        u->t[UPS_T_SEMANTIC_DCN] += ups_now() - t0;
         x = y;
     }
     *out = x;

@@ -6,6 +6,13 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
+
+double ups_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* ---- cv2.resize -------------------------------------------------------------------- */
 
@@ -123,9 +130,11 @@ static int run_block(upsnet *u, const ups_block *b, const nn_tensor *x, nn_tenso
     if (be->conv2d(be, &u->arena, &b->conv1, x, 1, &t1, err))
         return -1;
     if (b->dcn) {
+        double t0 = ups_now();
         if (be->conv2d(be, &u->arena, &b->offset, &t1, 0, &off, err) ||
             be->deform_conv2d(be, &u->arena, &b->conv2, &t1, &off, NULL, 1, b->offset.out / 18, 1, &t2, err))
             return -1;
+        u->t[UPS_T_BACKBONE_DCN] += ups_now() - t0;
     } else if (be->conv2d(be, &u->arena, &b->conv2, &t1, 1, &t2, err)) {
         return -1;
     }

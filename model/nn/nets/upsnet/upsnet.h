@@ -27,6 +27,11 @@ typedef struct {
     int dcn, has_down;
 } ups_block;
 
+/* wall seconds of the last image's stages, printed with --set timings=1 (measuring) */
+enum { UPS_T_PRE, UPS_T_BACKBONE, UPS_T_BACKBONE_DCN, UPS_T_FPN, UPS_T_SEMANTIC, UPS_T_SEMANTIC_DCN, UPS_T_HEADS,
+       UPS_T_COUNT };
+double ups_now(void);
+
 struct ups_heads; /* heads.h: RPN, box and mask heads, panoptic head (their weights) */
 
 struct upsnet {
@@ -57,6 +62,8 @@ struct upsnet {
 
     char *dump_dir; /* tests: every stage under the answer keys' names */
     char *semantic_path; /* --semantic: sem_logits as .npy */
+    int timings;
+    double t[UPS_T_COUNT];
     char **set_keys, **set_values; /* --set KEY=VALUE */
     unsigned char *set_used;
     int n_set;
