@@ -11,6 +11,8 @@
 
 struct native_net {
     nn_net *net;
+    native_panoptic panoptic; /* the last run's (in the network's arena) */
+    int box_plus_one;
 };
 
 native_net *native_net_load(const char *weights, const native_options *opt, avps_error *err) {
@@ -26,6 +28,9 @@ native_net *native_net_load(const char *weights, const native_options *opt, avps
     return n;
 }
 
+void native_net_panoptic(const native_net *n, native_panoptic *out) { *out = n->panoptic; }
+int native_net_box_plus_one(const native_net *n) { return n->box_plus_one; }
+const char *native_net_kind(const native_net *n) { return nn_net_kind_name(n->net); }
 size_t native_net_peak_bytes(const native_net *n) { return nn_net_arena_peak(n->net); }
 size_t native_net_arena_mallocs(const native_net *n) { return nn_net_arena_mallocs(n->net); }
 
@@ -68,23 +73,27 @@ static int fill_output(const nn_result *r, uint32_t w, uint32_t h, label_map map
 }
 
 static int run_file(nn_net *net, const char *path, label_map map, const void *ctx, head_output *out,
-                    avps_error *err) {
+                    nn_result *res, avps_error *err) {
     uint8_t *rgb;
     uint32_t w, h;
     if (nn_image_read(path, &rgb, &w, &h, err) != 0)
         return -1;
-    nn_result r;
-    int rc = nn_net_run(net, rgb, w, h, &r, err);
+    nn_result local, *r = res ? res : &local;
+    int rc = nn_net_run(net, rgb, w, h, r, err);
     free(rgb);
     if (rc != 0)
         return avps_prefix(err, "%s", path);
-    return fill_output(&r, w, h, map, ctx, out, err);
+    return fill_output(r, w, h, map, ctx, out, err);
 }
 
 int native_net_run(native_net *n, const char *image_path, head_output *out, avps_error *err) {
     memset(out, 0, sizeof *out);
-    if (run_file(n->net, image_path, NULL, NULL, out, err) == 0)
+    memset(&n->panoptic, 0, sizeof n->panoptic);
+    nn_result r;
+    if (run_file(n->net, image_path, NULL, NULL, out, &r, err) == 0) {
+        n->panoptic = r.panoptic, n->box_plus_one = r.box_plus_one;
         return 0;
+    }
     head_output_release(out);
     return -1;
 }
@@ -111,7 +120,7 @@ static int native_run(void *state, const head_input *in, head_output *out, avps_
     if (!path)
         return avps_fail(err, "native engine: out of memory");
     pthread_mutex_lock(&s->lock);
-    int rc = run_file(s->net, path, dataset_category, s, out, err);
+    int rc = run_file(s->net, path, dataset_category, s, out, NULL, err);
     pthread_mutex_unlock(&s->lock);
     free(path);
     if (rc == 0 && (out->width != in->image->width || out->height != in->image->height))

@@ -211,6 +211,8 @@ typedef struct {
     float *masks;  /* n x mask_size x mask_size */
     int mask_size;
     paste_convention paste;
+    int box_plus_one;          /* COCO boxes x2 - x1 + 1 wide (UPSNet) */
+    native_panoptic panoptic;  /* the network's own panoptic result, or width 0 */
 } nn_result;
 
 typedef struct {

@@ -5,6 +5,7 @@
  * dump folder every stage is written under the answer keys' names (input.npy,
  * res2.npy, ... pan_labels.npy), so that tests compare file by file. */
 #include "upsnet.h"
+#include "heads.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -118,6 +119,138 @@ static int write_semantic(const upsnet *u, const ups_image *im, avps_error *err)
     return rc;
 }
 
+/* ---- the heads (heads.h), dumped under the keys' names ------------------------------ */
+
+static int dump_dets(const upsnet *u, const char *prefix, const ups_dets *d, const char *masks, avps_error *err) {
+    char name[64];
+    size_t n = (size_t)d->n, s2[2] = {n, 4}, s1[1] = {n}, s3[3] = {n, (size_t)d->mask_size, (size_t)d->mask_size};
+    snprintf(name, sizeof name, "%s_boxes_resized", prefix);
+    if (ups_dump(u, name, NPY_F32, 2, s2, d->boxes, err))
+        return -1;
+    snprintf(name, sizeof name, "%s_scores", prefix);
+    if (ups_dump(u, name, NPY_F32, 1, s1, d->scores, err))
+        return -1;
+    snprintf(name, sizeof name, "%s_labels", prefix);
+    return ups_dump(u, name, NPY_I32, 1, s1, d->labels, err) || ups_dump(u, masks, NPY_F32, 3, s3, d->masks, err) ? -1 : 0;
+}
+
+static int dump_rpn(const upsnet *u, const ups_proposals *p, avps_error *err) {
+    char name[64];
+    for (int l = 0; l < UPS_FPN_LEVELS; l++) {
+        snprintf(name, sizeof name, "rpn_cls_prob_p%d", l + 2);
+        if (ups_dump_tensor(u, name, &p->cls_prob[l], err))
+            return -1;
+        snprintf(name, sizeof name, "rpn_bbox_pred_p%d", l + 2);
+        if (ups_dump_tensor(u, name, &p->bbox_pred[l], err))
+            return -1;
+    }
+    size_t s2[2] = {(size_t)p->n, 4}, s1[1] = {(size_t)p->n};
+    return ups_dump(u, "rpn_rois", NPY_F32, 2, s2, p->boxes, err) ||
+                   ups_dump(u, "rpn_roi_scores", NPY_F32, 1, s1, p->scores, err)
+               ? -1
+               : 0;
+}
+
+static int dump_panoptic(const upsnet *u, const ups_panoptic_out *pan, avps_error *err) {
+    size_t sk[1] = {(size_t)pan->k}, sl[2] = {(size_t)pan->h, (size_t)pan->w};
+    size_t si[2] = {(size_t)pan->out_h, (size_t)pan->out_w}, s3[3] = {(size_t)pan->out_h, (size_t)pan->out_w, 2};
+    return dump_dets(u, "pan_det", &pan->cand, "pan_mask_logits", err) ||
+                   ups_dump(u, "pan_keep", NPY_I32, 1, sk, pan->keep, err) ||
+                   ups_dump(u, "pan_cls_inds", NPY_I32, 1, sk, pan->cls_inds, err) ||
+                   ups_dump(u, "pan_cls_probs", NPY_F32, 1, sk, pan->cls_probs, err) ||
+                   ups_dump(u, "pan_labels", NPY_U8, 2, sl, pan->labels, err) ||
+                   ups_dump(u, "pan_labels_image", NPY_U8, 2, si, pan->labels_image, err) ||
+                   ups_dump(u, "panoptic_2ch", NPY_U8, 3, s3, pan->pan_2ch, err)
+               ? -1
+               : 0;
+}
+
+/* The panoptic result at the image's size (cv2's round(resized / scale) can differ by a
+ * pixel: cropped, or void beyond it), segment id = COCO id x 1000 + instance number, the
+ * areas counted on the final map. */
+static int panoptic_result(upsnet *u, const ups_image *im, const ups_panoptic_out *pan, native_panoptic *out,
+                           avps_error *err) {
+    nn_arena *a = &u->arena;
+    uint32_t W = im->orig_w, H = im->orig_h;
+    uint32_t *ids = nn_arena_alloc(a, (size_t)W * H * sizeof(uint32_t), err);
+    native_pan_segment *segs =
+        nn_arena_alloc(a, (size_t)(pan->n_segments ? pan->n_segments : 1) * sizeof(native_pan_segment), err);
+    if (!ids || !segs)
+        return -1;
+    for (int i = 0; i < pan->n_segments; i++) {
+        const ups_pan_segment *s = &pan->segments[i];
+        if (s->cls < 0 || s->cls >= u->num_seg_classes)
+            return avps_fail(err, "native engine: panoptic segment of class %d", s->cls);
+        segs[i] = (native_pan_segment){(uint32_t)u->seg_category[s->cls] * 1000u + (uint32_t)s->instance,
+                                       u->seg_category[s->cls],
+                                       s->instance > 0,
+                                       0,
+                                       {s->bbox[0], s->bbox[1], s->bbox[2], s->bbox[3]}};
+    }
+    for (uint32_t y = 0; y < H; y++)
+        for (uint32_t x = 0; x < W; x++) {
+            uint32_t id = 0;
+            if ((int)y < pan->out_h && (int)x < pan->out_w) {
+                const uint8_t *p = pan->pan_2ch + 2 * ((size_t)y * pan->out_w + x);
+                if (p[0] != 255 && p[0] < u->num_seg_classes)
+                    id = (uint32_t)u->seg_category[p[0]] * 1000u + p[1];
+            }
+            ids[(size_t)y * W + x] = id;
+            if (id)
+                for (int i = 0; i < pan->n_segments; i++)
+                    if (segs[i].id == id) {
+                        segs[i].area++;
+                        break;
+                    }
+        }
+    int n = 0;
+    for (int i = 0; i < pan->n_segments; i++)
+        if (segs[i].area > 0)
+            segs[n++] = segs[i];
+    *out = (native_panoptic){W, H, ids, (size_t)n, segs};
+    return 0;
+}
+
+/* RPN, box head, detections with their masks, panoptic head; res gets the detections
+ * in image pixels (resized / im_scale in float32, as upsnet_end2end_test.py) with COCO
+ * category ids, and the panoptic result. */
+static int run_heads(upsnet *u, ups_image *im, nn_result *res, avps_error *err) {
+    const ups_heads *h = u->heads;
+    nn_arena *a = &u->arena;
+    ups_im_info info = {im->img_h, im->img_w, im->im_scale_f32};
+    ups_proposals prop;
+    ups_box_out box;
+    ups_dets det;
+    ups_panoptic_out pan;
+    if (ups_rpn(h, a, im->fpn, &info, &prop, err) || dump_rpn(u, &prop, err))
+        return -1;
+    const float *rois = u->proposals ? u->proposals : prop.boxes;
+    int n_rois = u->proposals ? u->n_proposals : prop.n;
+    if (ups_box_head(h, a, im->fpn, rois, n_rois, &box, err))
+        return -1;
+    size_t sp[2] = {(size_t)n_rois, (size_t)h->num_classes};
+    if (ups_dump(u, "rcnn_cls_prob", NPY_F32, 2, sp, box.cls_prob, err) || ups_detect(h, a, im->fpn, &box, &info, &det, err) ||
+        dump_dets(u, "det", &det, "det_mask_probs", err))
+        return -1;
+    if (ups_panoptic(h, a, im->fpn, &box, &info, &im->sem_up, im->sem_labels, &pan, err) ||
+        dump_panoptic(u, &pan, err) || panoptic_result(u, im, &pan, &res->panoptic, err))
+        return -1;
+    res->n = det.n, res->scores = det.scores, res->masks = det.masks, res->mask_size = det.mask_size;
+    res->boxes = nn_arena_alloc(a, (size_t)(det.n ? det.n : 1) * 4 * sizeof(float), err);
+    res->labels = nn_arena_alloc(a, (size_t)(det.n ? det.n : 1) * sizeof(int), err);
+    if (!res->boxes || !res->labels)
+        return -1;
+    for (int i = 0; i < 4 * det.n; i++)
+        res->boxes[i] = det.boxes[i] / im->im_scale_f32;
+    for (int i = 0; i < det.n; i++) {
+        if (det.labels[i] < 1 || det.labels[i] >= h->num_classes)
+            return avps_fail(err, "native engine: detection of class %d", det.labels[i]);
+        res->labels[i] = u->det_category[det.labels[i]];
+    }
+    size_t s2[2] = {(size_t)det.n, 4};
+    return ups_dump(u, "det_boxes", NPY_F32, 2, s2, res->boxes, err);
+}
+
 static void print_timings(const upsnet *u) {
     if (u->timings)
         fprintf(stderr,
@@ -151,8 +284,14 @@ int upsnet_run(upsnet *u, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result 
     u->t[UPS_T_SEMANTIC] = ups_now() - t0;
     if (dump_semantic(u, &im, err) || write_semantic(u, &im, err))
         return -1;
-    res->mask_size = 28;
+    t0 = ups_now();
+    if (run_heads(u, &im, res, err))
+        return -1;
+    u->t[UPS_T_HEADS] = ups_now() - t0;
+    /* UPSNet's COCO masks: the box expanded by 30/28, the mask padded by one pixel,
+     * resized into the truncated box (bbox_transform.py:365-381), torchvision's rule */
     res->paste = PASTE_TORCHVISION;
+    res->box_plus_one = 1;
     print_timings(u);
     return 0;
 }

@@ -7,6 +7,7 @@
  * BatchNorm2d, eps 1e-5) is folded into the convolution before it. Settings come from
  * the header's __metadata__ and `--set KEY=VALUE`, over UPSNet's COCO defaults. */
 #include "upsnet.h"
+#include "heads.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -315,6 +316,100 @@ static int take_settings(upsnet *u, const native_options *opt, avps_error *err) 
     return 0;
 }
 
+/* UPSNet's COCO class orders (init_coco.py, json_dataset.py): the 133 semantic classes
+ * are the panoptic stuff categories by ascending id, then the things by ascending id;
+ * detection class j (1..80) is the j-th thing. Metadata seg_category_ids /
+ * det_category_ids (every class's COCO id, comma separated; det without background)
+ * override them; networks of other class counts need them (else ids = indexes). */
+static int load_categories(upsnet *u, const st_file *st, avps_error *err) {
+    int ns = u->num_seg_classes, nd = u->heads->num_classes;
+    u->seg_category = calloc((size_t)ns, sizeof *u->seg_category);
+    u->det_category = calloc((size_t)nd, sizeof *u->det_category);
+    double *v = calloc((size_t)(ns > nd ? ns : nd), sizeof *v);
+    if (!u->seg_category || !u->det_category || !v) {
+        free(v);
+        return avps_fail(err, "native engine: out of memory");
+    }
+    for (int i = 0; i < ns; i++)
+        u->seg_category[i] = i;
+    for (int i = 0; i < nd; i++)
+        u->det_category[i] = i;
+    u->num_stuff = ns - (nd - 1);
+    size_t n = synth_category_count();
+    if (ns == (int)n && nd == 81) {
+        int k = 0;
+        for (int thing = 0; thing <= 1; thing++)
+            for (size_t i = 0; i < n; i++) { /* the table is by ascending id within a kind */
+                int isthing;
+                int32_t id = synth_category(i, &isthing, NULL, 0);
+                if (isthing == thing)
+                    u->seg_category[k++] = id;
+            }
+        u->num_stuff = (int)n - 80;
+    }
+    int rc = 0;
+    if (ups_setting(u, st, "seg_category_ids") && !(rc = ups_setting_numbers(u, st, "seg_category_ids", v, ns, err)))
+        for (int i = 0; i < ns; i++)
+            u->seg_category[i] = (int32_t)v[i];
+    if (!rc && ups_setting(u, st, "num_stuff_classes")) {
+        double d = 0;
+        if (!(rc = ups_setting_numbers(u, st, "num_stuff_classes", &d, 1, err)) && !(d >= 0 && d < ns))
+            rc = avps_fail(err, "%s: setting num_stuff_classes must be in [0, %d)", st->path, ns);
+        u->num_stuff = (int)d;
+    }
+    for (int j = 1; j < nd; j++)
+        u->det_category[j] = u->num_stuff + j - 1 < ns ? u->seg_category[u->num_stuff + j - 1] : j;
+    if (!rc && ups_setting(u, st, "det_category_ids") &&
+        !(rc = ups_setting_numbers(u, st, "det_category_ids", v, nd - 1, err)))
+        for (int j = 1; j < nd; j++)
+            u->det_category[j] = (int32_t)v[j - 1];
+    free(v);
+    return rc ? -1 : 0;
+}
+
+typedef struct {
+    upsnet *u;
+    const st_file *st;
+} setting_ctx;
+
+static const char *head_setting(void *ctx, const char *key) {
+    setting_ctx *c = ctx;
+    return ups_setting(c->u, c->st, key);
+}
+
+/* The heads' weights and settings (heads.h); avps infer's --score-thr and --detections
+ * override score_thresh and max_det. */
+static int load_heads(upsnet *u, const st_file *st, const native_options *opt, avps_error *err) {
+    ups_head_settings hs;
+    ups_head_settings_default(&hs);
+    setting_ctx ctx = {u, st};
+    if (ups_head_settings_read(&hs, head_setting, &ctx, st->path, err) != 0)
+        return -1;
+    if (opt->score_thresh >= 0)
+        hs.score_thresh = (float)opt->score_thresh;
+    if (opt->detections > 0)
+        hs.max_det = opt->detections;
+    if (!(u->heads = ups_heads_load(st, u->be, &hs, err)))
+        return -1;
+    if (u->heads->channels != u->fpn_out[0].out)
+        return avps_fail(err, "%s: rpn.conv_proposal.0.weight takes %d channels, the FPN gives %d", st->path,
+                         u->heads->channels, u->fpn_out[0].out);
+    return 0;
+}
+
+static int load_proposals(upsnet *u, const char *path, avps_error *err) {
+    npy_expect want = {NPY_DTYPE_BIT(NPY_F32), 2, {0, 4, 0, 0}};
+    npy_array a;
+    if (npy_read(path, &want, &a, err) != 0)
+        return -1;
+    u->n_proposals = (int)a.shape[0];
+    u->proposals = ups_owned_floats(u, a.shape[0] * 4, err);
+    if (u->proposals && a.nbytes)
+        memcpy(u->proposals, a.data, a.nbytes);
+    npy_array_release(&a);
+    return u->proposals ? 0 : -1;
+}
+
 upsnet *upsnet_load(const st_file *st, const native_options *opt, avps_error *err) {
     upsnet *u = calloc(1, sizeof *u);
     if (!u) {
@@ -325,7 +420,10 @@ upsnet *upsnet_load(const st_file *st, const native_options *opt, avps_error *er
     u->be = nn_cpu_backend(!opt->plain_gemm);
     int stage_channels[UPS_STAGES];
     int rc = take_settings(u, opt, err) || load_backbone(u, st, stage_channels, err) ||
-             load_fpn(u, st, stage_channels, err) || load_semantic(u, st, err) || load_settings(u, st, err);
+             load_fpn(u, st, stage_channels, err) || load_semantic(u, st, err) || load_settings(u, st, err) ||
+             load_heads(u, st, opt, err) || load_categories(u, st, err);
+    if (!rc && opt->proposals)
+        rc = load_proposals(u, opt->proposals, err);
     for (int i = 0; !rc && i < u->n_set; i++)
         if (!u->set_used[i])
             rc = avps_fail(err, "--set %s: not a setting of UPSNet (see docs/model.md)", u->set_keys[i]);
@@ -343,6 +441,8 @@ upsnet *upsnet_load(const st_file *st, const native_options *opt, avps_error *er
 void upsnet_free(upsnet *u) {
     if (!u)
         return;
+    ups_heads_free(u->heads);
+    free(u->seg_category), free(u->det_category);
     for (size_t i = 0; i < u->n_owned; i++)
         free(u->owned[i]);
     free(u->owned);

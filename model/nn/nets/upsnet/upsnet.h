@@ -55,6 +55,11 @@ struct upsnet {
     int num_seg_classes;
 
     struct ups_heads *heads;
+    int32_t *seg_category;  /* num_seg_classes COCO ids */
+    int32_t *det_category;  /* heads->num_classes COCO ids (0: background) */
+    int num_stuff;          /* semantic classes [0, num_stuff) are stuff */
+    float *proposals;       /* tests: these proposals instead of the RPN's */
+    int n_proposals;
 
     /* settings: the weights' __metadata__, then --set, over UPSNet's COCO defaults */
     double min_size, max_size, mean_bgr[3];
