@@ -4,8 +4,12 @@
 # case (ResNet-50; ResNet-101 with DCN) the weights are expanded by the keys'
 # make_weights.py into build/upsnet/, `avps infer --dump-dir` runs on the case's image
 # with the keys' settings (--set min_size=128 --set max_size=224), and every stage is
-# compared with its key by tests/upsnet_compare.py (README section 5 tolerances).
-# Also: --semantic, the scale rule under other --set values, and refusals.
+# compared with its key by tests/upsnet_compare.py (README section 5 tolerances): the
+# trunk, the RPN maps, proposals, detections and masks, panoptic candidates, kept set,
+# labels and final map; the box head again fed the key's proposals (--proposals); and
+# end to end, --json against expected_detections.json and --panoptic-json against
+# panoptic_segments.json. Also: --semantic, the scale rule under other --set values,
+# the class orders against categories.json, and refusals.
 # Usage: tests/test_upsnet.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
 AVPS=$1
@@ -48,18 +52,31 @@ compare() { # KEYDIR DUMPDIR STAGE...
 
 TRUNK="input im_info res2 res3 res4 res5 fpn_p2 fpn_p3 fpn_p4 fpn_p5 fpn_p6
 sem_logits sem_logits_up_max sem_logits_up_crop_tl sem_logits_up_crop_br sem_labels sem_labels_image"
+HEADS="rpn_cls_prob_p2 rpn_cls_prob_p3 rpn_cls_prob_p4 rpn_cls_prob_p5 rpn_cls_prob_p6
+rpn_bbox_pred_p2 rpn_bbox_pred_p3 rpn_bbox_pred_p4 rpn_bbox_pred_p5 rpn_bbox_pred_p6
+proposals detections pan_candidates pan_kept pan_labels pan_labels_image panoptic_2ch"
 KEYSET=(--set min_size=128 --set max_size=224)
 
 for case in resnet50 resnet101_dcn; do
     K=$REF/$case D=$T/$case
     W=$(weights $case)
     if [ ! -f "$W" ]; then ko "$case: make_weights.py failed"; continue; fi
-    if ! "$AVPS" infer --weights "$W" --image "$K/image.png" "${KEYSET[@]}" --dump-dir "$D" \
-        --semantic "$T/$case.sem.npy" 2>"$T/err"; then
+    if ! "$AVPS" infer --weights "$W" --image "$K/image.png" "${KEYSET[@]}" --dump-dir "$D" --image-id 1 \
+        --semantic "$T/$case.sem.npy" --json "$T/$case.dets.json" --panoptic-json "$T/$case.pan.json" 2>"$T/err"; then
         ko "$case: avps infer failed: $(head -3 "$T/err")"; continue
     fi
     # shellcheck disable=SC2086
-    compare "$K" "$D" $TRUNK
+    compare "$K" "$D" $TRUNK $HEADS
+    # end to end: the COCO results and the panoptic annotation with its PNG
+    out=$($PY "$ROOT/tests/upsnet_compare.py" --e2e "$K" "$T/$case.dets.json" "$T/$case.pan.json" 2>&1)
+    if printf '%s\n' "$out" | grep -q '^1 passed, 0 failed$'; then ok; else ko "$case end to end: $(printf '%s\n' "$out" | head -5)"; fi
+    # the box head fed the key's proposals: its probabilities row by row
+    if "$AVPS" infer --weights "$W" --image "$K/image.png" "${KEYSET[@]}" --dump-dir "$D.fed" \
+        --proposals "$K/rpn_rois.npy" 2>"$T/err"; then
+        compare "$K" "$D.fed" rcnn_cls_prob detections
+    else
+        ko "$case: avps infer --proposals failed: $(head -3 "$T/err")"
+    fi
     # --semantic holds the logits before the final upsampling
     $PY -c "import numpy as np, sys; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]); sys.exit(0 if a.shape == b.shape and (a == b).all() else 1)" \
         "$T/$case.sem.npy" "$D/sem_logits.npy" && ok || ko "$case: --semantic differs from the dump's sem_logits"
@@ -92,6 +109,22 @@ PYEOF
         ko "infer with min_size=$mn: $(head -3 "$T/err")"
     fi
 done
+
+# UPSNet's class orders (the COCO ids of --json and --panoptic-json) are categories.json's
+$PY - "$T/resnet50.dets.json" "$T/resnet50/det_labels.npy" "$REF/categories.json" "$T/resnet50.pan.json" \
+    "$REF/resnet50/panoptic_segments.json" <<'PYEOF' && ok || ko "class orders differ from categories.json"
+import json, sys, numpy as np
+dets, labels, cats = json.load(open(sys.argv[1])), np.load(sys.argv[2]), json.load(open(sys.argv[3]))
+det_ids = {c["index"]: c["category_id"] for c in cats["det_classes_81"]}
+assert len(dets) == len(labels) > 0
+for d, l in zip(dets, labels):
+    assert d["category_id"] == det_ids[int(l)], (d["category_id"], l)
+seg_ids = [c["category_id"] for c in cats["seg_classes_133"]]
+pan, key = json.load(open(sys.argv[4])), json.load(open(sys.argv[5]))
+ours = sorted((s["category_id"], s["isthing"]) for s in pan["segments_info"])
+theirs = sorted((seg_ids[s["trainid"]], s["isthing"]) for s in key["segments"])
+assert ours == theirs, (ours, theirs)
+PYEOF
 
 # refusals: a message, non-zero exit, nothing written
 refuse() { # WHAT EXPECTED-TEXT ARGS...
