@@ -110,6 +110,68 @@ PYEOF
     fi
 done
 
+# The native head (avps export --backend native) gives UPSNet's SS and IS: the weights
+# carry the keys' settings in __metadata__ (what scripts/pth-to-safetensors --meta
+# writes); the instances are the key's detections, the semantic argmax at the image's
+# size (softmax of the logits, bilinear through the SS geometry) agrees with the key's
+# sem_labels_image on nearly every pixel (the two differ only in nearest vs bilinear).
+mkdir -p "$T/ds/img" && cp "$IMG" "$T/ds/img/a.png"
+$PY - "$W" "$T/meta.safetensors" "$REF/categories.json" "$T/ds/gt.json" <<'PYEOF' || ko "native head: could not write its inputs"
+import json, struct, sys
+src, dst, cats, gt = sys.argv[1:5]
+with open(src, "rb") as f, open(dst, "wb") as o:
+    n = struct.unpack("<Q", f.read(8))[0]
+    h = json.loads(f.read(n))
+    h["__metadata__"] = {"min_size": "128", "max_size": "224"}
+    b = json.dumps(h).encode(); b += b" " * (-len(b) % 8)
+    o.write(struct.pack("<Q", len(b)) + b)
+    while True:
+        chunk = f.read(1 << 24)
+        if not chunk:
+            break
+        o.write(chunk)
+c = json.load(open(cats))["seg_classes_133"]
+categories = [{"id": x["category_id"], "name": x["name"], "isthing": x["isthing"], "supercategory": "x"} for x in c]
+json.dump({"images": [{"id": 1, "file_name": "a.png", "width": 330, "height": 240}],
+           "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": []}],
+           "categories": categories}, open(gt, "w"))
+PYEOF
+if "$AVPS" export --gt-json "$T/ds/gt.json" --head ups --backend native --weights "$T/meta.safetensors" \
+    --images "$T/ds/img" --results "$T/ds/res.json" --semantic-dir "$T/ds/sem" 2>"$T/err"; then
+    $PY - "$T/ds/res.json" "$T/ds/sem" "$REF/resnet50" "$REF/categories.json" <<'PYEOF' && ok || ko "native head: SS or IS differ from the keys"
+import glob, json, sys
+import numpy as np
+from PIL import Image
+res, semdir, key, cats = sys.argv[1:5]
+got = sorted((r["category_id"], round(r["score"], 3)) for r in json.load(open(res)))
+want = sorted((r["category_id"], round(r["score"], 3)) for r in json.load(open(key + "/expected_detections.json")))
+assert len(got) == len(want) and sum(g[0] == w[0] and abs(g[1] - w[1]) <= 1e-3 for g, w in zip(got, want)) >= 0.95 * len(want), (len(got), len(want))
+ids = np.array([x["category_id"] for x in json.load(open(cats))["seg_classes_133"]])
+ref = ids[np.load(key + "/sem_labels_image.npy")]
+png = glob.glob(semdir + "/*.png")
+assert len(png) == 1, png
+ours = np.asarray(Image.open(png[0]))
+assert ours.shape == ref.shape, (ours.shape, ref.shape)
+# the SS geometry's model: softmax on the grid, bilinear (align_corners False) with
+# u + 0.5 = (x + 0.5) * im_scale / 4, argmax
+lg = np.load(key + "/sem_logits.npy")[0].astype(np.float64)
+p = np.exp(lg - lg.max(0)); p /= p.sum(0)
+sc = float(np.load(key + "/im_info.npy")[0, 2]) / 4
+def taps(n, N):
+    u = np.maximum((np.arange(N) + 0.5) * sc - 0.5, 0)
+    i0 = np.minimum(np.floor(u).astype(int), n - 1)
+    return i0, np.minimum(i0 + 1, n - 1), np.clip(u - i0, 0, 1)
+(y0, y1, ly), (x0, x1, lx) = taps(p.shape[1], ref.shape[0]), taps(p.shape[2], ref.shape[1])
+rows = lambda y: p[:, y][:, :, x0] * (1 - lx) + p[:, y][:, :, x1] * lx
+model = ids[(rows(y0) * (1 - ly)[:, None] + rows(y1) * ly[:, None]).argmax(0)]
+assert (ours == model).mean() >= 0.995, (ours == model).mean()
+# UPSNet's own path (x4 bilinear of logits, argmax, nearest back) differs at edges only
+assert (ours == ref).mean() >= 0.95, (ours == ref).mean()
+PYEOF
+else
+    ko "native head export: $(head -3 "$T/err")"
+fi
+
 # UPSNet's class orders (the COCO ids of --json and --panoptic-json) are categories.json's
 $PY - "$T/resnet50.dets.json" "$T/resnet50/det_labels.npy" "$REF/categories.json" "$T/resnet50.pan.json" \
     "$REF/resnet50/panoptic_segments.json" <<'PYEOF' && ok || ko "class orders differ from categories.json"

@@ -47,6 +47,10 @@ int nn_net_run(nn_net *n, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result 
 }
 
 const char *nn_net_kind_name(const nn_net *n) { return n->kind->name; }
+int nn_net_semantic_classes(const nn_net *n, const int32_t **category) {
+    *category = NULL;
+    return n->kind->semantic ? n->kind->semantic(n->net, category) : 0;
+}
 size_t nn_net_arena_peak(const nn_net *n) { return n->kind->arena(n->net)->peak; }
 size_t nn_net_arena_mallocs(const nn_net *n) { return n->kind->arena(n->net)->mallocs; }
 

@@ -407,4 +407,4 @@ static void maskrcnn_free_any(void *m) { maskrcnn_free(m); }
 static const nn_arena *maskrcnn_arena(const void *m) { return &((const maskrcnn *)m)->arena; }
 
 const nn_net_kind maskrcnn_kind = {"maskrcnn", maskrcnn_recognises, maskrcnn_load_any, maskrcnn_run_any,
-                                   maskrcnn_free_any, maskrcnn_arena};
+                                   maskrcnn_free_any, maskrcnn_arena, NULL};

@@ -292,6 +292,13 @@ int upsnet_run(upsnet *u, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result 
      * resized into the truncated box (bbox_transform.py:365-381), torchvision's rule */
     res->paste = PASTE_TORCHVISION;
     res->box_plus_one = 1;
+    /* the semantic logits before the final x4: the x4 (align_corners False) and the
+     * resize compose to one scale, im_scale / 4 */
+    const nn_tensor *lg = &im.sem_logits;
+    int stride = im.input.w / lg->w;
+    res->ss_logits = lg->data, res->ss_c = lg->c, res->ss_h = lg->h, res->ss_w = lg->w;
+    res->ss_scale = im.im_scale / stride;
+    res->ss_valid_w = (im.img_w + stride - 1) / stride, res->ss_valid_h = (im.img_h + stride - 1) / stride;
     print_timings(u);
     return 0;
 }

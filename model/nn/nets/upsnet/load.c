@@ -470,5 +470,11 @@ static int upsnet_run_any(void *u, const uint8_t *rgb, uint32_t w, uint32_t h, n
 static void upsnet_free_any(void *u) { upsnet_free(u); }
 static const nn_arena *upsnet_arena(const void *u) { return &((const upsnet *)u)->arena; }
 
+static int upsnet_semantic(const void *v, const int32_t **category) {
+    const upsnet *u = v;
+    *category = u->seg_category;
+    return u->num_seg_classes;
+}
+
 const nn_net_kind upsnet_kind = {"upsnet", upsnet_recognises, upsnet_load_any, upsnet_run_any, upsnet_free_any,
-                                 upsnet_arena};
+                                 upsnet_arena, upsnet_semantic};
