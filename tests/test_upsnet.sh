@@ -10,9 +10,11 @@
 # end to end, --json against expected_detections.json and --panoptic-json against
 # panoptic_segments.json. Also: --semantic, the scale rule under other --set values,
 # the class orders against categories.json, and refusals.
-# Usage: tests/test_upsnet.sh AVPS_BINARY   (prints only failures and the summary line)
+# Usage: tests/test_upsnet.sh AVPS_BINARY [--quick]   (prints only failures and the summary
+# line; --quick, for the sanitizer build: the ResNet-50 case and one scale only)
 set -u
 AVPS=$1
+QUICK=${2:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 REF=$ROOT/../shared/reference/upsnet
@@ -57,7 +59,9 @@ rpn_bbox_pred_p2 rpn_bbox_pred_p3 rpn_bbox_pred_p4 rpn_bbox_pred_p5 rpn_bbox_pre
 proposals detections pan_candidates pan_kept pan_labels pan_labels_image panoptic_2ch"
 KEYSET=(--set min_size=128 --set max_size=224)
 
-for case in resnet50 resnet101_dcn; do
+CASES="resnet50 resnet101_dcn" SCALES=$'100 1000\n300 330\n64 80'
+[ "$QUICK" = --quick ] && CASES=resnet50 SCALES="64 80"
+for case in $CASES; do
     K=$REF/$case D=$T/$case
     W=$(weights $case)
     if [ ! -f "$W" ]; then ko "$case: make_weights.py failed"; continue; fi
@@ -86,8 +90,7 @@ done
 # round(scale * long side) > max_size; output size cvRound(side * scale); padding to 32.
 W=$(weights resnet50)
 IMG=$REF/resnet50/image.png
-for set in "100 1000" "300 330" "64 80"; do
-    read -r mn mx <<< "$set"
+while read -r mn mx; do
     D=$T/scale_$mn
     if "$AVPS" infer --weights "$W" --image "$IMG" --set min_size=$mn --set max_size=$mx --dump-dir "$D" 2>"$T/err"; then
         $PY - "$D" $mn $mx <<'PYEOF' && ok || ko "scale rule with min_size=$mn max_size=$mx"
@@ -108,7 +111,7 @@ PYEOF
     else
         ko "infer with min_size=$mn: $(head -3 "$T/err")"
     fi
-done
+done <<< "$SCALES"
 
 # The native head (avps export --backend native) gives UPSNet's SS and IS: the weights
 # carry the keys' settings in __metadata__ (what scripts/pth-to-safetensors --meta
