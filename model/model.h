@@ -151,7 +151,27 @@ typedef struct {
     int plain_gemm;          /* the plain C GEMM instead of OpenBLAS's (to measure it) */
     const char *dump_dir;    /* tests: each stage's output as .npy files here */
     const char *proposals;   /* tests: these RPN proposals (.npy, P x 4) instead of the RPN's */
+    const char *const *settings; /* "KEY=VALUE": override the weights' metadata (UPSNet) */
+    int n_settings;
+    const char *semantic;    /* UPSNet: its semantic logits before the final upsampling (.npy) */
 } native_options;
+
+/* A network's own panoptic result (UPSNet's panoptic head), beside its instances:
+ * segment ids per pixel (0: void), COCO category ids, UPSNet's bbox (no +1). */
+typedef struct {
+    uint32_t id;
+    int32_t category_id;
+    int isthing;
+    uint32_t area;
+    int32_t bbox[4];
+} native_pan_segment;
+
+typedef struct {
+    uint32_t width, height;     /* 0 when the network has no panoptic output */
+    const uint32_t *ids;        /* height x width */
+    size_t n_segments;
+    const native_pan_segment *segments;
+} native_panoptic;
 
 typedef struct native_net native_net;
 native_net *native_net_load(const char *weights, const native_options *opt, avps_error *err);
@@ -160,6 +180,12 @@ int native_net_run(native_net *n, const char *image_path, head_output *out, avps
 /* The most memory one image has taken from the network's arena so far, in bytes, and
  * how many blocks the arena has allocated (steady state: none after the first image). */
 size_t native_net_peak_bytes(const native_net *n);
+/* The last run's panoptic result (valid until the next run) and whether the network's
+ * COCO boxes are [x, y, x2 - x1 + 1, y2 - y1 + 1] (UPSNet's results writer). */
+void native_net_panoptic(const native_net *n, native_panoptic *out);
+int native_net_box_plus_one(const native_net *n);
+/* "maskrcnn" or "upsnet" */
+const char *native_net_kind(const native_net *n);
 size_t native_net_arena_mallocs(const native_net *n);
 void native_net_free(native_net *n);
 
