@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint32_t n = head_channels(h, &cats);
         for (uint32_t c = 0; c < n; c++)
             FUZZ_ASSERT(pan_dataset_category_index(ds, cats[c]) >= 0);
-        head_input in = {&ds->images[0], &ds->annotations[0], NULL};
+        head_input in = {&ds->images[0], &ds->annotations[0], NULL, NULL};
         head_output out;
         memset(&out, 0, sizeof out);
         (void)head_run(h, &in, &out, &err);
