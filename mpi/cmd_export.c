@@ -318,15 +318,21 @@ int cmd_export(avps_job *job, int argc, char **argv) {
         ej.gt = pan_dataset_load(ej.gt_json, PAN_GROUND_TRUTH, &err);
         rc = ej.gt ? 0 : -1;
     }
-    if (rc == 0 && ej.semantic_dir)
-        rc = dir_create(ej.semantic_dir, &err);
     if (rc == 0)
         rc = (ej.head = export_head_new(&ej, &err)) ? 0 : -1;
+    const int32_t *no_cats;
+    if (rc == 0 && (ej.semantic_dir || ej.semantic_json) && head_channels(ej.head, &no_cats) == 0)
+        rc = avps_fail(&err, "export: head %s has no semantic side (an instance-only end): no --semantic-dir or "
+                             "--semantic-json to write", head_name(ej.head));
+    if (rc == 0 && ej.semantic_dir)
+        rc = dir_create(ej.semantic_dir, &err);
     if (rc == 0 && ej.store_out) {
         const int32_t *cats;
         uint32_t channels = head_channels(ej.head, &cats);
         ej.store = store_writer_new(ej.store_out, head_name(ej.head), head_ss_kind(ej.head), cats, channels, &err);
         rc = ej.store ? 0 : -1;
+        if (rc == 0 && !head_has_instances(ej.head))
+            store_writer_no_instances(ej.store);
     }
     if (rc == 0) {
         job_blob *blobs = job_map(job, ej.gt->n_annotations, (int)ej.threads, export_one, &ej);
