@@ -353,6 +353,9 @@ static int read_instance(const replay_state *s, const char *image_id, const cJSO
     const cJSON *seg = cJSON_GetObjectItemCaseSensitive(j, "segmentation");
     const cJSON *box = cJSON_GetObjectItemCaseSensitive(j, "box");
     const cJSON *soft = cJSON_GetObjectItemCaseSensitive(j, "soft");
+    if (cJSON_IsNumber(cat) && s->has_preset && map_category(s, cat->valuedouble) < 0)
+        return avps_fail(err, "category index %g is outside the category map %s (or maps to none of %s)",
+                         cat->valuedouble, s->preset.name, s->ds->path);
     if (!cJSON_IsNumber(cat) || (inst->category_id = map_category(s, cat->valuedouble)) < 0)
         return avps_fail(err, "category %g has no mapping to the categories of %s", cJSON_IsNumber(cat) ? cat->valuedouble : NAN,
                          s->ds->path);

@@ -28,7 +28,8 @@ store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind k
         avps_fail(err, "out of memory");
         return NULL;
     }
-    memcpy(sw->channel_category, channel_category, sizeof(int32_t) * channels);
+    if (channels)
+        memcpy(sw->channel_category, channel_category, sizeof(int32_t) * channels);
     if (dir_create(dir, err) != 0) {
         store_writer_free(sw);
         return NULL;
