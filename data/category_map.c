@@ -108,6 +108,8 @@ int category_map_load(const char *spec, category_map *m, avps_error *err) {
         rc = text ? parse_json(text, m, spec, err) : -1;
         free(text);
     }
+    free(m->name); /* a file naming a preset: the file names the map in messages */
+    m->name = NULL;
     if (rc == 0 && !(m->name = strdup(*p == '{' || *p == '[' ? "--category-map" : spec)))
         rc = avps_fail(err, "out of memory");
     if (rc == 0 && m->n == 0)

@@ -99,6 +99,55 @@ imp idx --results r80.json --results-category-map coco80 --semantic-dir idx --se
 imp idx2 --results r80.json --semantic-dir idx --category-map '{"0": 1}' --results-category-map mmdet-coco \
     --semantic-category-map detectron2-coco-panoptic && same_as_base idx2 idx2 || ko "named presets: $(cat st_idx2.err)"
 
+# every layout a label map comes in: one map of class indexes 0..14 (15 = no class) as
+# 8-bit grey, 16-bit grey, 4- and 8-bit palettes, grey+alpha, RGB, RGBA; 0/1 as 1-bit grey
+$PY - <<'PY' || ko "writing label maps of every layout"
+import os, numpy as np
+from PIL import Image
+rng = np.random.default_rng(5)
+names = sorted(os.listdir("sem"))
+for d in ("L", "I16", "P4", "P8", "LA", "RGB", "RGBA", "B1", "B8"):
+    os.makedirs("lay_" + d, exist_ok=True)
+for f in names:
+    v = rng.integers(0, 16, (64, 96)).astype(np.uint8)
+    Image.fromarray(v).save("lay_L/" + f)
+    Image.fromarray(v.astype(np.uint16), mode="I;16").save("lay_I16/" + f)
+    p = Image.fromarray(v, mode="P"); p.putpalette(list(rng.integers(0, 256, 48, dtype=np.uint8)))
+    p.save("lay_P4/" + f, bits=4)
+    p.putpalette(list(rng.integers(0, 256, 768, dtype=np.uint8))); p.save("lay_P8/" + f)
+    Image.fromarray(np.stack([v, rng.integers(0, 256, v.shape, dtype=np.uint8)], -1), mode="LA").save("lay_LA/" + f)
+    Image.fromarray(np.stack([v] * 3, -1)).save("lay_RGB/" + f)
+    Image.fromarray(np.stack([v] * 3 + [np.full_like(v, 7)], -1)).save("lay_RGBA/" + f)
+    b = v > 7
+    Image.fromarray(b).convert("1").save("lay_B1/" + f)
+    Image.fromarray(b.astype(np.uint8)).save("lay_B8/" + f)
+assert open("lay_P4/" + names[0], "rb").read()[24:26] == bytes([4, 3])
+PY
+for d in L I16 P4 P8 LA RGB RGBA; do
+    imp lay_$d --semantic-dir lay_$d --semantic-category-map coco133 --ignore-label 15 || ko "layout $d: $(cat st_lay_$d.err)"
+done
+for d in I16 P4 P8 LA RGB RGBA; do
+    diff -r st_lay_L st_lay_$d >/dev/null && ok || ko "layout $d: another store than 8-bit grey's"
+done
+imp lay_B1 --semantic-dir lay_B1 --semantic-category-map coco133 --ignore-label none &&
+    imp lay_B8 --semantic-dir lay_B8 --semantic-category-map coco133 --ignore-label none &&
+    diff -r st_lay_B1 st_lay_B8 >/dev/null && ok || ko "1-bit grey: not its 0/1 values $(cat st_lay_B1.err)"
+cp -r lay_RGB lay_bad && $PY -c "
+import sys, numpy as np
+from PIL import Image
+a = np.array(Image.open(sys.argv[1])); a[3, 2, 1] += 1; Image.fromarray(a).save(sys.argv[1])" "lay_bad/$sem1"
+refused "an RGB pixel that is not grey" o0 "lay_bad/$sem1: pixel (2, 3) is not grey" --semantic-dir lay_bad \
+    --semantic-category-map coco133 --ignore-label 15
+
+# under MPI: the same store from 3 ranks, and a failure on any rank leaves nothing
+MPIRUN="mpirun --oversubscribe --bind-to none -np"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+rm -rf st_np3 && $MPIRUN 3 "$AVPS" import --gt-json $GT --results r.json --semantic-dir sem --out st_np3 --head net \
+    --threads 2 >/dev/null 2>&1 && diff -r st_base st_np3 >/dev/null && ok || ko "mpirun -np 3 import: another store"
+rm -rf st_np3b && ! $MPIRUN 3 "$AVPS" import --gt-json $GT --semantic-dir lay_bad --semantic-category-map coco133 \
+    --ignore-label 15 --out st_np3b --head net >/dev/null 2>err && grep -q "pixel (2, 3) is not grey" err &&
+    [ ! -e st_np3b ] && [ ! -e st_np3b.import.tmp ] && ok || ko "mpirun -np 3 failed import: $(cat err | head -3)"
+
 # indexes outside the map, categories the dataset lacks: refused, naming them
 cp -r idx idxbad && $PY -c "
 import sys, numpy as np
