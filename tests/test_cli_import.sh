@@ -20,7 +20,7 @@ if ! $PY -c 'import numpy, PIL, torch' 2>/dev/null; then
 fi
 cd "$T" || exit 1
 
-"$AVPS" synth --out w --images 6 --heldout 1 --size 96x64 --seed 5 --pred >/dev/null || ko "synth"
+"$AVPS" synth --out w --images 6 --heldout 4 --size 96x64 --seed 5 --pred >/dev/null || ko "synth"
 GT=w/val.json
 "$AVPS" export --gt-json $GT --head r50 --backend sim --profile r50 --results r.json --semantic-dir sem \
     --semantic-json sj.json >/dev/null || ko "export r50"
@@ -322,6 +322,30 @@ done
     ko "two instance-only ends fused" || { grep -q "no semantic side to fuse" err && ok || ko "two instance-only ends: $(cat err)"; }
 "$AVPS" fuse --gt-json $GT --end a=replay:st_base --end b=replay:st_base --out-json fz4.json >/dev/null 2>err &&
     ko "two full ends without a class table" || { grep -q "class-table is required" err && ok || ko "no table: $(cat err)"; }
+
+# calibrate: an instance-only end's mask AP is its instances' (the same table as the full
+# end gives); a semantic-only end, or an instance-only one for pq_th, is refused by name
+H=w/heldout.json
+for h in r50 htc_uw_dc; do
+    "$AVPS" export --gt-json $H --head $h --backend sim --profile $h --results h_$h.json --semantic-dir h_$h.sem \
+        >/dev/null || ko "export held-out $h"
+done
+"$AVPS" import --gt-json $H --results h_r50.json --semantic-dir h_r50.sem --out st_hf --head a >/dev/null &&
+    "$AVPS" import --gt-json $H --results h_r50.json --out st_hi --head a >/dev/null &&
+    "$AVPS" import --gt-json $H --semantic-dir h_r50.sem --out st_hs --head a >/dev/null &&
+    "$AVPS" import --gt-json $H --results h_htc_uw_dc.json --semantic-dir h_htc_uw_dc.sem --out st_hb --head b \
+        >/dev/null || ko "held-out imports"
+"$AVPS" calibrate --heldout-json $H --end a=replay:st_hf --end b=replay:st_hb --min-instances 0 --out ct_full.json \
+    >/dev/null 2>err || ko "calibrate full ends: $(cat err)"
+"$AVPS" calibrate --heldout-json $H --end a=replay:st_hi --end b=replay:st_hb --min-instances 0 --out ct_io.json \
+    >/dev/null 2>err || ko "calibrate with an instance-only end: $(cat err)"
+[ -s ct_full.json ] && cmp -s ct_full.json ct_io.json && ok || ko "calibrate: an instance-only end gives another table"
+"$AVPS" calibrate --heldout-json $H --end a=replay:st_hs --end b=replay:st_hb --out ct_so.json >/dev/null 2>err &&
+    ko "calibrate with a semantic-only end" || { grep -q "end a gives no instances" err && [ ! -e ct_so.json ] && ok ||
+    ko "calibrate semantic-only: $(cat err)"; }
+"$AVPS" calibrate --heldout-json $H --end a=replay:st_hi --end b=replay:st_hb --metric pq_th --out ct_pq.json \
+    >/dev/null 2>err && ko "pq_th with an instance-only end" || { grep -q "end a has no semantic side" err && ok ||
+    ko "calibrate pq_th instance-only: $(cat err)"; }
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
