@@ -263,8 +263,14 @@ static void remove_flat_dir(const char *dir) {
 
 static int work_dir_prepare(avps_job *job, import_job *ij, avps_error *err) {
     struct stat st;
-    if (lstat(ij->out, &st) == 0 && !S_ISDIR(st.st_mode))
+    if (stat(ij->out, &st) == 0 && !S_ISDIR(st.st_mode))
         return avps_fail(err, "import: %s exists and is not a folder", ij->out);
+    if (lstat(ij->out, &st) == 0 && S_ISLNK(st.st_mode)) {
+        /* a link to a folder is followed: the store replaces its target, the link stays */
+        if (!(ij->out_target = path_canonical(ij->out)))
+            return avps_fail(err, "out of memory");
+        ij->out = ij->out_target;
+    }
     size_t n = strlen(ij->out);
     while (n > 1 && ij->out[n - 1] == '/')
         n--;
@@ -362,6 +368,7 @@ int cmd_import(avps_job *job, int argc, char **argv) {
     free(ij.channel_category);
     free(ij.label_channel);
     free(ij.work_dir);
+    free(ij.out_target);
     if (ij.has_results_map)
         category_map_release(&ij.results_map);
     if (ij.has_semantic_map)

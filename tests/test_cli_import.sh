@@ -169,6 +169,14 @@ cp -r st_base st_o6 && ! "$AVPS" import --gt-json $GT --out st_o6 --head net --s
 "$AVPS" import --gt-json $GT --out st_o6 --head net --results r.json --semantic-dir sem >/dev/null &&
     diff -r st_base st_o6 >/dev/null && ! ls -d st_o6.* 2>/dev/null | grep -q . && ok || ko "import over an existing store"
 
+# a store folder given as a link: the link stays, its target gets the store; a missing
+# PNG is refused before anything is written (issue 12 item 10)
+mkdir -p real && ln -s real st_link &&
+    "$AVPS" import --gt-json $GT --out st_link --head net --results r.json --semantic-dir sem >/dev/null 2>err &&
+    [ -L st_link ] && diff -r st_base real >/dev/null && ok || ko "import through a link: $(cat err)"
+cp -r sem semmiss && rm "semmiss/$sem1"
+refused "a missing semantic PNG" o15 "semmiss/$sem1: cannot open the PNG" --results r.json --semantic-dir semmiss
+
 # ---- NumPy arrays: probabilities stay probabilities; logits at a stride; label maps
 $PY - <<'PY' || ko "writing arrays"
 import json, os, numpy as np, torch
