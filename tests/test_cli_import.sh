@@ -232,6 +232,16 @@ grep -q '"scale": \[0.25, 0.25\], "offset": \[0, 0\], "valid": \[24, 16\]' "st_l
     same_pixels lg.expect lg.sem && ok || ko "logits at stride 4: the argmax is not torch's"
 imp lab --results r.json --semantic-dir lab --semantic-format npy --semantic-category-map coco133 &&
     same_as_base lab lab || ko "1 x H x W label arrays: $(cat st_lab.err)"
+# the simulated head's own logits, dumped as .npy.zst arrays (as a network's test script
+# would) and imported at their stride: the same SS bytes and the same export as the head
+"$AVPS" export --gt-json $GT --head r50 --backend sim --profile r50 --store-out simst >/dev/null || ko "store-out"
+mkdir -p simlg && for f in simst/*.ss.npy.zst; do
+    i=$(basename "$f" .ss.npy.zst); cp "$f" "simlg/$(printf %012d "$i").npy.zst"
+done
+grep -q '"scale": \[0.25, 0.25\], "offset": \[0, 0\]' "simst/$id1.json" || ko "the sim head is not at stride 4 here"
+imp simlg --results r.json --semantic-dir simlg --semantic-format npy --semantic-kind logits --ss-stride 4 &&
+    cmp -s "simst/$id1.ss.npy.zst" "st_simlg/$id1.ss.npy.zst" && same_as_base simlg simlg ||
+    ko "the head's logits at stride 4: $(cat st_simlg.err)"
 refused "float array without a kind" o7 "$stem1.npy: a float array: say whether" --semantic-dir p32 --semantic-format npy
 refused "probabilities that are logits" o8 "sum to" --semantic-dir lg --semantic-format npy --semantic-kind probs --ss-stride 4
 refused "a grid too small for its stride" o9 "cannot cover the 96x64 image" --semantic-dir lg --semantic-format npy \
