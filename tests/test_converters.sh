@@ -118,6 +118,34 @@ for v in rle bool; do
         ko "mmdet-to-store ($v): $(cat err)"
     fi
 done
+# pred_sem_seg as C x H x W logits (a semantic head's output): stored as logits, and the
+# exported argmax is numpy's over the fp16-rounded logits
+$PY - <<'PY' || ko "writing results_logits.pkl"
+import json, os, pickle, numpy as np, torch
+from PIL import Image
+gt = json.load(open("w/val.json"))
+ids = np.array([c["id"] for c in gt["categories"]])
+rng = np.random.default_rng(9)
+r = pickle.load(open("results_rle.pkl", "rb"))
+os.makedirs("lg.expect", exist_ok=True)
+for x, im in zip(r, gt["images"]):
+    lg = (rng.standard_normal((len(ids), im["height"], im["width"])) * 2).astype(np.float32)
+    x["pred_sem_seg"] = {"sem_seg": torch.from_numpy(lg)}
+    best = np.argmax(lg.astype(np.float16), 0)
+    Image.fromarray(ids[best].astype(np.uint8)).save("lg.expect/" + im["file_name"].replace(".jpg", ".png"))
+pickle.dump(r, open("results_logits.pkl", "wb"))
+PY
+if $PY "$ROOT/scripts/mmdet-to-store" --pkl results_logits.pkl --gt-json $GT --out mm_lg --head net 2>err; then
+    grep -q '"ss_kind": "logits"' mm_lg/head.json && back mm_lg mm_lg --semantic-dir mm_lg.sem &&
+        cmp -s base.json mm_lg.json && $PY -c "
+import os, sys, numpy as np
+from PIL import Image
+for f in os.listdir('lg.expect'):
+    assert (np.asarray(Image.open('lg.expect/' + f)) == np.asarray(Image.open('mm_lg.sem/' + f))).all(), f" &&
+        ok || ko "mmdet (logits): the store or its argmax is not the logits' $(cat mm_lg.err)"
+else
+    ko "mmdet-to-store (logits): $(cat err)"
+fi
 if $PY "$ROOT/scripts/mmdet-to-store" --pkl results_pan.pkl --gt-json $GT --out mm_pan --head net 2>err; then
     back mm_pan mm_pan --semantic-dir mm_pan.sem && cmp -s pan.json mm_pan.json && diff -r pan.sem mm_pan.sem >/dev/null &&
         ok || ko "mmdet (panoptic): the export differs from the panoptic JSON import's $(cat mm_pan.err)"
