@@ -49,8 +49,19 @@ int file_atomic_open(atomic_file *af, const char *path, avps_error *err);
 int file_atomic_commit(atomic_file *af, avps_error *err);
 void file_atomic_abort(atomic_file *af);
 /* What file_atomic_open would refuse, checked before any work: a folder, a socket, a
- * block device. 0 for anything it accepts, including a path that does not exist yet. */
+ * block device, a new or regular file whose folder is missing or not writable. 0 for
+ * anything it would write. */
 int file_output_check(const char *path, avps_error *err);
+/* The same for an output folder: the path is a writable folder, or the nearest folder
+ * above it that exists is writable (dir_create will make the rest). */
+int dir_output_check(const char *path, avps_error *err);
+/* The outermost path that a write to path would create: path itself or a folder above
+ * it; NULL when path exists. Caller frees. */
+char *path_first_missing(const char *path);
+/* The folder a path is in: "a/b.json" -> "a", "b.json" -> ".". Caller frees. */
+char *path_parent(const char *path);
+/* Removes a file, or a folder and all it holds; what cannot be removed stays. */
+void path_remove_all(const char *path);
 
 /* "a/b/panoptic.json" -> "a/b/panoptic" (panopticapi's default PNG folder). Caller frees. */
 char *path_without_json_suffix(const char *path);
@@ -268,6 +279,7 @@ typedef struct {
     double bbox[4];
     double score;        /* results only */
     rle_mask rle;        /* segm only: the mask at the image's size */
+    int mask_from_box;   /* results, segm: no "segmentation", the box made the mask (loadRes) */
 } inst_annotation;
 
 typedef struct {
@@ -339,11 +351,12 @@ void category_map_release(category_map *m);
 
 /* ---- NumPy arrays: .npy, and .npy.zst (the same bytes as one or more zstd frames) -----
  *
- * Dense head outputs of the prediction store. Little-endian, C order, at most 4 axes. */
+ * Dense head outputs of the prediction store, COCOeval's arrays (float64, 5 axes).
+ * Little-endian, C order, at most NPY_MAX_DIMS axes. */
 
-typedef enum { NPY_F16, NPY_F32, NPY_U8, NPY_U16, NPY_I32 } npy_dtype; /* '<f2' '<f4' '|u1' '<u2' '<i4' */
-#define NPY_DTYPE_COUNT 5
-#define NPY_MAX_DIMS 4
+typedef enum { NPY_F16, NPY_F32, NPY_U8, NPY_U16, NPY_I32, NPY_F64 } npy_dtype; /* '<f2' '<f4' '|u1' '<u2' '<i4' '<f8' */
+#define NPY_DTYPE_COUNT 6
+#define NPY_MAX_DIMS 5 /* COCOeval's precision is T x R x K x A x M */
 #define NPY_DTYPE_BIT(d) (1u << (d)) /* for npy_expect.dtypes */
 
 typedef struct {
@@ -372,6 +385,9 @@ int npy_read(const char *path, const npy_expect *expect, npy_array *out, avps_er
 /* Writes atomically, with the version 1.0 header numpy writes (byte for byte); plain when
  * path ends in ".npy", else zstd at `level` (0 = 3) with a checksum. */
 int npy_write(const char *path, const npy_array *a, int level, avps_error *err);
+/* Writes arrays[i] as member names[i].npy of a .npz archive, as np.savez (stored, not
+ * compressed), atomically; refuses what would need zip64 before writing anything. */
+int npz_write(const char *path, const char *const *names, const npy_array *arrays, size_t n, avps_error *err);
 
 /* IEEE binary16: exact one way, round to nearest even the other, as numpy's astype. */
 float float_from_half(uint16_t h);

@@ -5,10 +5,12 @@
 #include "head_impl.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 typedef struct {
     char *dir, *name;
@@ -132,6 +134,37 @@ static uint32_t replay_channels(const void *state, const int32_t **category) {
     return s->channels;
 }
 
+/* Each image of the dataset has its files, checked before any image is run: a store that
+ * lacks one fails at once, not after the other images were done and written. */
+static char *store_npy_path(const char *dir, const char *image_id, const char *suffix);
+
+static int check_one(const char *path, const char *head_name, const char *id, avps_error *err) {
+    struct stat st;
+    if (!path)
+        return avps_fail(err, "out of memory");
+    if (stat(path, &st) != 0)
+        return avps_fail(err, "head %s, image %s: %s: %s (the store lacks this image's outputs; checked before any "
+                              "image is run)", head_name, id, path, strerror(errno));
+    return 0;
+}
+
+static int check_files(const replay_state *s, const char *head_name, avps_error *err) {
+    for (size_t i = 0; i < s->ds->n_annotations; i++) {
+        const char *id = s->ds->annotations[i].image_id;
+        char *json = store_file_path(s->dir, id, ".json");
+        int rc = check_one(json, head_name, id, err);
+        free(json);
+        if (rc == 0 && s->channels > 0) { /* an instance-only end has no SS files */
+            char *ss = store_npy_path(s->dir, id, ".ss.npy");
+            rc = check_one(ss, head_name, id, err);
+            free(ss);
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
                       avps_error *err) {
     if (!cfg->store) {
@@ -144,13 +177,15 @@ void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
         avps_fail(err, "out of memory");
     } else {
         s->ds = ds;
-        if (read_head_json(s, path, err) == 0) {
+        int rc = read_head_json(s, path, err);
+        if (rc != 0)
+            avps_prefix(err, "head %s", cfg->name);
+        if (rc == 0 && check_files(s, cfg->name, err) == 0) {
             free(path);
             *kind = s->kind;
             *ops = (head_ops){replay_run, replay_free, replay_channels, replay_has_instances};
             return s;
         }
-        avps_prefix(err, "head %s", cfg->name);
     }
     free(path);
     replay_free(s);

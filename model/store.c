@@ -3,10 +3,19 @@
  * DIR/<image_id>.ss.npy.zst (the SS) and DIR/<image_id>.masks.npy.zst (soft masks). */
 #include "head_impl.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+/* Files go to "DIR.partial" (every rank writes there), which store_writer_finish puts in
+ * DIR's place: a store is only ever seen whole, and a failed job leaves a previous one as
+ * it was (the job removes the staging folder, docs/formats.md "Output paths"). */
 struct store_writer {
+    char *final_dir;
     char *dir, *name;
     ss_kind kind;
     uint32_t channels;
@@ -16,21 +25,67 @@ struct store_writer {
 
 const char *ss_kind_name(ss_kind k) { return k == SS_PROBS ? "probs" : k == SS_LOGITS ? "logits" : "labels"; }
 
+char *store_staging_path(const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    char *s = malloc(n + sizeof ".partial");
+    if (s) {
+        memcpy(s, dir, n);
+        memcpy(s + n, ".partial", sizeof ".partial");
+    }
+    return s;
+}
+
+/* DIR may be new, an empty folder or a previous store (it has head.json): anything else
+ * would be lost when the new store takes its place. */
+static int check_target(const char *dir, avps_error *err) {
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? 0 : avps_fail(err, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return avps_fail(err, "%s: exists and is not a folder", dir);
+    char *head = path_join(dir, "head.json");
+    int is_store = head && stat(head, &st) == 0;
+    free(head);
+    DIR *d = is_store ? NULL : opendir(dir);
+    const struct dirent *e;
+    while (d && (e = readdir(d)) && (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")))
+        ;
+    int empty = d && !e;
+    if (d)
+        closedir(d);
+    if (!is_store && !empty)
+        return avps_fail(err, "%s: a folder that is neither empty nor a prediction store (no head.json): a new "
+                              "store would replace it; give a new folder",
+                         dir);
+    return 0;
+}
+
+static int staging_make(const store_writer *sw, avps_error *err) {
+    struct stat st;
+    if (lstat(sw->dir, &st) == 0)
+        return avps_fail(err, "%s: left by an interrupted import or export (or in use by one now); remove it",
+                         sw->dir);
+    return check_target(sw->final_dir, err) != 0 || dir_create(sw->dir, err) != 0 ? -1 : 0;
+}
+
 store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind kind, const int32_t *channel_category,
-                               uint32_t channels, avps_error *err) {
+                               uint32_t channels, int prepare, avps_error *err) {
     store_writer *sw = calloc(1, sizeof *sw);
     if (sw) {
-        sw->dir = strdup(dir), sw->name = strdup(head_name), sw->kind = kind, sw->channels = channels;
+        sw->final_dir = strdup(dir), sw->dir = store_staging_path(dir), sw->name = strdup(head_name);
+        sw->kind = kind, sw->channels = channels;
         sw->channel_category = malloc(sizeof(int32_t) * (channels + 1));
     }
-    if (!sw || !sw->dir || !sw->name || !sw->channel_category) {
+    if (!sw || !sw->final_dir || !sw->dir || !sw->name || !sw->channel_category) {
         store_writer_free(sw);
         avps_fail(err, "out of memory");
         return NULL;
     }
     if (channels)
         memcpy(sw->channel_category, channel_category, sizeof(int32_t) * channels);
-    if (dir_create(dir, err) != 0) {
+    if (prepare && staging_make(sw, err) != 0) {
         store_writer_free(sw);
         return NULL;
     }
@@ -143,6 +198,24 @@ int store_writer_put(store_writer *sw, const char *image_id, const head_output *
     return 0;
 }
 
+/* The staging folder takes DIR's place: renamed onto a new path, or exchanged with what
+ * is there (checked at the start: an empty folder or a previous store), then removed. */
+static int store_put_in_place(const store_writer *sw, avps_error *err) {
+    if (check_target(sw->final_dir, err) != 0)
+        return -1;
+    struct stat st;
+    if (stat(sw->final_dir, &st) != 0) {
+        if (rename(sw->dir, sw->final_dir) != 0)
+            return avps_fail(err, "%s: cannot rename %s into place: %s", sw->final_dir, sw->dir, strerror(errno));
+        return 0;
+    }
+    if (renameat2(AT_FDCWD, sw->dir, AT_FDCWD, sw->final_dir, RENAME_EXCHANGE) != 0)
+        return avps_fail(err, "%s: cannot exchange the previous store with %s: %s", sw->final_dir, sw->dir,
+                         strerror(errno));
+    path_remove_all(sw->dir); /* the previous store */
+    return 0;
+}
+
 int store_writer_finish(store_writer *sw, avps_error *err) {
     char *path = path_join(sw->dir, "head.json");
     atomic_file af;
@@ -157,7 +230,7 @@ int store_writer_finish(store_writer *sw, avps_error *err) {
     for (uint32_t c = 0; c < sw->channels; c++)
         fprintf(af.fp, "%s%d", c ? ", " : "", sw->channel_category[c]);
     fputs("]}\n", af.fp);
-    return file_atomic_commit(&af, err);
+    return file_atomic_commit(&af, err) != 0 ? -1 : store_put_in_place(sw, err);
 }
 
 void store_writer_no_instances(store_writer *sw) { sw->no_instances = 1; }
@@ -165,6 +238,7 @@ void store_writer_no_instances(store_writer *sw) { sw->no_instances = 1; }
 void store_writer_free(store_writer *sw) {
     if (!sw)
         return;
+    free(sw->final_dir);
     free(sw->dir);
     free(sw->name);
     free(sw->channel_category);

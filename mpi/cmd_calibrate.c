@@ -154,6 +154,8 @@ static int write_outputs(const calibrate_options *o, calibrate_state *s, avps_er
 }
 
 static int run(avps_job *job, calibrate_options *o, calibrate_state *s, avps_error *err) {
+    if ((o->report && job_output_file(job, o->report, err) != 0) || (o->out && job_output_file(job, o->out, err) != 0))
+        return -1;
     if (!o->heldout_dir)
         o->heldout_dir = s->heldout_dir = path_without_json_suffix(o->heldout_json);
     if (o->eval_json && !o->eval_dir)

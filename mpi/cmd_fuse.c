@@ -181,7 +181,7 @@ static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
     fusion_panoptic pan = {0};
     int n_run = 0, rc = gt_png ? 0 : avps_fail(err, "out of memory");
     (void)thread;
-    head_input in = {im, ann, gt_png};
+    head_input in = {im, ann, gt_png, NULL};
     for (; rc == 0 && n_run < 2; n_run++)
         if ((rc = head_run(fj->heads[n_run], &in, &outs[n_run], err)) != 0)
             break;
@@ -234,8 +234,11 @@ static int inputs_checked(void *ctx, int thread, size_t item, job_blob *out, avp
 }
 
 static int run(avps_job *job, fuse_job *fj, avps_error *err) {
-    if (load_inputs(fj, err) != 0)
+    if (load_inputs(fj, err) != 0 || job_output_json(job, fj->opt->out_json, err) != 0 ||
+        job_output_files_in(job, fj->opt->out_dir, fj->png_names, fj->gt->n_annotations, err) != 0)
         return -1;
+    if (job_is_root(job))
+        end_kinds_warn("fuse", fj->heads, fj->opt->ss_weights, 2);
     /* every rank's inputs are good before any file is written */
     job_blobs_free(job_map(job, (size_t)job_size(job), 1, inputs_checked, NULL), (size_t)job_size(job));
     size_t n = fj->gt->n_annotations;

@@ -2,14 +2,13 @@
  * (COCO results JSON; semantic label-map PNGs, .npy / .npy.zst arrays or detectron2's
  * sem_seg_predictions.json; or a COCO panoptic prediction) turned into a prediction store
  * that the replay backend reads. Either side may be missing (an instance-only or a
- * semantic-only end). The store is written to a work folder and moved into place only
- * when every image is done, so a failed import leaves nothing behind. */
+ * semantic-only end). The store is written to its staging folder and put in place only
+ * when every image is done (model/store.c), so a failed import leaves nothing behind. */
 #include "commands.h"
 
 #include "cli.h"
 #include "import.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -207,6 +206,26 @@ static int results_instances(const import_job *ij, const pan_image *im, head_out
     return 0;
 }
 
+/* Every semantic PNG is there and of its image's size before the store is started, so a
+ * missing one fails in a second, not after the others were written. */
+static int check_pngs(const import_job *ij, avps_error *err) {
+    for (size_t i = 0; ij->sem == SEM_PNG && i < ij->gt->n_annotations; i++) {
+        const pan_annotation *ann = &ij->gt->annotations[i];
+        const pan_image *im = pan_dataset_find_image(ij->gt, ann->image_id);
+        if (!im)
+            return avps_fail(err, "%s: image %s has an annotation but no entry in images", ij->gt_json, ann->image_id);
+        char *png = path_join(ij->semantic_dir, ann->file_name);
+        png_label_reader *r = png ? png_label_open(png, im->width, im->height, err) : NULL;
+        if (!png)
+            avps_fail(err, "out of memory");
+        png_label_free(r);
+        free(png);
+        if (!r)
+            return avps_prefix(err, "image %s", ann->image_id);
+    }
+    return 0;
+}
+
 static int build_output(const import_job *ij, const pan_annotation *ann, const pan_image *im, head_output *out,
                         avps_error *err) {
     out->width = im->width, out->height = im->height;
@@ -218,94 +237,36 @@ static int build_output(const import_job *ij, const pan_annotation *ann, const p
     return ij->sem == SEM_NONE ? 0 : import_semantic_read(ij, ann, im, &out->ss, err);
 }
 
-/* Never fails the job: the message goes back in the blob, so that the root, once every
- * rank is done writing, can remove the work folder before it reports the first error. */
-static int import_one(void *ctx, int thread, size_t item, job_blob *blob, avps_error *unused) {
+static int import_one(void *ctx, int thread, size_t item, job_blob *blob, avps_error *err) {
     import_job *ij = ctx;
     const pan_annotation *ann = &ij->gt->annotations[item];
     const pan_image *im = pan_dataset_find_image(ij->gt, ann->image_id);
-    avps_error err;
-    (void)thread, (void)unused;
+    (void)thread, (void)blob;
     head_output out = {0};
-    int rc = im ? build_output(ij, ann, im, &out, &err)
-                : avps_fail(&err, "%s: image %s has an annotation but no entry in images", ij->gt_json, ann->image_id);
+    int rc = im ? build_output(ij, ann, im, &out, err)
+                : avps_fail(err, "%s: image %s has an annotation but no entry in images", ij->gt_json, ann->image_id);
     if (rc == 0)
-        rc = store_writer_put(ij->store, im->id, &out, &err);
+        rc = store_writer_put(ij->store, im->id, &out, err);
     for (size_t i = 0; ij->res && i < out.n_instances; i++)
         out.instances[i].mask = (rle_mask){0}; /* borrowed from ij->res */
     head_output_release(&out);
-    if (rc != 0) {
-        avps_prefix(&err, "image %s", ann->image_id);
-        if (job_blob_append(blob, err.msg, strlen(err.msg) + 1) != 0)
-            return avps_fail(unused, "%s", err.msg);
-    }
-    return 0;
+    return rc == 0 ? 0 : avps_prefix(err, "image %s", ann->image_id);
 }
 
-/* ---- the work folder ------------------------------------------------------------------- */
-
-/* A store is flat: its files and nothing else. */
-static void remove_flat_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char *p = path_join(dir, e->d_name);
-        if (p)
-            unlink(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int work_dir_prepare(avps_job *job, import_job *ij, avps_error *err) {
+/* A store folder given as a link to a folder is followed: the store replaces the
+ * target, and the link stays. */
+static int resolve_out(import_job *ij, avps_error *err) {
     struct stat st;
-    if (stat(ij->out, &st) == 0 && !S_ISDIR(st.st_mode))
-        return avps_fail(err, "import: %s exists and is not a folder", ij->out);
-    if (lstat(ij->out, &st) == 0 && S_ISLNK(st.st_mode)) {
-        /* a link to a folder is followed: the store replaces its target, the link stays */
-        if (!(ij->out_target = path_canonical(ij->out)))
-            return avps_fail(err, "out of memory");
-        ij->out = ij->out_target;
-    }
-    size_t n = strlen(ij->out);
-    while (n > 1 && ij->out[n - 1] == '/')
-        n--;
-    if (!(ij->work_dir = malloc(n + 16)))
+    if (lstat(ij->out, &st) != 0 || !S_ISLNK(st.st_mode))
+        return 0;
+    if (!(ij->out_target = path_canonical(ij->out)))
         return avps_fail(err, "out of memory");
-    snprintf(ij->work_dir, n + 16, "%.*s.import.tmp", (int)n, ij->out);
-    if (job_is_root(job))
-        remove_flat_dir(ij->work_dir); /* what a killed import left */
+    ij->out = ij->out_target;
     return 0;
 }
 
-static int store_move(const char *work, const char *out, avps_error *err) {
-    struct stat st;
-    if (lstat(out, &st) != 0)
-        return rename(work, out) == 0 ? 0 : avps_fail(err, "import: cannot rename %s to %s", work, out);
-    size_t n = strlen(out) + 32;
-    char *old = malloc(n);
-    if (!old)
-        return avps_fail(err, "out of memory");
-    snprintf(old, n, "%s.old.%ld", out, (long)getpid());
-    int rc = 0;
-    if (rename(out, old) != 0 || rename(work, out) != 0)
-        rc = avps_fail(err, "import: cannot replace %s by the new store", out);
-    else
-        remove_flat_dir(old);
-    free(old);
-    return rc;
-}
-
-static int synced(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
-    (void)ctx, (void)thread, (void)item, (void)out, (void)err;
-    return 0;
-}
-
-/* Inputs read and checked on every rank before anything is written. */
+/* Inputs read and checked on every rank before anything is written; the store goes to
+ * its staging folder, which the job removes if it fails (store_writer_new). */
 static int prepare(avps_job *job, import_job *ij, avps_error *err) {
     if (!(ij->gt = pan_dataset_load(ij->gt_json, PAN_GROUND_TRUTH, err)) || images_prepare(ij, err) != 0 ||
         load_maps(ij, err) != 0 || label_table(ij, err) != 0)
@@ -318,13 +279,22 @@ static int prepare(avps_job *job, import_job *ij, avps_error *err) {
     if (ij->sem == SEM_PANOPTIC ? import_panoptic_prepare(ij, err) != 0
                                 : ij->sem != SEM_NONE && import_semantic_prepare(ij, err) != 0)
         return -1;
-    if (work_dir_prepare(job, ij, err) != 0)
+    if (job_is_root(job) && check_pngs(ij, err) != 0)
         return -1;
-    job_blobs_free(job_map(job, (size_t)job_size(job), 1, synced, NULL), (size_t)job_size(job));
-    if (!(ij->store = store_writer_new(ij->work_dir, ij->name, ij->kind, ij->channel_category, ij->channels, err)))
+    if (resolve_out(ij, err) != 0)
+        return -1;
+    char *staging = store_staging_path(ij->out);
+    int rc = staging ? job_output_dir(job, ij->out, err) || job_output_claim(job, staging, err)
+                     : avps_fail(err, "out of memory");
+    free(staging);
+    if (rc != 0)
+        return -1;
+    if (!(ij->store = store_writer_new(ij->out, ij->name, ij->kind, ij->channel_category, ij->channels,
+                                       job_is_root(job), err)))
         return -1;
     if (!ij->res && ij->sem != SEM_PANOPTIC)
         store_writer_no_instances(ij->store);
+    job_barrier(job); /* the root has made the staging folder */
     return 0;
 }
 
@@ -335,18 +305,8 @@ static int run(avps_job *job, import_job *ij, avps_error *err) {
     job_blob *blobs = job_map(job, n, (int)ij->threads, import_one, ij);
     if (!blobs)
         return 0;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (blobs[i].len)
-            rc = avps_fail(err, "%s", (const char *)blobs[i].data);
     job_blobs_free(blobs, n);
-    if (rc == 0)
-        rc = store_writer_finish(ij->store, err);
-    if (rc == 0)
-        rc = store_move(ij->work_dir, ij->out, err);
-    if (rc != 0)
-        remove_flat_dir(ij->work_dir);
-    return rc;
+    return store_writer_finish(ij->store, err);
 }
 
 int cmd_import(avps_job *job, int argc, char **argv) {
@@ -367,7 +327,6 @@ int cmd_import(avps_job *job, int argc, char **argv) {
     free(ij.image_start);
     free(ij.channel_category);
     free(ij.label_channel);
-    free(ij.work_dir);
     free(ij.out_target);
     if (ij.has_results_map)
         category_map_release(&ij.results_map);

@@ -42,7 +42,6 @@ typedef struct {
     pan_dataset *pan;
     double **pan_scores;           /* per prediction annotation, per segment (1 when absent) */
     char *work_pan_dir;            /* the default --panoptic-dir, owned */
-    char *work_dir;                /* the store is written here, then moved to out */
     char *out_target;              /* out, when it is a link to a folder: its target */
     store_writer *store;
 } import_job;
