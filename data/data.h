@@ -187,6 +187,22 @@ int png_write_ids(const char *path, uint32_t width, uint32_t height, const uint3
 /* Writes an 8-bit grey PNG atomically (semantic label maps: value = category id). */
 int png_write_gray(const char *path, uint32_t width, uint32_t height, const uint8_t *gray, avps_error *err);
 
+/* A label-map PNG read as its values (data/png_io.c): grey at any depth as its values
+ * (16-bit ones whole, as cv2.imwrite writes a uint16 map), palette images as their
+ * indexes (tRNS ignored), grey-alpha as the grey; RGB(A) only where R = G = B. A header
+ * other than want_w x want_h (when not 0) is refused, naming the file. */
+typedef struct png_label_reader png_label_reader;
+png_label_reader *png_label_open(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err);
+uint32_t png_label_width(const png_label_reader *r);
+uint32_t png_label_height(const png_label_reader *r);
+/* The file's colour type as PNG numbers it (0 grey, 2 RGB, 3 palette, 4 grey-alpha, 6 RGBA)
+ * and its bits per sample. */
+int png_label_color_type(const png_label_reader *r);
+unsigned png_label_depth(const png_label_reader *r);
+/* Decodes the next row's values into row (width entries). */
+int png_label_read_row(png_label_reader *r, uint16_t *row, avps_error *err);
+void png_label_free(png_label_reader *r);
+
 /* ---- instance masks: COCO run-length encoding --------------------------------------
  *
  * As the COCO API keeps them: runs over the pixels in column-major order (x outer, y
@@ -314,6 +330,24 @@ long inst_category_index(const inst_dataset *ds, int32_t category_id);
  * *h and *w receive the image size. */
 int pan_thing_masks(const pan_dataset *ds, const pan_annotation *ann, const char *png_path, rle_mask *masks,
                     uint32_t *h, uint32_t *w, avps_error *err);
+
+/* ---- category maps: a network's class indexes to dataset ids (data/category_map.c) ---
+ * spec: a preset name (coco80, coco133, detectron2-coco, detectron2-coco-panoptic,
+ * detectron2-panoptic-fpn-stuff, mmdet-coco, mmdet-coco-panoptic), a JSON object
+ * {"index": id or null} or list [id, ...] given inline, or a file holding one of them
+ * (or a preset name as a JSON string). null maps an index to no category. */
+#define CATEGORY_MAP_ABSENT (-1) /* an index the map does not name */
+#define CATEGORY_MAP_NONE 0      /* an index mapped to null: no category */
+#define CATEGORY_MAP_MAX_INDEX 65535
+typedef struct {
+    char *name;   /* the preset or file, for messages */
+    size_t n;
+    int32_t *to;  /* n entries: a category id, CATEGORY_MAP_NONE or CATEGORY_MAP_ABSENT */
+} category_map;
+int category_map_load(const char *spec, category_map *m, avps_error *err);
+/* The dataset id of index, CATEGORY_MAP_NONE, or CATEGORY_MAP_ABSENT outside the map. */
+int32_t category_map_get(const category_map *m, int64_t index);
+void category_map_release(category_map *m);
 
 /* ---- NumPy arrays: .npy, and .npy.zst (the same bytes as one or more zstd frames) -----
  *

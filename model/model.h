@@ -122,6 +122,9 @@ const char *head_name(const head *h);
 ss_kind head_ss_kind(const head *h);
 /* The number of SS channels; *category gets their dataset categories (the head's own). */
 uint32_t head_channels(const head *h, const int32_t **category);
+/* 0 for an end that gives no instances at all (a semantic-only replay store), else 1;
+ * head_channels() == 0 is an end without a semantic side. */
+int head_has_instances(const head *h);
 void head_free(head *h);
 
 /* A head whose outputs another module makes (an ensemble of heads, ensemble/): ops->run
@@ -204,6 +207,10 @@ store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind k
 char *store_staging_path(const char *dir);
 /* Writes one image's outputs atomically. Thread-safe for different images. */
 int store_writer_put(store_writer *sw, const char *image_id, const head_output *out, avps_error *err);
+/* A semantic-only end: head.json says it has no instance side ("instances": false), so
+ * that fusion takes every thing class from the other end. A store of 0 channels is an
+ * instance-only end ("ss_kind": "none", no SS files). */
+void store_writer_no_instances(store_writer *sw);
 /* Writes head.json (last, so a store without it is incomplete) and puts the store in
  * place. Only once every image is written (on the root, after the job's map). */
 int store_writer_finish(store_writer *sw, avps_error *err);

@@ -163,7 +163,7 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
     for (size_t c = 0; c < s->n_cat; c++)
         s->partner[c] = partner_pick(s, c);
     *kind = s->prof.ss_kind;
-    *ops = (head_ops){sim_run, sim_free, sim_channels};
+    *ops = (head_ops){sim_run, sim_free, sim_channels, NULL};
     return s;
 }
 

@@ -20,6 +20,7 @@ struct store_writer {
     ss_kind kind;
     uint32_t channels;
     int32_t *channel_category;
+    int no_instances; /* a semantic-only end: head.json says so */
 };
 
 const char *ss_kind_name(ss_kind k) { return k == SS_PROBS ? "probs" : k == SS_LOGITS ? "logits" : "labels"; }
@@ -82,7 +83,8 @@ store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind k
         avps_fail(err, "out of memory");
         return NULL;
     }
-    memcpy(sw->channel_category, channel_category, sizeof(int32_t) * channels);
+    if (channels)
+        memcpy(sw->channel_category, channel_category, sizeof(int32_t) * channels);
     if (prepare && staging_make(sw, err) != 0) {
         store_writer_free(sw);
         return NULL;
@@ -103,6 +105,8 @@ char *store_file_path(const char *dir, const char *image_id, const char *suffix)
 
 static int put_ss(const store_writer *sw, const char *image_id, const ss_map *ss, avps_error *err) {
     npy_array a = {0};
+    if (sw->channels == 0)
+        return 0; /* an instance-only end */
     if (ss->kind == SS_LABELS) {
         a = (npy_array){NPY_U16, 2, {ss->h, ss->w}, ss->labels, (size_t)ss->h * ss->w * 2};
     } else {
@@ -185,7 +189,7 @@ static int put_json(const store_writer *sw, const char *image_id, const head_out
 }
 
 int store_writer_put(store_writer *sw, const char *image_id, const head_output *out, avps_error *err) {
-    if (out->ss.channels != sw->channels || out->ss.kind != sw->kind)
+    if (out->ss.channels != sw->channels || (sw->channels && out->ss.kind != sw->kind))
         return avps_fail(err, "image %s: its semantic output differs from the store's (%u %s channels)", image_id,
                          sw->channels, ss_kind_name(sw->kind));
     if (put_ss(sw, image_id, &out->ss, err) != 0 || put_masks(sw, image_id, out, err) != 0 ||
@@ -221,12 +225,15 @@ int store_writer_finish(store_writer *sw, avps_error *err) {
         return -1;
     fputs("{\"name\": ", af.fp);
     json_put_string(af.fp, sw->name);
-    fprintf(af.fp, ", \"ss_kind\": \"%s\",\n \"categories\": [", ss_kind_name(sw->kind));
+    fprintf(af.fp, ", \"ss_kind\": \"%s\",%s\n \"categories\": [", sw->channels ? ss_kind_name(sw->kind) : "none",
+            sw->no_instances ? " \"instances\": false," : "");
     for (uint32_t c = 0; c < sw->channels; c++)
         fprintf(af.fp, "%s%d", c ? ", " : "", sw->channel_category[c]);
     fputs("]}\n", af.fp);
     return file_atomic_commit(&af, err) != 0 ? -1 : store_put_in_place(sw, err);
 }
+
+void store_writer_no_instances(store_writer *sw) { sw->no_instances = 1; }
 
 void store_writer_free(store_writer *sw) {
     if (!sw)

@@ -337,6 +337,10 @@ int cmd_export(avps_job *job, int argc, char **argv) {
         rc = (ej.head = export_head_new(&ej, &err)) ? 0 : -1;
     if (rc == 0)
         rc = claim_outputs(job, &ej, &err);
+    const int32_t *no_cats;
+    if (rc == 0 && (ej.semantic_dir || ej.semantic_json) && head_channels(ej.head, &no_cats) == 0)
+        rc = avps_fail(&err, "export: head %s has no semantic side (an instance-only end): no --semantic-dir or "
+                             "--semantic-json to write", head_name(ej.head));
     if (rc == 0 && ej.semantic_dir && job_is_root(job))
         rc = dir_create(ej.semantic_dir, &err);
     if (rc == 0 && ej.store_out) {
@@ -345,6 +349,8 @@ int cmd_export(avps_job *job, int argc, char **argv) {
         ej.store = store_writer_new(ej.store_out, head_name(ej.head), head_ss_kind(ej.head), cats, channels,
                                     job_is_root(job), &err);
         rc = ej.store ? 0 : -1;
+        if (rc == 0 && !head_has_instances(ej.head))
+            store_writer_no_instances(ej.store);
     }
     if (rc == 0)
         job_barrier(job); /* the root has made the folders */
