@@ -211,6 +211,14 @@ typedef struct {
     float *masks;  /* n x mask_size x mask_size */
     int mask_size;
     paste_convention paste;
+    int box_plus_one;          /* COCO boxes x2 - x1 + 1 wide (UPSNet) */
+    /* semantic logits (UPSNet): ss_c x ss_h x ss_w on the padded grid, whose column u
+     * covers image column x by u + 0.5 = (x + 0.5) * ss_scale (the resize by the scale,
+     * then the stride); the first ss_valid_w x ss_valid_h cover the image. ss_c 0: none */
+    const float *ss_logits;
+    int ss_c, ss_h, ss_w, ss_valid_w, ss_valid_h;
+    double ss_scale;
+    native_panoptic panoptic;  /* the network's own panoptic result, or width 0 */
 } nn_result;
 
 typedef struct {
@@ -220,6 +228,9 @@ typedef struct {
     int (*run)(void *net, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
     void (*free)(void *net);
     const nn_arena *(*arena)(const void *net);
+    /* the semantic classes' categories (COCO ids), or 0 when it has no semantic branch;
+     * NULL: none */
+    int (*semantic)(const void *net, const int32_t **category);
 } nn_net_kind;
 
 typedef struct nn_net nn_net;
@@ -230,6 +241,8 @@ nn_net *nn_net_load(const char *weights, const native_options *opt, avps_error *
 int nn_net_run(nn_net *net, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
 const char *nn_net_kind_name(const nn_net *net);
 size_t nn_net_arena_peak(const nn_net *net);
+/* The network's semantic classes (their categories in *category), 0 when none. */
+int nn_net_semantic_classes(const nn_net *net, const int32_t **category);
 size_t nn_net_arena_mallocs(const nn_net *net);
 void nn_net_free(nn_net *net);
 
