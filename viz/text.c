@@ -94,5 +94,3 @@ void viz_draw_text(viz_canvas *c, viz_font *f, int x, int y, const char *text, c
         pen += g->advance.x >> 6;
     }
 }
-
-int viz_font_ascent(viz_font *f) { return (int)(f->face->size->metrics.ascender >> 6); }

@@ -55,47 +55,4 @@ int viz_draw_layer(viz_canvas *c, int x, int y, const viz_layer *layer, double a
  * jittered by the segment's number, so that neighbouring instances differ. */
 void viz_segment_color(const pan_category *cat, uint32_t segment_number, uint8_t rgb[3]);
 
-/* ---- figures (figure.c): shapes written as SVG or rendered to PNG alike ------------ */
-
-typedef struct viz_figure viz_figure;
-viz_figure *viz_figure_new(int width, int height);
-void viz_figure_free(viz_figure *f);
-void viz_fig_rect(viz_figure *f, double x, double y, double w, double h, const uint8_t rgb[3]);
-void viz_fig_line(viz_figure *f, double x1, double y1, double x2, double y2, const uint8_t rgb[3], int width);
-/* y is the baseline; anchor 0 start, 1 middle, 2 end. */
-void viz_fig_text(viz_figure *f, double x, double y, int size, int anchor, const uint8_t rgb[3], const char *text);
-int viz_figure_write_svg(const viz_figure *f, const char *path, avps_error *err);
-int viz_figure_write_png(const viz_figure *f, const char *path, avps_error *err);
-int viz_font_ascent(viz_font *f);
-
-/* ---- charts (charts.c) ------------------------------------------------------------------ */
-
-/* Horizontal grouped bars: a row per group (label at left), a bar per series, values in
- * [0, 1] shown in percent (NAN: no bar, "n/a"). mark[g] >= 0 outlines that series' bar
- * (the class table's pick); note[g] (or NULL) is written at the row's right. */
-typedef struct {
-    const char *title;
-    size_t n_groups, n_series;
-    const char *const *group;     /* n_groups */
-    const char *const *series;    /* n_series */
-    const double *value;          /* n_groups x n_series */
-    const int *mark;              /* n_groups, or NULL */
-    const char *const *note;      /* n_groups, or NULL */
-} viz_bars;
-viz_figure *viz_bar_chart(const viz_bars *b);
-
-/* Lines: n_series curves of n_points (x[i], y[series][i]) over [0, 1] x [0, 1]; a y below
- * 0 ends the curve there (COCO's -1: undefined). */
-typedef struct {
-    const char *title, *x_label, *y_label;
-    size_t n_series, n_points;
-    const char *const *series;
-    const double *x;              /* n_points */
-    const double *y;              /* n_series x n_points */
-} viz_lines;
-viz_figure *viz_line_chart(const viz_lines *l);
-
-/* The i-th colour of the charts' palette. */
-void viz_palette(size_t i, uint8_t rgb[3]);
-
 #endif
