@@ -119,3 +119,36 @@ clean:
 build/measure_fusion: scripts/measure_fusion.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+# ---- fuzzing (tests/fuzz/, docs/fuzzing.md) ----
+# `make test` replays every harness's corpus once through tests/fuzz/driver.c under
+# ASan+UBSan (any compiler); `make fuzz` runs each under libFuzzer for FUZZ_TIME seconds.
+FUZZ_SRCS := $(filter-out tests/fuzz/driver.c,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/%.c=%)
+FUZZ_REPLAYS := $(FUZZ_NAMES:%=build/tests/san_%)
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/%)
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
+test: $(FUZZ_REPLAYS)
+.PHONY: fuzz fuzz-build
+
+build/tests/san_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(wildcard tests/fuzz/*.h) $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< tests/fuzz/driver.c $(SAN_LIB_OBJS) $(PKG_LIBS)
+
+build/fuzz/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libavps.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $(FUZZ_OBJS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build/fuzz/libavps.a
+	$(FUZZ_CC) $(CFLAGS_BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libavps.a $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@tests/fuzz/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_NAMES)

@@ -104,11 +104,14 @@ typedef struct {
  * store = the folder holding the dataset's images (by file_name). */
 
 /* What a head is given for one image: its id and size, and for sim the ground truth
- * (the panoptic annotation and its PNG). */
+ * (the panoptic annotation and its PNG). gt_ids, when the caller has decoded the PNG
+ * once for all its heads (avps run), is that PNG's segment ids, row-major at the image's
+ * size; a head then reads it instead of gt_png, which stays the name for messages. */
 typedef struct {
     const pan_image *image;
     const pan_annotation *gt;
     const char *gt_png;
+    const uint32_t *gt_ids;
 } head_input;
 
 typedef struct head head;
@@ -119,6 +122,9 @@ const char *head_name(const head *h);
 ss_kind head_ss_kind(const head *h);
 /* The number of SS channels; *category gets their dataset categories (the head's own). */
 uint32_t head_channels(const head *h, const int32_t **category);
+/* 0 for an end that gives no instances at all (a semantic-only replay store), else 1;
+ * head_channels() == 0 is an end without a semantic side. */
+int head_has_instances(const head *h);
 void head_free(head *h);
 
 /* A head whose outputs another module makes (an ensemble of heads, ensemble/): ops->run
@@ -190,12 +196,23 @@ void native_net_free(native_net *n);
  * See docs/formats.md: DIR/head.json, DIR/ss/<image_id>.npy.zst, DIR/is/<image_id>.json. */
 
 typedef struct store_writer store_writer;
-/* Starts a store for a head with these channels (ss kind and categories). */
+/* Starts a store for a head with these channels (ss kind and categories). Files are
+ * written into the staging folder store_staging_path(dir), which store_writer_finish
+ * puts in dir's place (dir may be new, an empty folder or a previous store, replaced as
+ * a whole). With prepare (one process of a job, the root), checks dir and makes the
+ * staging folder (refused if it exists); other processes write once it is made. */
 store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind kind, const int32_t *channel_category,
-                               uint32_t channels, avps_error *err);
+                               uint32_t channels, int prepare, avps_error *err);
+/* "DIR.partial". Caller frees. */
+char *store_staging_path(const char *dir);
 /* Writes one image's outputs atomically. Thread-safe for different images. */
 int store_writer_put(store_writer *sw, const char *image_id, const head_output *out, avps_error *err);
-/* Writes head.json (last, so a store without it is incomplete) and frees. */
+/* A semantic-only end: head.json says it has no instance side ("instances": false), so
+ * that fusion takes every thing class from the other end. A store of 0 channels is an
+ * instance-only end ("ss_kind": "none", no SS files). */
+void store_writer_no_instances(store_writer *sw);
+/* Writes head.json (last, so a store without it is incomplete) and puts the store in
+ * place. Only once every image is written (on the root, after the job's map). */
 int store_writer_finish(store_writer *sw, avps_error *err);
 void store_writer_free(store_writer *sw);
 

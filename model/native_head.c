@@ -200,6 +200,6 @@ void *native_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
             return NULL;
         }
     *kind = n_sem > 0 ? SS_LOGITS : SS_PROBS;
-    *ops = (head_ops){native_run, native_free, native_channels};
+    *ops = (head_ops){native_run, native_free, native_channels, NULL};
     return s;
 }

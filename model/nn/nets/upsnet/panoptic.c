@@ -161,39 +161,51 @@ static int mask_removal(const ups_heads *h, nn_arena *a, const ups_dets *c, int 
 }
 
 /* The panoptic logits' argmax: [stuff | instance term + pasted logits | void], first
- * index on ties, void as 255. */
-static void panoptic_argmax(const ups_heads *h, const nn_tensor *sem, const instance *inst, int k, uint8_t *labels) {
+ * index on ties, void as 255. Row by row, channel by channel, so that each plane is read
+ * in order; the comparisons per pixel are in channel order as torch.max makes them. */
+static int panoptic_argmax(const ups_heads *h, nn_arena *a, const nn_tensor *sem, const instance *inst, int k,
+                           uint8_t *labels, avps_error *err) {
     int H = sem->h, W = sem->w, n_stuff = sem->c - (h->num_classes - 1);
     size_t hw = (size_t)H * W;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            size_t p = (size_t)y * W + x;
-            float best = sem->data[p];
-            int arg = 0;
-            for (int s = 1; s < n_stuff; s++)
-                if (sem->data[s * hw + p] > best)
-                    best = sem->data[s * hw + p], arg = s;
-            float inst_max = -INFINITY;
-            for (int i = 0; i < k; i++) {
-                const instance *in = &inst[i];
-                float term = 0, energy = 0;
-                if (in->cls > 0 && x >= in->sx0 && x < in->sx1 && y >= in->sy0 && y < in->sy1)
-                    term = sem->data[(size_t)(n_stuff - 1 + in->cls) * hw + p];
-                if (in->logit && x >= in->x0 && y >= in->y0 && x < in->x0 + in->w && y < in->y0 + in->h)
-                    energy = in->logit[(size_t)(y - in->y0) * in->w + (x - in->x0)];
-                inst_max = term > inst_max ? term : inst_max;
-                if (term + energy > best)
-                    best = term + energy, arg = n_stuff + i;
+    float *best = nn_arena_alloc(a, 3 * (size_t)W * sizeof(float), err);
+    int *arg = nn_arena_alloc(a, (size_t)W * sizeof(int), err);
+    if (!best || !arg)
+        return -1;
+    float *inst_max = best + W, *thing_max = inst_max + W;
+    for (int y = 0; y < H; y++) {
+        const float *row = sem->data + (size_t)y * W;
+        for (int x = 0; x < W; x++)
+            best[x] = row[x], arg[x] = 0, inst_max[x] = -INFINITY, thing_max[x] = -INFINITY;
+        for (int c = 1; c < n_stuff; c++)
+            for (int x = 0; x < W; x++)
+                if (row[c * hw + x] > best[x])
+                    best[x] = row[c * hw + x], arg[x] = c;
+        for (int i = 0; i < k; i++) {
+            const instance *in = &inst[i];
+            int seg_row = in->cls > 0 && y >= in->sy0 && y < in->sy1;
+            int mask_row = in->logit && y >= in->y0 && y < in->y0 + in->h;
+            const float *term_row = row + (size_t)(n_stuff - 1 + in->cls) * hw;
+            const float *mask = mask_row ? in->logit + (size_t)(y - in->y0) * in->w : NULL;
+            for (int x = 0; x < W; x++) {
+                float term = seg_row && x >= in->sx0 && x < in->sx1 ? term_row[x] : 0;
+                float energy = mask_row && x >= in->x0 && x < in->x0 + in->w ? mask[x - in->x0] : 0;
+                inst_max[x] = term > inst_max[x] ? term : inst_max[x];
+                if (term + energy > best[x])
+                    best[x] = term + energy, arg[x] = n_stuff + i;
             }
-            if (h->set.enable_void) {
-                float thing_max = -INFINITY;
-                for (int s = n_stuff; s < sem->c; s++)
-                    thing_max = sem->data[s * hw + p] > thing_max ? sem->data[s * hw + p] : thing_max;
-                if (thing_max - inst_max > best)
-                    arg = 255;
-            }
-            labels[p] = (uint8_t)arg;
         }
+        if (h->set.enable_void) {
+            for (int c = n_stuff; c < sem->c; c++)
+                for (int x = 0; x < W; x++)
+                    thing_max[x] = row[c * hw + x] > thing_max[x] ? row[c * hw + x] : thing_max[x];
+            for (int x = 0; x < W; x++)
+                if (thing_max[x] - inst_max[x] > best[x])
+                    arg[x] = 255;
+        }
+        for (int x = 0; x < W; x++)
+            labels[(size_t)y * W + x] = (uint8_t)arg[x];
+    }
+    return 0;
 }
 
 /* get_unified_pan_result on the image-sized maps: pan (the panoptic argmax) and seg
@@ -319,7 +331,8 @@ int ups_panoptic(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const up
     out->h = H, out->w = W;
     if (!(out->labels = nn_arena_alloc(a, (size_t)H * W, err)))
         return -1;
-    panoptic_argmax(h, sem_up, inst, out->k, out->labels);
+    if (panoptic_argmax(h, a, sem_up, inst, out->k, out->labels, err) != 0)
+        return -1;
 
     /* back to the image: crop to the resized image, cv2's nearest resize by 1 / scale */
     double f = (double)(1.0f / im->scale);
