@@ -121,6 +121,8 @@ typedef struct nn_backend {
     int (*deform_conv2d)(const struct nn_backend *b, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
                          const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups, int relu,
                          nn_tensor *out, avps_error *err);
+    /* torch's interpolate(mode="bilinear", align_corners=True) to out's h x w */
+    void (*resize_bilinear_corners)(const nn_tensor *in, nn_tensor *out);
 } nn_backend;
 
 /* The CPU backend; use_blas picks OpenBLAS's sgemm over the plain C one. */
@@ -194,6 +196,11 @@ int st_read_f32(const st_file *f, const char *name, int ndim, const int64_t *sha
 /* Decodes a PNG or JPEG (by content) to 8-bit RGB, h x w x 3; caller frees *rgb. */
 int nn_image_read(const char *path, uint8_t **rgb, uint32_t *w, uint32_t *h, avps_error *err);
 
+/* OpenCV's resize(INTER_LINEAR) of an 8-bit sw x sh image of cn interleaved channels to
+ * dw x dh, to the byte (mmdetection's test pipeline resizes so); scratch from the arena. */
+int nn_resize_u8_linear(nn_arena *a, const uint8_t *src, int sw, int sh, int cn, uint8_t *dst, int dw, int dh,
+                        avps_error *err);
+
 /* ---- networks ------------------------------------------------------------------------
  * Every network of the engine (nets/<name>/) is a kind: it recognises its weights by the
  * tensors' names, loads from the open file, and runs on one RGB image. nets/nets.c holds
@@ -211,6 +218,14 @@ typedef struct {
     float *masks;  /* n x mask_size x mask_size */
     int mask_size;
     paste_convention paste;
+    /* the semantic segmentation logits, sem_c x sem_h x sem_w (padding included), or NULL
+     * when the network has none: grid cell u covers image column x by u + 0.5 =
+     * (x + 0.5) * sem_scale_x (rows alike), the first sem_valid_w x sem_valid_h cells
+     * cover the image; sem_category[c] is channel c's dataset category */
+    float *semantic;
+    int sem_c, sem_h, sem_w, sem_valid_w, sem_valid_h;
+    double sem_scale_x, sem_scale_y;
+    const int32_t *sem_category;
 } nn_result;
 
 typedef struct {

@@ -1,0 +1,83 @@
+/* htc.h: mmdetection's Hybrid Task Cascade (HybridTaskCascade with HTCRoIHead: ResNet +
+ * FPN, RPN, a cascade of box stages, interleaved mask stages with the mask information
+ * flow, the fused semantic head), its layers and settings, shared by its loader (load.c)
+ * and its forward pass (forward.c). Internal to model/. The numerics are mmdetection
+ * 3.x's (docs/model.md). */
+#ifndef AVPS_NN_HTC_H
+#define AVPS_NN_HTC_H
+
+#include "../../nn.h"
+
+typedef struct htc htc;
+
+extern const nn_net_kind htc_kind;
+
+#define HTC_LEVELS 4      /* ResNet stages C2..C5, FPN P2..P5 (+ P6 by max pooling) */
+#define HTC_MAX_STAGES 6
+#define HTC_MAX_FCS 4
+#define HTC_MAX_ANCHORS 16
+
+typedef struct {
+    nn_conv conv1, conv2, conv3, down;
+    int bottleneck, has_down;
+} htc_block;
+
+/* Shared2FCBBoxHead, class-agnostic regression: fcs, then the class logits (num_classes
+ * + 1, background last) and 4 deltas, decoded with this stage's means and stds. */
+typedef struct {
+    nn_fc fcs[HTC_MAX_FCS], cls, reg;
+    int n_fcs;
+    float means[4], stds[4];
+} htc_box_stage;
+
+/* HTCMaskHead: (conv_res of the previous stage's feature, added), convs, deconv + ReLU,
+ * per-class logits. */
+typedef struct {
+    nn_conv conv_res, *convs, logits;
+    nn_deconv up;
+    int has_res, n_convs;
+} htc_mask_stage;
+
+struct htc {
+    const nn_backend *be;
+    nn_arena arena;
+    void **owned;
+    size_t n_owned, cap_owned;
+
+    nn_conv stem;
+    htc_block *blocks;
+    int n_blocks, layer_end[HTC_LEVELS];
+    nn_conv lateral[HTC_LEVELS], fpn_out[HTC_LEVELS];
+    nn_conv rpn_conv, rpn_cls, rpn_reg;
+    int anchors;
+    float base_anchors[HTC_LEVELS + 1][4 * HTC_MAX_ANCHORS];
+
+    int has_semantic, n_sem_convs, sem_classes;
+    nn_conv sem_lateral[HTC_LEVELS + 1], *sem_convs, sem_embed, sem_logits;
+
+    int n_stages, num_classes;
+    htc_box_stage box[HTC_MAX_STAGES];
+    htc_mask_stage mask[HTC_MAX_STAGES];
+
+    /* settings, from the weights' __metadata__ (defaults: htc_r50_fpn_1x_coco) */
+    int scale_long, scale_short, pad_div;
+    float mean[3], std[3];
+    float strides[HTC_LEVELS + 1];
+    int rpn_nms_pre, rpn_max, max_per_img;
+    float rpn_nms, rpn_min_size, score_thr, nms_thr, mask_thr, wh_ratio_clip;
+    int box_roi, mask_roi, sem_roi, sampling_ratio, finest_scale, fusion_level;
+    float sem_stride;
+    int fuse_bbox, fuse_mask, mask_info_flow, mask_merge_mean;
+    int32_t *thing_category, *semantic_category; /* class -> dataset category id */
+
+    /* tests */
+    char *dump_dir;
+    float *proposals;
+    int n_proposals;
+};
+
+htc *htc_load(const st_file *st, const native_options *opt, avps_error *err);
+int htc_run(htc *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
+void htc_free(htc *m);
+
+#endif

@@ -1,0 +1,567 @@
+/* load.c: builds a Hybrid Task Cascade from a safetensors state dict of mmdetection's
+ * HybridTaskCascade (mmdetection's own parameter names: backbone.*, neck.*, rpn_head.*,
+ * roi_head.bbox_head.N.*, roi_head.mask_head.N.*, roi_head.semantic_head.*). The
+ * architecture (depth, widths, stages, convolutions per head, classes) is read from the
+ * tensors' names and shapes; batch norm is folded into the convolution before it
+ * (w' = w * s, b' = beta - mean * s, s = gamma / sqrt(var + 1e-5)); the inference
+ * settings come from the header's __metadata__ (docs/model.md lists the keys). */
+#include "htc.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BN_EPS 1e-5f
+
+static void *owned(htc *m, size_t bytes, avps_error *err) {
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **p = realloc(m->owned, cap * sizeof *p);
+        if (!p)
+            return avps_fail(err, "native engine: out of memory"), NULL;
+        m->owned = p, m->cap_owned = cap;
+    }
+    void *f = calloc(1, bytes ? bytes : 1);
+    if (!f)
+        return avps_fail(err, "native engine: out of memory for %zu bytes of weights", bytes), NULL;
+    return m->owned[m->n_owned++] = f;
+}
+
+static float *owned_floats(htc *m, size_t n, avps_error *err) { return owned(m, n * sizeof(float), err); }
+
+static const char *fmt(char *buf, size_t len, const char *f, ...) __attribute__((format(printf, 3, 4)));
+static const char *fmt(char *buf, size_t len, const char *f, ...) {
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(buf, len, f, ap);
+    va_end(ap);
+    return buf;
+}
+
+static int has(const st_file *st, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static int has(const st_file *st, const char *f, ...) {
+    char name[300];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(name, sizeof name, f, ap);
+    va_end(ap);
+    return st_find(st, name) != NULL;
+}
+
+static const st_tensor *shape_of(const st_file *st, const char *name, int ndim, avps_error *err) {
+    const st_tensor *t = st_find(st, name);
+    if (!t) {
+        avps_fail(err, "%s: no tensor %s (is this an mmdetection HTC state dict?)", st->path, name);
+        return NULL;
+    }
+    if (t->ndim != ndim) {
+        avps_fail(err, "%s: tensor %s has %d dimensions, the architecture needs %d", st->path, name, t->ndim, ndim);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (t->shape[i] <= 0 || t->shape[i] > (1 << 20)) {
+            avps_fail(err, "%s: tensor %s has an implausible shape", st->path, name);
+            return NULL;
+        }
+    return t;
+}
+
+/* `prefix`.weight, with batch norm `bn` folded in, or `prefix`.bias (has_bias) or none. */
+static int load_conv(htc *m, const st_file *st, const char *prefix, const char *bn, int has_bias, int in, int stride,
+                     nn_conv *cv, avps_error *err) {
+    char name[300];
+    const st_tensor *t = shape_of(st, fmt(name, sizeof name, "%s.weight", prefix), 4, err);
+    if (!t)
+        return -1;
+    int64_t shape[4] = {t->shape[0], in, t->shape[2], t->shape[3]};
+    *cv = (nn_conv){NULL, NULL, (int)shape[0], in, (int)shape[2], (int)shape[3], stride, (int)shape[2] / 2};
+    size_t n = (size_t)shape[0] * in * shape[2] * shape[3];
+    if (!(cv->weight = owned_floats(m, n, err)) || !(cv->bias = owned_floats(m, (size_t)cv->out, err)) ||
+        st_read_f32(st, name, 4, shape, cv->weight, err) != 0)
+        return -1;
+    int64_t vec[1] = {cv->out};
+    if (!bn)
+        return has_bias ? st_read_f32(st, fmt(name, sizeof name, "%s.bias", prefix), 1, vec, cv->bias, err) : 0;
+    float *gamma = owned_floats(m, (size_t)cv->out * 3, err);
+    if (!gamma)
+        return -1;
+    float *mean = gamma + cv->out, *var = mean + cv->out;
+    if (st_read_f32(st, fmt(name, sizeof name, "%s.weight", bn), 1, vec, gamma, err) ||
+        st_read_f32(st, fmt(name, sizeof name, "%s.bias", bn), 1, vec, cv->bias, err) ||
+        st_read_f32(st, fmt(name, sizeof name, "%s.running_mean", bn), 1, vec, mean, err) ||
+        st_read_f32(st, fmt(name, sizeof name, "%s.running_var", bn), 1, vec, var, err))
+        return -1;
+    size_t per_out = n / (size_t)cv->out;
+    for (int o = 0; o < cv->out; o++) {
+        if (!(var[o] + BN_EPS > 0))
+            return avps_fail(err, "%s: tensor %s.running_var: entry %d is not positive", st->path, bn, o);
+        float s = gamma[o] / sqrtf(var[o] + BN_EPS);
+        cv->bias[o] -= mean[o] * s;
+        for (size_t i = 0; i < per_out; i++)
+            cv->weight[(size_t)o * per_out + i] *= s;
+    }
+    return 0;
+}
+
+static int load_fc(htc *m, const st_file *st, const char *prefix, int in, nn_fc *fc, avps_error *err) {
+    char name[300];
+    const st_tensor *t = shape_of(st, fmt(name, sizeof name, "%s.weight", prefix), 2, err);
+    if (!t)
+        return -1;
+    *fc = (nn_fc){NULL, NULL, (int)t->shape[0], in};
+    int64_t shape[2] = {fc->out, in}, vec[1] = {fc->out};
+    if (!(fc->weight = owned_floats(m, (size_t)fc->out * in, err)) || !(fc->bias = owned_floats(m, (size_t)fc->out, err)))
+        return -1;
+    return st_read_f32(st, name, 2, shape, fc->weight, err) ||
+           st_read_f32(st, fmt(name, sizeof name, "%s.bias", prefix), 1, vec, fc->bias, err);
+}
+
+/* ResNet (mmdetection's pytorch style: the stride on the 3x3 of a bottleneck). */
+static int load_backbone(htc *m, const st_file *st, int *stage_channels, avps_error *err) {
+    if (load_conv(m, st, "backbone.conv1", "backbone.bn1", 0, 3, 2, &m->stem, err))
+        return -1;
+    int n = 0;
+    for (int l = 0; l < HTC_LEVELS; l++)
+        for (int b = 0; has(st, "backbone.layer%d.%d.conv1.weight", l + 1, b); b++)
+            n++;
+    if (n == 0)
+        return avps_fail(err, "%s: no ResNet blocks (backbone.layer1.0.conv1.weight)", st->path);
+    if (!(m->blocks = owned(m, (size_t)n * sizeof *m->blocks, err)))
+        return -1;
+    int in = m->stem.out;
+    char base[100], conv[120], bn[120];
+    for (int l = 0; l < HTC_LEVELS; l++) {
+        for (int b = 0; has(st, "backbone.layer%d.%d.conv1.weight", l + 1, b); b++) {
+            htc_block *blk = &m->blocks[m->n_blocks++];
+            int stride = (l > 0 && b == 0) ? 2 : 1;
+            fmt(base, sizeof base, "backbone.layer%d.%d", l + 1, b);
+            blk->bottleneck = has(st, "%s.conv3.weight", base);
+            blk->has_down = has(st, "%s.downsample.0.weight", base);
+            if (load_conv(m, st, fmt(conv, sizeof conv, "%s.conv1", base), fmt(bn, sizeof bn, "%s.bn1", base), 0, in,
+                          blk->bottleneck ? 1 : stride, &blk->conv1, err) ||
+                load_conv(m, st, fmt(conv, sizeof conv, "%s.conv2", base), fmt(bn, sizeof bn, "%s.bn2", base), 0,
+                          blk->conv1.out, blk->bottleneck ? stride : 1, &blk->conv2, err))
+                return -1;
+            int out = blk->conv2.out;
+            if (blk->bottleneck) {
+                if (load_conv(m, st, fmt(conv, sizeof conv, "%s.conv3", base), fmt(bn, sizeof bn, "%s.bn3", base), 0,
+                              blk->conv2.out, 1, &blk->conv3, err))
+                    return -1;
+                out = blk->conv3.out;
+            }
+            if (blk->has_down) {
+                if (load_conv(m, st, fmt(conv, sizeof conv, "%s.downsample.0", base),
+                              fmt(bn, sizeof bn, "%s.downsample.1", base), 0, in, stride, &blk->down, err))
+                    return -1;
+                blk->down.pad = 0;
+                if (blk->down.out != out)
+                    return avps_fail(err, "%s: %s.downsample.0.weight gives %d channels, the block %d", st->path, base,
+                                     blk->down.out, out);
+            } else if (in != out || stride != 1) {
+                return avps_fail(err, "%s: %s changes shape but has no downsample", st->path, base);
+            }
+            in = out;
+        }
+        m->layer_end[l] = m->n_blocks;
+        if (m->layer_end[l] == (l ? m->layer_end[l - 1] : 0))
+            return avps_fail(err, "%s: ResNet stage layer%d has no blocks", st->path, l + 1);
+        stage_channels[l] = in;
+    }
+    return 0;
+}
+
+static int load_neck_rpn(htc *m, const st_file *st, const int *stage_channels, avps_error *err) {
+    char p[100];
+    for (int l = 0; l < HTC_LEVELS; l++) {
+        if (load_conv(m, st, fmt(p, sizeof p, "neck.lateral_convs.%d.conv", l), NULL, 1, stage_channels[l], 1,
+                      &m->lateral[l], err) ||
+            load_conv(m, st, fmt(p, sizeof p, "neck.fpn_convs.%d.conv", l), NULL, 1, m->lateral[l].out, 1, &m->fpn_out[l],
+                      err))
+            return -1;
+        if (m->lateral[l].out != m->lateral[0].out || m->fpn_out[l].out != m->lateral[0].out)
+            return avps_fail(err, "%s: FPN level %d has %d channels, level 0 %d", st->path, l, m->fpn_out[l].out,
+                             m->lateral[0].out);
+    }
+    if (has(st, "neck.fpn_convs.%d.conv.weight", HTC_LEVELS))
+        return avps_fail(err, "%s: FPN extra convolutions (add_extra_convs) are not supported", st->path);
+    int c = m->fpn_out[0].out;
+    if (load_conv(m, st, "rpn_head.rpn_conv", NULL, 1, c, 1, &m->rpn_conv, err) ||
+        load_conv(m, st, "rpn_head.rpn_cls", NULL, 1, m->rpn_conv.out, 1, &m->rpn_cls, err) ||
+        load_conv(m, st, "rpn_head.rpn_reg", NULL, 1, m->rpn_conv.out, 1, &m->rpn_reg, err))
+        return -1;
+    m->anchors = m->rpn_cls.out;
+    if (m->anchors > HTC_MAX_ANCHORS || m->rpn_reg.out != 4 * m->anchors)
+        return avps_fail(err, "%s: rpn_head.rpn_reg.weight has %d outputs for %d anchors (sigmoid RPN, 4 deltas each)",
+                         st->path, m->rpn_reg.out, m->anchors);
+    return 0;
+}
+
+static int load_semantic(htc *m, const st_file *st, avps_error *err) {
+    m->has_semantic = has(st, "roi_head.semantic_head.conv_logits.weight");
+    if (!m->has_semantic)
+        return 0;
+    char p[100];
+    int c = m->fpn_out[0].out;
+    for (int l = 0; l <= HTC_LEVELS; l++)
+        if (load_conv(m, st, fmt(p, sizeof p, "roi_head.semantic_head.lateral_convs.%d.conv", l), NULL, 1, c, 1,
+                      &m->sem_lateral[l], err))
+            return -1;
+    while (has(st, "roi_head.semantic_head.convs.%d.conv.weight", m->n_sem_convs))
+        m->n_sem_convs++;
+    if (!(m->sem_convs = owned(m, ((size_t)m->n_sem_convs + 1) * sizeof *m->sem_convs, err)))
+        return -1;
+    int in = m->sem_lateral[0].out;
+    for (int i = 0; i < m->n_sem_convs; i++) {
+        if (load_conv(m, st, fmt(p, sizeof p, "roi_head.semantic_head.convs.%d.conv", i), NULL, 1, in, 1,
+                      &m->sem_convs[i], err))
+            return -1;
+        in = m->sem_convs[i].out;
+    }
+    if (load_conv(m, st, "roi_head.semantic_head.conv_logits", NULL, 1, in, 1, &m->sem_logits, err) ||
+        load_conv(m, st, "roi_head.semantic_head.conv_embedding.conv", NULL, 1, in, 1, &m->sem_embed, err))
+        return -1;
+    if (m->sem_embed.out != c)
+        return avps_fail(err, "%s: the semantic embedding has %d channels, the FPN %d", st->path, m->sem_embed.out, c);
+    m->sem_classes = m->sem_logits.out;
+    return 0;
+}
+
+static int load_deconv(htc *m, const st_file *st, const char *prefix, int in, nn_deconv *dc, avps_error *err) {
+    char name[300];
+    const st_tensor *t = shape_of(st, fmt(name, sizeof name, "%s.weight", prefix), 4, err);
+    if (!t)
+        return -1;
+    *dc = (nn_deconv){NULL, NULL, (int)t->shape[1], in, (int)t->shape[2], (int)t->shape[3], 2, 0};
+    int64_t shape[4] = {in, dc->out, dc->kh, dc->kw}, vec[1] = {dc->out};
+    size_t okk = (size_t)dc->out * dc->kh * dc->kw, n = (size_t)in * okk;
+    float *raw = owned_floats(m, n, err);
+    if (!raw || !(dc->weight = owned_floats(m, n, err)) || !(dc->bias = owned_floats(m, (size_t)dc->out, err)) ||
+        st_read_f32(st, name, 4, shape, raw, err) || st_read_f32(st, fmt(name, sizeof name, "%s.bias", prefix), 1, vec, dc->bias, err))
+        return -1;
+    /* torch keeps [in][out][kh][kw]; the operator wants [(out, kh, kw)][in] */
+    for (int ci = 0; ci < in; ci++)
+        for (size_t r = 0; r < okk; r++)
+            dc->weight[r * in + ci] = raw[(size_t)ci * okk + r];
+    return 0;
+}
+
+static int load_stages(htc *m, const st_file *st, avps_error *err) {
+    char p[120];
+    int c = m->fpn_out[0].out;
+    while (has(st, "roi_head.bbox_head.%d.fc_cls.weight", m->n_stages))
+        if (++m->n_stages > HTC_MAX_STAGES)
+            return avps_fail(err, "%s: more than %d cascade stages", st->path, HTC_MAX_STAGES);
+    if (m->n_stages == 0)
+        return avps_fail(err, "%s: no box stage (roi_head.bbox_head.0.fc_cls.weight)", st->path);
+    for (int s = 0; s < m->n_stages; s++) {
+        htc_box_stage *b = &m->box[s];
+        int in = c * m->box_roi * m->box_roi;
+        while (has(st, "roi_head.bbox_head.%d.shared_fcs.%d.weight", s, b->n_fcs)) {
+            if (b->n_fcs == HTC_MAX_FCS)
+                return avps_fail(err, "%s: box stage %d has more than %d fcs", st->path, s, HTC_MAX_FCS);
+            if (load_fc(m, st, fmt(p, sizeof p, "roi_head.bbox_head.%d.shared_fcs.%d", s, b->n_fcs), in,
+                        &b->fcs[b->n_fcs], err))
+                return -1;
+            in = b->fcs[b->n_fcs++].out;
+        }
+        if (has(st, "roi_head.bbox_head.%d.shared_convs.0.conv.weight", s))
+            return avps_fail(err, "%s: box heads with shared convolutions are not supported", st->path);
+        if (load_fc(m, st, fmt(p, sizeof p, "roi_head.bbox_head.%d.fc_cls", s), in, &b->cls, err) ||
+            load_fc(m, st, fmt(p, sizeof p, "roi_head.bbox_head.%d.fc_reg", s), in, &b->reg, err))
+            return -1;
+        if (s == 0)
+            m->num_classes = b->cls.out - 1;
+        if (b->cls.out != m->num_classes + 1 || m->num_classes < 1)
+            return avps_fail(err, "%s: box stage %d has %d class logits, stage 0 %d", st->path, s, b->cls.out,
+                             m->num_classes + 1);
+        if (b->reg.out != 4)
+            return avps_fail(err, "%s: box stage %d regresses %d values: only class-agnostic regression (4) is supported",
+                             st->path, s, b->reg.out);
+    }
+    for (int s = 0; s < m->n_stages; s++) {
+        htc_mask_stage *k = &m->mask[s];
+        if (!has(st, "roi_head.mask_head.%d.conv_logits.weight", s))
+            return avps_fail(err, "%s: no tensor roi_head.mask_head.%d.conv_logits.weight (HTC without masks?)", st->path, s);
+        while (has(st, "roi_head.mask_head.%d.convs.%d.conv.weight", s, k->n_convs))
+            k->n_convs++;
+        if (!(k->convs = owned(m, ((size_t)k->n_convs + 1) * sizeof *k->convs, err)))
+            return -1;
+        int in = c;
+        for (int i = 0; i < k->n_convs; i++) {
+            if (load_conv(m, st, fmt(p, sizeof p, "roi_head.mask_head.%d.convs.%d.conv", s, i), NULL, 1, in, 1,
+                          &k->convs[i], err))
+                return -1;
+            in = k->convs[i].out;
+        }
+        k->has_res = has(st, "roi_head.mask_head.%d.conv_res.conv.weight", s);
+        if (k->has_res && (s == 0 || load_conv(m, st, fmt(p, sizeof p, "roi_head.mask_head.%d.conv_res.conv", s), NULL, 1,
+                                               m->mask[s - 1].n_convs ? m->mask[s - 1].convs[m->mask[s - 1].n_convs - 1].out : c,
+                                               1, &k->conv_res, err)))
+            return s == 0 ? avps_fail(err, "%s: mask stage 0 cannot have conv_res", st->path) : -1;
+        if (k->has_res && k->conv_res.out != c)
+            return avps_fail(err, "%s: mask stage %d's conv_res gives %d channels, the RoI features %d", st->path, s,
+                             k->conv_res.out, c);
+        if (load_deconv(m, st, fmt(p, sizeof p, "roi_head.mask_head.%d.upsample", s), in, &k->up, err) ||
+            load_conv(m, st, fmt(p, sizeof p, "roi_head.mask_head.%d.conv_logits", s), NULL, 1, k->up.out, 1, &k->logits, err))
+            return -1;
+        if (k->logits.out != m->num_classes)
+            return avps_fail(err, "%s: mask stage %d has %d classes, the box stages %d (class-agnostic masks are not supported)",
+                             st->path, s, k->logits.out, m->num_classes);
+    }
+    return 0;
+}
+
+/* ---- settings -------------------------------------------------------------------------- */
+
+/* Numbers from __metadata__ ("800", or a list "0.5,1.0,2.0"); absent keys keep *n = 0. */
+static int meta_floats(const st_file *st, const char *key, float *out, int max, int *n, avps_error *err) {
+    const char *v = st_meta(st, key);
+    *n = 0;
+    if (!v)
+        return 0;
+    const char *s = v;
+    while (*s) {
+        while (*s == ' ' || *s == ',' || *s == '[' || *s == ']' || *s == '(' || *s == ')')
+            s++;
+        if (!*s)
+            break;
+        char *end;
+        double d = strtod(s, &end);
+        if (end == s || *n == max || !isfinite(d))
+            return avps_fail(err, "%s: __metadata__ %s = \"%s\" is not a list of at most %d numbers", st->path, key, v, max);
+        out[(*n)++] = (float)d;
+        s = end;
+    }
+    return 0;
+}
+
+static int meta_exact(const st_file *st, const char *key, float *out, int want, avps_error *err) {
+    float tmp[64];
+    int n;
+    if (meta_floats(st, key, tmp, 64, &n, err))
+        return -1;
+    if (n == 0 && !st_meta(st, key))
+        return 0;
+    if (n != want)
+        return avps_fail(err, "%s: __metadata__ %s must hold %d number%s", st->path, key, want, want == 1 ? "" : "s");
+    memcpy(out, tmp, sizeof(float) * (size_t)want);
+    return 0;
+}
+
+static int meta_int(const st_file *st, const char *key, int *out, int lo, int hi, avps_error *err) {
+    float v = (float)*out;
+    if (meta_exact(st, key, &v, 1, err))
+        return -1;
+    if (v < (float)lo || v > (float)hi || v != floorf(v))
+        return avps_fail(err, "%s: __metadata__ %s must be a whole number in [%d, %d]", st->path, key, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+/* mmdetection's AnchorGenerator (center offset 0): for each ratio r (outer) and scale s
+ * (inner), w = stride / sqrt(r) * s, h = stride * sqrt(r) * s, the box (-w/2, -h/2, w/2,
+ * h/2), unrounded. */
+static void base_anchors(float stride, const float *scales, int n_scales, const float *ratios, int n_ratios, float *out) {
+    for (int r = 0; r < n_ratios; r++) {
+        float hr = sqrtf(ratios[r]), wr = 1.0f / hr;
+        for (int s = 0; s < n_scales; s++) {
+            float w = stride * wr * scales[s], h = stride * hr * scales[s];
+            float *a = out + 4 * (r * n_scales + s);
+            a[0] = -0.5f * w, a[1] = -0.5f * h, a[2] = 0.5f * w, a[3] = 0.5f * h;
+        }
+    }
+}
+
+/* A class-to-category table: `key` lists n category ids; without it, COCO's defaults. */
+static int load_table(htc *m, const st_file *st, const char *key, int n, int32_t **out, avps_error *err) {
+    static const int32_t coco_things[80] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                            22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
+                                            46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65,
+                                            67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90};
+    if (!(*out = owned(m, sizeof(int32_t) * (size_t)n, err)))
+        return -1;
+    const char *v = st_meta(st, key);
+    if (v) {
+        float *ids = owned_floats(m, (size_t)n + 1, err);
+        int k;
+        if (!ids || meta_floats(st, key, ids, n + 1, &k, err))
+            return -1;
+        if (k != n)
+            return avps_fail(err, "%s: __metadata__ %s lists %d categories, the network has %d classes", st->path, key, k, n);
+        for (int i = 0; i < n; i++) {
+            if (ids[i] < 0 || ids[i] > 1e9f || ids[i] != floorf(ids[i]))
+                return avps_fail(err, "%s: __metadata__ %s: entry %d is not a category id", st->path, key, i);
+            (*out)[i] = (int32_t)ids[i];
+        }
+        return 0;
+    }
+    if (n == 80) {
+        memcpy(*out, coco_things, sizeof coco_things);
+        return 0;
+    }
+    if (n == 183) { /* COCO-Stuff: ids 1..182 are things and stuff, 183 is "other" */
+        for (int i = 0; i < n; i++)
+            (*out)[i] = i + 1;
+        return 0;
+    }
+    return avps_fail(err, "%s: %d classes need a class-to-category table (__metadata__ %s): only COCO's 80 detection and "
+                          "183 semantic classes have defaults", st->path, n, key);
+}
+
+static int load_settings(htc *m, const st_file *st, avps_error *err) {
+    const char *arch = st_meta(st, "numerics");
+    if (arch && strcmp(arch, "mmdet3") != 0)
+        return avps_fail(err, "%s: __metadata__ numerics = \"%s\": this engine has mmdet3", st->path, arch);
+    float scale[2] = {1333, 800}, mean[3] = {123.675f, 116.28f, 103.53f}, stdv[3] = {58.395f, 57.12f, 57.375f};
+    float strides[HTC_LEVELS + 1] = {4, 8, 16, 32, 64}, roi_strides[HTC_LEVELS] = {4, 8, 16, 32};
+    float scales[HTC_MAX_ANCHORS] = {8}, ratios[HTC_MAX_ANCHORS] = {0.5f, 1.0f, 2.0f};
+    int n_scales = 1, n_ratios = 3, n;
+    m->pad_div = 32, m->rpn_nms_pre = 1000, m->rpn_max = 1000, m->max_per_img = 100;
+    m->rpn_nms = 0.7f, m->rpn_min_size = 0, m->score_thr = 0.05f, m->nms_thr = 0.5f, m->mask_thr = 0.5f;
+    m->wh_ratio_clip = 16.0f / 1000.0f;
+    m->box_roi = 7, m->mask_roi = 14, m->sem_roi = 14, m->sampling_ratio = 0, m->finest_scale = 56, m->fusion_level = 1;
+    m->sem_stride = 8, m->mask_info_flow = 1, m->fuse_bbox = m->fuse_mask = 1;
+    const float stds[3][4] = {{0.1f, 0.1f, 0.2f, 0.2f}, {0.05f, 0.05f, 0.1f, 0.1f}, {0.033f, 0.033f, 0.067f, 0.067f}};
+    for (int s = 0; s < HTC_MAX_STAGES; s++)
+        memcpy(m->box[s].stds, stds[s < 3 ? s : 2], sizeof stds[0]);
+    int stages = 3;
+    if (meta_exact(st, "image_scale", scale, 2, err) || meta_exact(st, "image_mean", mean, 3, err) ||
+        meta_exact(st, "image_std", stdv, 3, err) || meta_int(st, "pad_size_divisor", &m->pad_div, 1, 4096, err) ||
+        meta_exact(st, "anchor_strides", strides, HTC_LEVELS + 1, err) ||
+        meta_int(st, "rpn_nms_pre", &m->rpn_nms_pre, 1, 1000000, err) ||
+        meta_int(st, "rpn_max_per_img", &m->rpn_max, 1, 1000000, err) ||
+        meta_exact(st, "rpn_nms_thresh", &m->rpn_nms, 1, err) || meta_exact(st, "rpn_min_bbox_size", &m->rpn_min_size, 1, err) ||
+        meta_exact(st, "rcnn_score_thr", &m->score_thr, 1, err) || meta_exact(st, "rcnn_nms_thresh", &m->nms_thr, 1, err) ||
+        meta_int(st, "rcnn_max_per_img", &m->max_per_img, 1, 1000000, err) ||
+        meta_exact(st, "mask_thr_binary", &m->mask_thr, 1, err) || meta_int(st, "num_stages", &stages, 1, HTC_MAX_STAGES, err) ||
+        meta_int(st, "bbox_roi_size", &m->box_roi, 1, 64, err) || meta_int(st, "mask_roi_size", &m->mask_roi, 1, 64, err) ||
+        meta_int(st, "semantic_roi_size", &m->sem_roi, 1, 64, err) ||
+        meta_int(st, "roi_sampling_ratio", &m->sampling_ratio, 0, 64, err) ||
+        meta_exact(st, "roi_strides", roi_strides, HTC_LEVELS, err) ||
+        meta_exact(st, "semantic_roi_stride", &m->sem_stride, 1, err) ||
+        meta_int(st, "finest_scale", &m->finest_scale, 1, 100000, err) ||
+        meta_int(st, "semantic_fusion_level", &m->fusion_level, 0, HTC_LEVELS, err) ||
+        meta_int(st, "mask_info_flow", &m->mask_info_flow, 0, 1, err) || meta_exact(st, "wh_ratio_clip", &m->wh_ratio_clip, 1, err))
+        return -1;
+    if (meta_floats(st, "anchor_scales", scales, HTC_MAX_ANCHORS, &n, err))
+        return -1;
+    n_scales = n ? n : n_scales;
+    if (meta_floats(st, "anchor_ratios", ratios, HTC_MAX_ANCHORS, &n, err))
+        return -1;
+    n_ratios = n ? n : n_ratios;
+    char key[40];
+    for (int s = 0; s < HTC_MAX_STAGES; s++)
+        if (meta_exact(st, fmt(key, sizeof key, "bbox_stds_%d", s), m->box[s].stds, 4, err) ||
+            meta_exact(st, fmt(key, sizeof key, "bbox_means_%d", s), m->box[s].means, 4, err))
+            return -1;
+    const char *merge = st_meta(st, "mask_merge"), *fusion = st_meta(st, "semantic_fusion");
+    if (merge && strcmp(merge, "last") != 0 && strcmp(merge, "mean") != 0)
+        return avps_fail(err, "%s: __metadata__ mask_merge = \"%s\": \"last\" or \"mean\"", st->path, merge);
+    m->mask_merge_mean = merge && strcmp(merge, "mean") == 0;
+    if (fusion) {
+        m->fuse_bbox = strstr(fusion, "bbox") != NULL, m->fuse_mask = strstr(fusion, "mask") != NULL;
+    }
+    m->scale_long = (int)(scale[0] > scale[1] ? scale[0] : scale[1]);
+    m->scale_short = (int)(scale[0] > scale[1] ? scale[1] : scale[0]);
+    memcpy(m->mean, mean, sizeof mean), memcpy(m->std, stdv, sizeof stdv), memcpy(m->strides, strides, sizeof strides);
+    if (m->scale_short < 1 || m->scale_long > 100000)
+        return avps_fail(err, "%s: __metadata__ image_scale must be two sizes in [1, 100000]", st->path);
+    for (int i = 0; i < 3; i++)
+        if (!(m->std[i] > 0))
+            return avps_fail(err, "%s: __metadata__ image_std must be positive", st->path);
+    if (stages != m->n_stages)
+        return avps_fail(err, "%s: __metadata__ num_stages = %d, the weights have %d", st->path, stages, m->n_stages);
+    for (int l = 0; l < HTC_LEVELS; l++)
+        if (roi_strides[l] != strides[l] || !(strides[l] > 0))
+            return avps_fail(err, "%s: RoI strides must be the FPN's (%g for level %d)", st->path, strides[l], l);
+    if (n_scales * n_ratios != m->anchors)
+        return avps_fail(err, "%s: %d anchor scales x %d ratios, but rpn_head.rpn_cls has %d anchors", st->path, n_scales,
+                         n_ratios, m->anchors);
+    for (int l = 0; l <= HTC_LEVELS; l++)
+        base_anchors(strides[l], scales, n_scales, ratios, n_ratios, m->base_anchors[l]);
+    if (load_table(m, st, "thing_categories", m->num_classes, &m->thing_category, err))
+        return -1;
+    if (m->has_semantic && load_table(m, st, "semantic_categories", m->sem_classes, &m->semantic_category, err))
+        return -1;
+    return 0;
+}
+
+/* Overrides from `avps infer --set KEY=VALUE` / options. */
+static int load_options(htc *m, const native_options *opt, avps_error *err) {
+    if (opt->score_thresh >= 0)
+        m->score_thr = (float)opt->score_thresh;
+    if (opt->detections > 0)
+        m->max_per_img = opt->detections;
+    if (opt->dump_dir && !(m->dump_dir = strdup(opt->dump_dir)))
+        return avps_fail(err, "native engine: out of memory");
+    if (opt->proposals) {
+        npy_expect want = {NPY_DTYPE_BIT(NPY_F32), 2, {0, 4, 0, 0}};
+        npy_array a;
+        if (npy_read(opt->proposals, &want, &a, err) != 0)
+            return -1;
+        m->n_proposals = (int)a.shape[0];
+        m->proposals = owned_floats(m, a.shape[0] * 4, err);
+        if (m->proposals && a.nbytes)
+            memcpy(m->proposals, a.data, a.nbytes);
+        npy_array_release(&a);
+        if (!m->proposals)
+            return -1;
+    }
+    return 0;
+}
+
+htc *htc_load(const st_file *st, const native_options *opt, avps_error *err) {
+    htc *m = calloc(1, sizeof *m);
+    if (!m) {
+        avps_fail(err, "native engine: out of memory");
+        return NULL;
+    }
+    nn_arena_init(&m->arena);
+    m->be = nn_cpu_backend(!opt->plain_gemm);
+    int stage_channels[HTC_LEVELS];
+    m->box_roi = 7;
+    /* the box RoI size is needed to size the first fc: read it before the stages */
+    float roi = 7;
+    if (meta_exact(st, "bbox_roi_size", &roi, 1, err) || !(roi >= 1 && roi <= 64)) {
+        if (roi < 1 || roi > 64)
+            avps_fail(err, "%s: __metadata__ bbox_roi_size must be in [1, 64]", st->path);
+        htc_free(m);
+        return NULL;
+    }
+    m->box_roi = (int)roi;
+    if (load_backbone(m, st, stage_channels, err) || load_neck_rpn(m, st, stage_channels, err) ||
+        load_semantic(m, st, err) || load_stages(m, st, err) || load_settings(m, st, err) || load_options(m, opt, err)) {
+        htc_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void htc_free(htc *m) {
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->dump_dir);
+    nn_arena_release(&m->arena);
+    free(m);
+}
+
+/* mmdetection's names: a cascade's box heads under roi_head.bbox_head.N and the RPN's
+ * rpn_head.rpn_cls (Mask R-CNN's torchvision names differ throughout) */
+static int htc_recognises(const st_file *st) {
+    return st_find(st, "backbone.conv1.weight") && st_find(st, "rpn_head.rpn_cls.weight") &&
+           st_find(st, "roi_head.bbox_head.0.fc_cls.weight") && st_find(st, "roi_head.mask_head.0.conv_logits.weight");
+}
+
+static void *htc_load_any(const st_file *st, const native_options *opt, avps_error *err) { return htc_load(st, opt, err); }
+static int htc_run_any(void *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err) {
+    return htc_run(m, rgb, w, h, res, err);
+}
+static void htc_free_any(void *m) { htc_free(m); }
+static const nn_arena *htc_arena(const void *m) { return &((const htc *)m)->arena; }
+
+const nn_net_kind htc_kind = {"htc", htc_recognises, htc_load_any, htc_run_any, htc_free_any, htc_arena};
