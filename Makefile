@@ -33,7 +33,8 @@ UNIT_SRCS := $(wildcard tests/unit_*.c)
 UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
 TOOLS := build/tests/json_compare build/tests/npy_tool build/tests/san_npy_tool build/tests/pan_compare \
-         build/tests/deform_tool build/tests/san_deform_tool
+         build/tests/deform_tool build/tests/san_deform_tool \
+         build/tests/upsnet_heads_tool build/tests/san_upsnet_heads_tool
 
 .PHONY: all test demo bench clean check-clang
 all: bin/avps
@@ -81,6 +82,14 @@ build/tests/san_deform_tool: tests/deform_tool.c $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
 
+build/tests/upsnet_heads_tool: tests/upsnet_heads_tool.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+build/tests/san_upsnet_heads_tool: tests/upsnet_heads_tool.c $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
+
 build/tests/pan_compare: tests/pan_compare.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
@@ -95,7 +104,7 @@ test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS) check-clang
 # No warnings with clang either (when it is installed).
 check-clang:
 	@if command -v clang >/dev/null 2>&1; then \
-	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c tests/deform_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
+	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c tests/deform_tool.c tests/upsnet_heads_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
 
 demo: bin/avps
 	@scripts/demo
@@ -110,3 +119,36 @@ clean:
 build/measure_fusion: scripts/measure_fusion.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+# ---- fuzzing (tests/fuzz/, docs/fuzzing.md) ----
+# `make test` replays every harness's corpus once through tests/fuzz/driver.c under
+# ASan+UBSan (any compiler); `make fuzz` runs each under libFuzzer for FUZZ_TIME seconds.
+FUZZ_SRCS := $(filter-out tests/fuzz/driver.c,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRCS:tests/fuzz/%.c=%)
+FUZZ_REPLAYS := $(FUZZ_NAMES:%=build/tests/san_%)
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/%)
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
+test: $(FUZZ_REPLAYS)
+.PHONY: fuzz fuzz-build
+
+build/tests/san_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(wildcard tests/fuzz/*.h) $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< tests/fuzz/driver.c $(SAN_LIB_OBJS) $(PKG_LIBS)
+
+build/fuzz/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libavps.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $(FUZZ_OBJS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build/fuzz/libavps.a
+	$(FUZZ_CC) $(CFLAGS_BASE) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libavps.a $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@tests/fuzz/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_NAMES)

@@ -49,8 +49,19 @@ int file_atomic_open(atomic_file *af, const char *path, avps_error *err);
 int file_atomic_commit(atomic_file *af, avps_error *err);
 void file_atomic_abort(atomic_file *af);
 /* What file_atomic_open would refuse, checked before any work: a folder, a socket, a
- * block device. 0 for anything it accepts, including a path that does not exist yet. */
+ * block device, a new or regular file whose folder is missing or not writable. 0 for
+ * anything it would write. */
 int file_output_check(const char *path, avps_error *err);
+/* The same for an output folder: the path is a writable folder, or the nearest folder
+ * above it that exists is writable (dir_create will make the rest). */
+int dir_output_check(const char *path, avps_error *err);
+/* The outermost path that a write to path would create: path itself or a folder above
+ * it; NULL when path exists. Caller frees. */
+char *path_first_missing(const char *path);
+/* The folder a path is in: "a/b.json" -> "a", "b.json" -> ".". Caller frees. */
+char *path_parent(const char *path);
+/* Removes a file, or a folder and all it holds; what cannot be removed stays. */
+void path_remove_all(const char *path);
 
 /* "a/b/panoptic.json" -> "a/b/panoptic" (panopticapi's default PNG folder). Caller frees. */
 char *path_without_json_suffix(const char *path);
@@ -176,6 +187,22 @@ int png_write_ids(const char *path, uint32_t width, uint32_t height, const uint3
 /* Writes an 8-bit grey PNG atomically (semantic label maps: value = category id). */
 int png_write_gray(const char *path, uint32_t width, uint32_t height, const uint8_t *gray, avps_error *err);
 
+/* A label-map PNG read as its values (data/png_io.c): grey at any depth as its values
+ * (16-bit ones whole, as cv2.imwrite writes a uint16 map), palette images as their
+ * indexes (tRNS ignored), grey-alpha as the grey; RGB(A) only where R = G = B. A header
+ * other than want_w x want_h (when not 0) is refused, naming the file. */
+typedef struct png_label_reader png_label_reader;
+png_label_reader *png_label_open(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err);
+uint32_t png_label_width(const png_label_reader *r);
+uint32_t png_label_height(const png_label_reader *r);
+/* The file's colour type as PNG numbers it (0 grey, 2 RGB, 3 palette, 4 grey-alpha, 6 RGBA)
+ * and its bits per sample. */
+int png_label_color_type(const png_label_reader *r);
+unsigned png_label_depth(const png_label_reader *r);
+/* Decodes the next row's values into row (width entries). */
+int png_label_read_row(png_label_reader *r, uint16_t *row, avps_error *err);
+void png_label_free(png_label_reader *r);
+
 /* ---- instance masks: COCO run-length encoding --------------------------------------
  *
  * As the COCO API keeps them: runs over the pixels in column-major order (x outer, y
@@ -252,6 +279,7 @@ typedef struct {
     double bbox[4];
     double score;        /* results only */
     rle_mask rle;        /* segm only: the mask at the image's size */
+    int mask_from_box;   /* results, segm: no "segmentation", the box made the mask (loadRes) */
 } inst_annotation;
 
 typedef struct {
@@ -303,13 +331,32 @@ long inst_category_index(const inst_dataset *ds, int32_t category_id);
 int pan_thing_masks(const pan_dataset *ds, const pan_annotation *ann, const char *png_path, rle_mask *masks,
                     uint32_t *h, uint32_t *w, avps_error *err);
 
+/* ---- category maps: a network's class indexes to dataset ids (data/category_map.c) ---
+ * spec: a preset name (coco80, coco133, detectron2-coco, detectron2-coco-panoptic,
+ * detectron2-panoptic-fpn-stuff, mmdet-coco, mmdet-coco-panoptic), a JSON object
+ * {"index": id or null} or list [id, ...] given inline, or a file holding one of them
+ * (or a preset name as a JSON string). null maps an index to no category. */
+#define CATEGORY_MAP_ABSENT (-1) /* an index the map does not name */
+#define CATEGORY_MAP_NONE 0      /* an index mapped to null: no category */
+#define CATEGORY_MAP_MAX_INDEX 65535
+typedef struct {
+    char *name;   /* the preset or file, for messages */
+    size_t n;
+    int32_t *to;  /* n entries: a category id, CATEGORY_MAP_NONE or CATEGORY_MAP_ABSENT */
+} category_map;
+int category_map_load(const char *spec, category_map *m, avps_error *err);
+/* The dataset id of index, CATEGORY_MAP_NONE, or CATEGORY_MAP_ABSENT outside the map. */
+int32_t category_map_get(const category_map *m, int64_t index);
+void category_map_release(category_map *m);
+
 /* ---- NumPy arrays: .npy, and .npy.zst (the same bytes as one or more zstd frames) -----
  *
- * Dense head outputs of the prediction store. Little-endian, C order, at most 4 axes. */
+ * Dense head outputs of the prediction store, COCOeval's arrays (float64, 5 axes).
+ * Little-endian, C order, at most NPY_MAX_DIMS axes. */
 
-typedef enum { NPY_F16, NPY_F32, NPY_U8, NPY_U16, NPY_I32 } npy_dtype; /* '<f2' '<f4' '|u1' '<u2' '<i4' */
-#define NPY_DTYPE_COUNT 5
-#define NPY_MAX_DIMS 4
+typedef enum { NPY_F16, NPY_F32, NPY_U8, NPY_U16, NPY_I32, NPY_F64 } npy_dtype; /* '<f2' '<f4' '|u1' '<u2' '<i4' '<f8' */
+#define NPY_DTYPE_COUNT 6
+#define NPY_MAX_DIMS 5 /* COCOeval's precision is T x R x K x A x M */
 #define NPY_DTYPE_BIT(d) (1u << (d)) /* for npy_expect.dtypes */
 
 typedef struct {
@@ -338,6 +385,9 @@ int npy_read(const char *path, const npy_expect *expect, npy_array *out, avps_er
 /* Writes atomically, with the version 1.0 header numpy writes (byte for byte); plain when
  * path ends in ".npy", else zstd at `level` (0 = 3) with a checksum. */
 int npy_write(const char *path, const npy_array *a, int level, avps_error *err);
+/* Writes arrays[i] as member names[i].npy of a .npz archive, as np.savez (stored, not
+ * compressed), atomically; refuses what would need zip64 before writing anything. */
+int npz_write(const char *path, const char *const *names, const npy_array *arrays, size_t n, avps_error *err);
 
 /* IEEE binary16: exact one way, round to nearest even the other, as numpy's astype. */
 float float_from_half(uint16_t h);

@@ -2,6 +2,7 @@
 #include "data.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,15 +123,135 @@ static int open_replacing(atomic_file *af, const char *path, const struct stat *
     return 0;
 }
 
+/* The folder a new or replaced file goes into must exist and take new files (the
+ * temporary file is made there). */
+static int parent_writable(const char *target, const char *shown, avps_error *err) {
+    char *dir = strdup(target);
+    if (!dir)
+        return avps_fail(err, "%s: out of memory", shown);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x" -> "/" */
+    struct stat st;
+    int rc = 0;
+    if (stat(dir, &st) != 0)
+        rc = avps_fail(err, "%s: cannot write in the folder %s: %s", shown, dir, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        rc = avps_fail(err, "%s: %s is not a folder", shown, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = avps_fail(err, "%s: cannot write in the folder %s: %s", shown, dir, strerror(errno));
+    free(dir);
+    return rc;
+}
+
+static int is_stdout_file(const struct stat *st) {
+    struct stat out;
+    return fstat(STDOUT_FILENO, &out) == 0 && out.st_dev == st->st_dev && out.st_ino == st->st_ino;
+}
+
 int file_output_check(const char *path, avps_error *err) {
     struct stat st;
-    if (strcmp(path, "-") == 0 || stat(path, &st) != 0)
-        return 0; /* standard output, or a new file (its folder is checked when it is made) */
-    if (S_ISDIR(st.st_mode))
+    if (strcmp(path, "-") == 0)
+        return 0;
+    int exists = stat(path, &st) == 0;
+    if (!exists && errno != ENOENT)
+        return avps_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    if (exists && S_ISDIR(st.st_mode))
         return avps_fail(err, "%s: is a folder; give the name of a file to write", path);
-    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+    if (exists && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
         return avps_fail(err, "%s: is neither a regular file, a character device nor a FIFO; not written", path);
-    return 0;
+    if (exists && is_stdout_file(&st))
+        return 0;
+    if (exists && !S_ISREG(st.st_mode))
+        return access(path, W_OK) == 0 ? 0 : avps_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
+    char *target = follow_links(path, err); /* a new file, or one replaced through a temporary file */
+    int rc = target ? parent_writable(target, path, err) : -1;
+    free(target);
+    return rc;
+}
+
+int dir_output_check(const char *path, avps_error *err) {
+    char *p = strdup(path);
+    if (!p)
+        return avps_fail(err, "%s: out of memory", path);
+    struct stat st;
+    int rc = 0, own = 1; /* own: p is path itself, not a folder above it */
+    for (;;) {
+        if (stat(p, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                rc = own ? avps_fail(err, "%s: exists and is not a folder", path)
+                         : avps_fail(err, "%s: cannot make the folder: %s is not a folder", path, p);
+            else if (access(p, W_OK | X_OK) != 0)
+                rc = avps_fail(err, "%s: cannot write in the folder %s: %s", path, p, strerror(errno));
+            break;
+        }
+        if (errno != ENOENT) {
+            rc = avps_fail(err, "%s: cannot make the folder: %s: %s", path, p, strerror(errno));
+            break;
+        }
+        char *slash = strrchr(p, '/');
+        while (slash && slash > p && slash[1] == '\0') { /* "a/b/" */
+            *slash = '\0';
+            slash = strrchr(p, '/');
+        }
+        if (!slash) {
+            strcpy(p, ".");
+        } else if (slash == p) {
+            p[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+        own = 0;
+    }
+    free(p);
+    return rc;
+}
+
+char *path_parent(const char *path) {
+    char *p = strdup(path);
+    char *slash = p ? strrchr(p, '/') : NULL;
+    if (p && !slash)
+        strcpy(p, ".");
+    else if (slash)
+        slash[slash == p] = '\0';
+    return p;
+}
+
+char *path_first_missing(const char *path) {
+    char *p = strdup(path), *missing = NULL;
+    struct stat st;
+    while (p && lstat(p, &st) != 0 && errno == ENOENT) {
+        free(missing);
+        missing = strdup(p);
+        char *slash = strrchr(p, '/');
+        while (slash && slash > p && slash[1] == '\0') {
+            *slash = '\0';
+            slash = strrchr(p, '/');
+        }
+        if (!slash || slash == p)
+            break;
+        *slash = '\0';
+    }
+    free(p);
+    return missing;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0; /* go on: remove as much as can be removed */
+}
+
+void path_remove_all(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode))
+        nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        unlink(path);
 }
 
 int file_atomic_open(atomic_file *af, const char *path, avps_error *err) {
@@ -139,7 +260,7 @@ int file_atomic_open(atomic_file *af, const char *path, avps_error *err) {
         return avps_fail(err, "%s: out of memory", path);
     if (strcmp(path, "-") == 0)
         return open_direct(af, "standard output", 1, err);
-    struct stat st, out;
+    struct stat st;
     if (stat(path, &st) != 0) {
         int e = errno;
         if (e == ENOENT)
@@ -147,12 +268,13 @@ int file_atomic_open(atomic_file *af, const char *path, avps_error *err) {
         file_atomic_abort(af);
         return avps_fail(err, "%s: cannot write: %s", path, strerror(e));
     }
-    if (file_output_check(path, err) != 0) {
+    if (S_ISDIR(st.st_mode) || (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))) {
+        file_output_check(path, err); /* its message */
         file_atomic_abort(af);
         return -1;
     }
     /* /dev/stdout, /proc/self/fd/1 or the very file standard output goes to */
-    if (fstat(STDOUT_FILENO, &out) == 0 && out.st_dev == st.st_dev && out.st_ino == st.st_ino)
+    if (is_stdout_file(&st))
         return open_direct(af, path, 1, err);
     if (S_ISREG(st.st_mode))
         return open_replacing(af, path, &st, err);

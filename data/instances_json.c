@@ -416,10 +416,12 @@ static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_erro
     if (st->type == IOU_SEGM || !st->bbox_branch) {
         const char *why = NULL;
         int rc;
-        if (!seg && st->bbox_branch)
+        if (!seg && st->bbox_branch) {
             why = (rc = rle_from_bbox(o.bbox, i->height, i->width, &o.rle)) != 0 ? polygon_failure(rc) : NULL;
-        else
+            o.mask_from_box = 1;
+        } else {
             why = segmentation_to_rle(seg, i->height, i->width, &o.rle);
+        }
         if (why)
             return avps_fail(err, "%s: image %lld: result %zu: the segmentation %s", p, im, pos, why);
     }

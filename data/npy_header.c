@@ -13,7 +13,7 @@ static const struct {
     size_t size;
 } dtype_info[NPY_DTYPE_COUNT] = {
     [NPY_F16] = {"<f2", 2}, [NPY_F32] = {"<f4", 4}, [NPY_U8] = {"|u1", 1},
-    [NPY_U16] = {"<u2", 2}, [NPY_I32] = {"<i4", 4},
+    [NPY_U16] = {"<u2", 2}, [NPY_I32] = {"<i4", 4}, [NPY_F64] = {"<f8", 8},
 };
 
 size_t npy_dtype_size(npy_dtype d) {

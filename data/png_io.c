@@ -281,3 +281,127 @@ int png_write_ids(const char *path, uint32_t width, uint32_t height, const uint3
 int png_write_gray(const char *path, uint32_t width, uint32_t height, const uint8_t *gray, avps_error *err) {
     return png_write(path, width, height, 1, gray, err);
 }
+
+/* ---- label maps read as their values ------------------------------------------------
+ * Semantic label maps are not colours: a 16-bit grey map holds category ids whole and a
+ * palette map holds them as indexes, so neither goes through the RGB8 conversion above. */
+
+struct png_label_reader {
+    FILE *fp;
+    char *path;
+    png_structp png;
+    png_infop info;
+    uint32_t width, height, next_row;
+    int color_type;
+    unsigned depth, channels, bytes; /* after unpacking: samples per pixel, bytes per sample */
+    uint8_t *raw;                    /* one row, or the whole image when interlaced */
+    png_bytep *rows;
+    char libpng_msg[256];
+};
+
+static void on_label_error(png_structp png, png_const_charp msg) {
+    png_label_reader *r = png_get_error_ptr(png);
+    snprintf(r->libpng_msg, sizeof r->libpng_msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+void png_label_free(png_label_reader *r) {
+    if (!r)
+        return;
+    png_destroy_read_struct(&r->png, &r->info, NULL);
+    if (r->fp)
+        fclose(r->fp);
+    free(r->raw);
+    free(r->rows);
+    free(r->path);
+    free(r);
+}
+
+static int label_start(png_label_reader *r, avps_error *err) {
+    if (setjmp(png_jmpbuf(r->png)))
+        return avps_fail(err, "%s: corrupt PNG: %s", r->path, r->libpng_msg);
+    png_init_io(r->png, r->fp);
+    png_read_info(r->png, r->info);
+    r->width = png_get_image_width(r->png, r->info);
+    r->height = png_get_image_height(r->png, r->info);
+    r->color_type = png_get_color_type(r->png, r->info);
+    r->depth = png_get_bit_depth(r->png, r->info);
+    if (r->depth < 8)
+        png_set_packing(r->png); /* one byte per sample, the value kept (not scaled) */
+    int passes = png_set_interlace_handling(r->png);
+    png_read_update_info(r->png, r->info);
+    r->channels = png_get_channels(r->png, r->info);
+    r->bytes = png_get_bit_depth(r->png, r->info) == 16 ? 2 : 1;
+    size_t stride = (size_t)r->width * r->channels * r->bytes;
+    if (png_get_rowbytes(r->png, r->info) != stride || r->channels < 1 || r->channels > 4)
+        return avps_fail(err, "%s: PNG layout not read as a label map (colour type %d)", r->path, r->color_type);
+    size_t n_rows = passes > 1 ? r->height : 1;
+    if (!(r->raw = malloc(stride * n_rows + 1)) || (passes > 1 && !(r->rows = malloc(r->height * sizeof *r->rows))))
+        return avps_fail(err, "%s: out of memory", r->path);
+    if (passes > 1) {
+        for (uint32_t y = 0; y < r->height; y++)
+            r->rows[y] = r->raw + y * stride;
+        png_read_image(r->png, r->rows);
+    }
+    return 0;
+}
+
+png_label_reader *png_label_open(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err) {
+    png_label_reader *r = calloc(1, sizeof *r);
+    size_t len = 0;
+    uint8_t *bytes = r && (r->path = strdup(path)) ? (uint8_t *)file_read_all(path, &len, err) : NULL;
+    unsigned depth = 0;
+    int rc = 0;
+    if (!r || !r->path)
+        rc = avps_fail(err, "%s: out of memory", path);
+    else if (!bytes)
+        rc = avps_fail(err, "%s: cannot open the PNG", path);
+    else
+        rc = check_header(path, bytes, len, want_w, want_h, &depth, err);
+    free(bytes);
+    if (rc == 0 && !(r->fp = fopen(path, "rb")))
+        rc = avps_fail(err, "%s: cannot open the PNG", path);
+    if (rc == 0) {
+        r->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, r, on_label_error, on_png_warning);
+        r->info = r->png ? png_create_info_struct(r->png) : NULL;
+        rc = r->info ? label_start(r, err) : avps_fail(err, "%s: out of memory", path);
+    }
+    if (rc == 0 && (want_w || want_h) && (r->width != want_w || r->height != want_h))
+        rc = avps_fail(err, "%s: the PNG is %ux%u, but %ux%u is expected", path, r->width, r->height, want_w, want_h);
+    if (rc != 0) {
+        png_label_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+uint32_t png_label_width(const png_label_reader *r) { return r->width; }
+uint32_t png_label_height(const png_label_reader *r) { return r->height; }
+int png_label_color_type(const png_label_reader *r) { return r->color_type; }
+unsigned png_label_depth(const png_label_reader *r) { return r->depth; }
+
+static uint16_t label_sample(const png_label_reader *r, const uint8_t *row, size_t x, unsigned c) {
+    const uint8_t *p = row + (x * r->channels + c) * r->bytes;
+    return r->bytes == 2 ? (uint16_t)(p[0] << 8 | p[1]) : p[0]; /* PNG samples are big-endian */
+}
+
+int png_label_read_row(png_label_reader *r, uint16_t *row, avps_error *err) {
+    if (r->next_row >= r->height)
+        return avps_fail(err, "%s: read past the last row", r->path);
+    uint8_t *raw = r->rows ? r->rows[r->next_row] : r->raw;
+    if (!r->rows) {
+        if (setjmp(png_jmpbuf(r->png)))
+            return avps_fail(err, "%s: corrupt PNG: %s", r->path, r->libpng_msg);
+        png_read_row(r->png, raw, NULL);
+    }
+    int rgb = r->color_type & PNG_COLOR_MASK_COLOR && r->color_type != PNG_COLOR_TYPE_PALETTE;
+    for (uint32_t x = 0; x < r->width; x++) {
+        uint16_t v = label_sample(r, raw, x, 0);
+        if (rgb && (label_sample(r, raw, x, 1) != v || label_sample(r, raw, x, 2) != v))
+            return avps_fail(err, "%s: pixel (%u, %u) is not grey: a label map holds one value per pixel", r->path, x,
+                             r->next_row);
+        row[x] = v;
+    }
+    r->next_row++;
+    return 0;
+}

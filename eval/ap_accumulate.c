@@ -1,17 +1,13 @@
 /* ap_accumulate.c: COCOeval.accumulate and summarize on the records of all images, in
  * image-id order, with numpy's arithmetic: stable sorts by score, np.spacing(1) in the
- * precision, the precision envelope, searchsorted on the 101 recall points, and means
- * taken with numpy's pairwise summation, so the figures agree to the last bit. */
+ * precision, the precision envelope, searchsorted on the recall points (and accumulate's
+ * stop at the first point past the last detection), and means taken with numpy's
+ * pairwise summation, so the figures agree to the last bit. */
 #include "eval.h"
 
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const int max_dets[AP_M] = {1, 10, 100};
-
-/* np.linspace(0, 1, 101). */
-static double recall_point(int r) { return r == AP_R - 1 ? 1.0 : (double)r * (1.0 / (AP_R - 1)) + 0.0; }
 
 /* numpy's pairwise sum of a contiguous float64 array (add.reduce). */
 static double pairwise_sum(const double *a, size_t n) {
@@ -39,13 +35,10 @@ static double pairwise_sum(const double *a, size_t n) {
     return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
-/* np.mean(s[s > -1]), or -1 when nothing is defined. numpy's reduction hands the inner
- * loop blocks of its buffer size (8192) and adds their pairwise sums in turn. */
-static double mean_defined(double *vals, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (vals[i] > -1)
-            vals[k++] = vals[i];
+/* np.mean(vals), vals being s[s > -1], or -1 when nothing is defined. numpy's reduction
+ * hands the inner loop blocks of its buffer size (8192) and adds their pairwise sums in
+ * turn. */
+static double mean_of(const double *vals, size_t k) {
     if (k == 0)
         return -1;
     double sum = 0.0;
@@ -69,7 +62,7 @@ typedef struct {
 typedef struct {
     double score;
     size_t seq;
-    uint16_t matched, ignored;
+    uint32_t matched, ignored;
 } flat_det;
 
 static int flat_cmp(const void *a, const void *b) {
@@ -79,16 +72,17 @@ static int flat_cmp(const void *a, const void *b) {
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-static int gather(size_t k_total, size_t n_images, const uint8_t *const *records, const size_t *len,
+/* lists[k * A + a]: the parts of (class k, area a), images in order. */
+static int gather(size_t k_total, size_t A, size_t n_images, const uint8_t *const *records, const size_t *len,
                   part_list *lists) {
     for (size_t i = 0; i < n_images; i++)
         for (size_t off = 0; off + sizeof(ap_record_head) <= len[i];) {
             ap_record_head h;
             memcpy(&h, records[i] + off, sizeof h);
             off += sizeof h;
-            if (h.cat >= k_total || h.area >= AP_A || h.n_dt > (len[i] - off) / sizeof(ap_record_det))
+            if (h.cat >= k_total || h.area >= A || h.n_dt > (len[i] - off) / sizeof(ap_record_det))
                 return -1;
-            part_list *l = &lists[h.cat * AP_A + h.area];
+            part_list *l = &lists[h.cat * A + h.area];
             if (l->n == l->cap) {
                 size_t cap = l->cap ? 2 * l->cap : 16;
                 image_part *p = realloc(l->parts, cap * sizeof *p);
@@ -104,24 +98,70 @@ static int gather(size_t k_total, size_t n_images, const uint8_t *const *records
     return 0;
 }
 
+static void free_lists(part_list *lists, size_t n) {
+    for (size_t i = 0; lists && i < n; i++)
+        free(lists[i].parts);
+    free(lists);
+}
+
 /* ---- accumulate ------------------------------------------------------------------- */
 
 typedef struct {
-    size_t K;
+    const ap_params *p;
+    ap_dims d;
     double *precision; /* [T][R][K][A][M] */
     double *recall;    /* [T][K][A][M] */
+    double *scores;    /* [T][R][K][A][M], or NULL when not wanted */
+    int rec_sorted;    /* recThrs non-decreasing: one forward scan finds every point */
 } ap_eval;
 
-static size_t p_at(const ap_eval *e, int t, int r, size_t k, int a, int m) {
-    return ((((size_t)t * AP_R + (size_t)r) * e->K + k) * AP_A + (size_t)a) * AP_M + (size_t)m;
+static size_t p_at(const ap_eval *e, size_t t, size_t r, size_t k, size_t a, size_t m) {
+    return (((t * e->d.R + r) * e->d.K + k) * e->d.A + a) * e->d.M + m;
 }
-static size_t r_at(const ap_eval *e, int t, size_t k, int a, int m) {
-    return (((size_t)t * e->K + k) * AP_A + (size_t)a) * AP_M + (size_t)m;
+static size_t r_at(const ap_eval *e, size_t t, size_t k, size_t a, size_t m) {
+    return ((t * e->d.K + k) * e->d.A + a) * e->d.M + m;
+}
+
+static int eval_alloc(ap_eval *e, const ap_params *p, ap_dims d, int want_scores) {
+    size_t np_ = d.T * d.R * d.K * d.A * d.M, nr = d.T * d.K * d.A * d.M;
+    *e = (ap_eval){p, d, malloc((np_ + 1) * sizeof(double)), malloc((nr + 1) * sizeof(double)),
+                   want_scores ? malloc((np_ + 1) * sizeof(double)) : NULL, 1};
+    for (size_t r = 1; r < p->n_rec; r++)
+        if (p->rec_thrs[r] < p->rec_thrs[r - 1])
+            e->rec_sorted = 0;
+    if (!e->precision || !e->recall || (want_scores && !e->scores))
+        return -1;
+    for (size_t i = 0; i < np_; i++)
+        e->precision[i] = -1;
+    for (size_t i = 0; i < nr; i++)
+        e->recall[i] = -1;
+    for (size_t i = 0; e->scores && i < np_; i++)
+        e->scores[i] = -1;
+    return 0;
+}
+
+static void eval_release(ap_eval *e) {
+    free(e->precision);
+    free(e->recall);
+    free(e->scores);
+}
+
+/* np.searchsorted(rc, v, side='left'): the first i with rc[i] >= v (rc is non-decreasing). */
+static size_t search_left(const double *rc, size_t n, double v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rc[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* One threshold: cumulative TP/FP, the envelope and the sampled precision. */
-static void precision_at(ap_eval *e, const flat_det *d, size_t nd, uint32_t npig, int t, size_t k, int a, int m,
-                         double *pr, double *rc) {
+static void precision_at(ap_eval *e, const flat_det *d, size_t nd, uint32_t npig, size_t t, size_t k, size_t a,
+                         size_t m, double *pr, double *rc) {
     double tp = 0, fp = 0;
     for (size_t i = 0; i < nd; i++) {
         int ig = d[i].ignored >> t & 1, mt = d[i].matched >> t & 1;
@@ -134,20 +174,28 @@ static void precision_at(ap_eval *e, const flat_det *d, size_t nd, uint32_t npig
     for (size_t i = nd; i-- > 1;)
         if (pr[i] > pr[i - 1])
             pr[i - 1] = pr[i];
+    /* accumulate's q and ss start at 0 and its loop stops at the first point past the
+     * detections (an IndexError it catches), whatever the order of recThrs */
+    int stopped = 0;
     size_t i = 0;
-    for (int r = 0; r < AP_R; r++) {
-        double thr = recall_point(r);
-        while (i < nd && rc[i] < thr) /* searchsorted, side left */
-            i++;
-        e->precision[p_at(e, t, r, k, a, m)] = i < nd ? pr[i] : 0;
+    for (size_t r = 0; r < e->d.R; r++) {
+        if (e->rec_sorted) /* searchsorted, side left, continuing from the last point */
+            while (i < nd && rc[i] < e->p->rec_thrs[r])
+                i++;
+        else
+            i = stopped ? nd : search_left(rc, nd, e->p->rec_thrs[r]);
+        stopped = i >= nd;
+        e->precision[p_at(e, t, r, k, a, m)] = stopped ? 0 : pr[i];
+        if (e->scores)
+            e->scores[p_at(e, t, r, k, a, m)] = stopped ? 0 : d[i].score;
     }
 }
 
-static int accumulate_one(ap_eval *e, const part_list *l, size_t k, int a, int m) {
+static int accumulate_one(ap_eval *e, const part_list *l, size_t k, size_t a, size_t m) {
     size_t total = 0;
-    uint32_t npig = 0;
+    uint32_t npig = 0, max_det = e->p->max_dets[m];
     for (size_t i = 0; i < l->n; i++) {
-        total += l->parts[i].n_dt < (uint32_t)max_dets[m] ? l->parts[i].n_dt : (uint32_t)max_dets[m];
+        total += l->parts[i].n_dt < max_det ? l->parts[i].n_dt : max_det;
         npig += l->parts[i].n_gt;
     }
     if (l->n == 0 || npig == 0)
@@ -160,12 +208,12 @@ static int accumulate_one(ap_eval *e, const part_list *l, size_t k, int a, int m
     }
     size_t n = 0;
     for (size_t i = 0; i < l->n; i++)
-        for (uint32_t j = 0; j < l->parts[i].n_dt && j < (uint32_t)max_dets[m]; j++, n++) {
+        for (uint32_t j = 0; j < l->parts[i].n_dt && j < max_det; j++, n++) {
             const ap_record_det *s = &l->parts[i].dets[j];
             d[n] = (flat_det){s->score, n, s->matched, s->ignored};
         }
     qsort(d, n, sizeof *d, flat_cmp);
-    for (int t = 0; t < AP_T; t++)
+    for (size_t t = 0; t < e->d.T; t++)
         precision_at(e, d, n, npig, t, k, a, m, pr, rc);
     free(d), free(pr), free(rc);
     return 0;
@@ -173,86 +221,159 @@ static int accumulate_one(ap_eval *e, const part_list *l, size_t k, int a, int m
 
 /* ---- summarize ------------------------------------------------------------------- */
 
-/* The mean of precision (ap) or recall over the given threshold (or all when t < 0). */
-static double summarize(const ap_eval *e, int ap, int t_only, int a, int m, double *buf) {
-    size_t n = 0;
-    for (int t = 0; t < AP_T; t++) {
-        if (t_only >= 0 && t != t_only)
+/* One row of summarize: precision (ap) or recall at threshold t (all when t < 0), area
+ * range a, maxDets index m, over the classes [k0, k1); -1 when a or m is missing. */
+typedef struct {
+    int ap;
+    long t, a, m;
+} row_sel;
+
+static double summarize(const ap_eval *e, row_sel s, size_t k0, size_t k1, double *buf) {
+    if (s.t == -2 || s.a < 0 || s.m < 0)
+        return -1;
+    size_t n = 0, k_step = e->d.A * e->d.M; /* the stride of k in both arrays */
+    for (size_t t = 0; t < e->d.T; t++) {
+        if (s.t >= 0 && t != (size_t)s.t)
             continue;
-        if (ap) {
-            for (int r = 0; r < AP_R; r++)
-                for (size_t k = 0; k < e->K; k++)
-                    buf[n++] = e->precision[p_at(e, t, r, k, a, m)];
+        if (s.ap) {
+            for (size_t r = 0; r < e->d.R; r++) {
+                const double *v = &e->precision[p_at(e, t, r, k0, (size_t)s.a, (size_t)s.m)];
+                for (size_t k = k0; k < k1; k++, v += k_step) {
+                    buf[n] = *v; /* s[s > -1], kept as it is read */
+                    n += *v > -1;
+                }
+            }
         } else {
-            for (size_t k = 0; k < e->K; k++)
-                buf[n++] = e->recall[r_at(e, t, k, a, m)];
+            const double *v = &e->recall[r_at(e, t, k0, (size_t)s.a, (size_t)s.m)];
+            for (size_t k = k0; k < k1; k++, v += k_step) {
+                buf[n] = *v;
+                n += *v > -1;
+            }
         }
     }
-    return mean_defined(buf, n);
+    return mean_of(buf, n);
 }
 
-/* np.where(iouThr == p.iouThrs) for .75: the threshold that compares equal. */
-static int threshold_index(double v) {
-    double step = (0.95 - 0.5) / (AP_T - 1);
-    for (int t = 0; t < AP_T; t++)
-        if ((t == AP_T - 1 ? 0.95 : (double)t * step + 0.5) == v)
-            return t;
+/* np.where(iouThr == p.iouThrs): the threshold that compares equal (-2 when none). */
+static long threshold_index(const ap_params *p, double v) {
+    for (size_t t = 0; t < p->n_iou; t++)
+        if (p->iou_thrs[t] == v)
+            return (long)t;
+    return -2;
+}
+
+static long area_index(const ap_params *p, const char *label) {
+    for (size_t a = 0; a < p->n_areas; a++)
+        if (strcmp(p->areas[a].label, label) == 0)
+            return (long)a;
     return -1;
 }
 
-static void summarize_all(const ap_eval *e, ap_summary *s, double *buf) {
-    static const struct {
-        int ap, t, a, m;
-    } rows[12] = {{1, -1, 0, 2}, {1, -2, 0, 2}, {1, -3, 0, 2}, {1, -1, 1, 2}, {1, -1, 2, 2}, {1, -1, 3, 2},
-                  {0, -1, 0, 0}, {0, -1, 0, 1}, {0, -1, 0, 2}, {0, -1, 1, 2}, {0, -1, 2, 2}, {0, -1, 3, 2}};
+static long max_dets_index(const ap_params *p, uint32_t v) {
+    for (size_t m = 0; m < p->n_max_dets; m++)
+        if (p->max_dets[m] == v)
+            return (long)m;
+    return -1;
+}
+
+/* summarize()'s twelve rows; the first six, per class, are the per-class rows. */
+static void stat_rows(const ap_params *p, row_sel rows[12]) {
+    static const char *const area[12] = {"all", "all", "all", "small", "medium", "large",
+                                         "all", "all", "all", "small", "medium", "large"};
+    /* maxDets: 100 for the first row (a literal in summarize), then p.maxDets[0..2] */
+    static const int md[12] = {-1, 2, 2, 2, 2, 2, 0, 1, 2, 2, 2, 2};
     for (int i = 0; i < 12; i++) {
-        int t = rows[i].t == -2 ? threshold_index(0.5) : rows[i].t == -3 ? threshold_index(0.75) : -1;
-        s->stats[i] = summarize(e, rows[i].ap, t, rows[i].a, rows[i].m, buf);
-    }
-    for (size_t k = 0; k < e->K; k++) {
-        size_t n = 0;
-        for (int t = 0; t < AP_T; t++)
-            for (int r = 0; r < AP_R; r++)
-                buf[n++] = e->precision[p_at(e, t, r, k, 0, AP_M - 1)];
-        s->per_class_ap[k] = mean_defined(buf, n);
+        rows[i].ap = i < 6;
+        rows[i].t = i == 1 ? threshold_index(p, .5) : i == 2 ? threshold_index(p, .75) : -1;
+        rows[i].a = area_index(p, area[i]);
+        rows[i].m = max_dets_index(p, md[i] < 0 ? 100 : p->max_dets[md[i]]);
     }
 }
 
-int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, ap_summary *out,
-                  avps_error *err) {
-    size_t K = gt->n_categories, np_ = (size_t)AP_T * AP_R * (K ? K : 1) * AP_A * AP_M;
-    ap_eval e = {K, malloc(np_ * sizeof(double)), malloc((size_t)AP_T * (K ? K : 1) * AP_A * AP_M * sizeof(double))};
-    part_list *lists = calloc((K ? K : 1) * AP_A, sizeof *lists);
+static void summarize_all(const ap_eval *e, ap_summary *s, double *buf) {
+    row_sel rows[12];
+    stat_rows(e->p, rows);
+    for (int i = 0; i < 12; i++)
+        s->stats[i] = summarize(e, rows[i], 0, e->d.K, buf);
+    for (size_t k = 0; k < e->d.K; k++) {
+        for (int i = 0; i < AP_CLASS_ROWS; i++)
+            s->per_class_rows[k * AP_CLASS_ROWS + (size_t)i] = summarize(e, rows[i], k, k + 1, buf);
+        s->per_class_ap[k] = s->per_class_rows[k * AP_CLASS_ROWS];
+    }
+}
+
+static int accumulate_core(const ap_params *p, ap_dims d, const int32_t *class_ids, size_t n_images,
+                           const uint8_t *const *records, const size_t *len, int want_arrays, ap_summary *out) {
+    ap_eval e;
+    size_t K = d.K;
+    part_list *lists = calloc(K * d.A + 1, sizeof *lists);
     memset(out, 0, sizeof *out);
     out->n_categories = K;
-    out->per_class_ap = malloc((K ? K : 1) * sizeof(double));
-    int rc = e.precision && e.recall && lists && out->per_class_ap ? 0 : -1;
+    out->dims = d;
+    out->iou_lo = p->iou_thrs[0], out->iou_hi = p->iou_thrs[p->n_iou - 1];
+    for (int i = 0; i < 3; i++)
+        out->max_dets[i] = p->max_dets[i];
+    out->per_class_ap = malloc((K + 1) * sizeof(double));
+    out->per_class_rows = malloc((K * AP_CLASS_ROWS + 1) * sizeof(double));
+    out->class_ids = malloc((K + 1) * sizeof(int32_t));
+    int rc = eval_alloc(&e, p, d, want_arrays) == 0 && lists && out->per_class_ap && out->per_class_rows &&
+                     out->class_ids
+                 ? 0
+                 : -1;
     if (rc == 0) {
-        for (size_t i = 0; i < np_; i++)
-            e.precision[i] = -1;
-        for (size_t i = 0; i < (size_t)AP_T * K * AP_A * AP_M; i++)
-            e.recall[i] = -1;
-        rc = gather(K, gt->n_images, records, len, lists);
+        memcpy(out->class_ids, class_ids, K * sizeof(int32_t));
+        rc = gather(K, d.A, n_images, records, len, lists);
     }
     for (size_t k = 0; k < K && rc == 0; k++)
-        for (int a = 0; a < AP_A && rc == 0; a++)
-            for (int m = 0; m < AP_M && rc == 0; m++)
-                rc = accumulate_one(&e, &lists[k * AP_A + a], k, a, m);
-    double *buf = rc == 0 ? malloc(np_ * sizeof(double)) : NULL;
+        for (size_t a = 0; a < d.A && rc == 0; a++)
+            for (size_t m = 0; m < d.M && rc == 0; m++)
+                rc = accumulate_one(&e, &lists[k * d.A + a], k, a, m);
+    double *buf = rc == 0 ? malloc((d.T * d.R * K + 1) * sizeof(double)) : NULL;
     if (rc == 0 && !buf)
         rc = -1;
     if (rc == 0)
         summarize_all(&e, out, buf);
     free(buf);
-    for (size_t i = 0; lists && i < K * AP_A; i++)
-        free(lists[i].parts);
-    free(lists);
-    free(e.precision);
-    free(e.recall);
-    if (rc != 0) {
-        ap_summary_release(out);
-        return avps_fail(err, "accumulating AP: out of memory or malformed records");
+    free_lists(lists, K * d.A);
+    if (rc == 0 && want_arrays) {
+        out->precision = e.precision, out->recall = e.recall, out->scores = e.scores;
+        e.precision = e.recall = e.scores = NULL;
     }
+    eval_release(&e);
+    if (rc != 0)
+        ap_summary_release(out);
+    return rc;
+}
+
+int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, ap_summary *out,
+                  avps_error *err) {
+    ap_params *p = ap_params_new();
+    int rc = -1;
+    if (p) {
+        ap_dims d = {p->n_iou, p->n_rec, gt->n_categories, p->n_areas, p->n_max_dets};
+        rc = accumulate_core(p, d, gt->category_ids, gt->n_images, records, len, 0, out);
+    } else
+        memset(out, 0, sizeof *out);
+    ap_params_free(p);
+    if (rc != 0)
+        return avps_fail(err, "accumulating AP: out of memory or malformed records");
+    return 0;
+}
+
+int ap_accumulate_params(const ap_index *ix, const uint8_t *const *records, const size_t *len, int want_arrays,
+                         ap_summary *out, avps_error *err) {
+    ap_dims d = ap_index_dims(ix);
+    int32_t *ids = malloc((d.K + 1) * sizeof *ids);
+    int rc = -1;
+    if (ids) {
+        for (size_t k = 0; k < d.K; k++)
+            ids[k] = ap_index_class_id(ix, k);
+        rc = accumulate_core(ap_index_params(ix), d, ids, ap_index_n_images(ix), records, len, want_arrays, out);
+    } else
+        memset(out, 0, sizeof *out);
+    free(ids);
+    if (rc != 0)
+        return avps_fail(err, "accumulating AP: out of memory or malformed records");
     return 0;
 }
 
@@ -260,29 +381,30 @@ int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const s
  * evaluation, and summarised as summarize_all does its per-class row. */
 int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *records, const size_t *len,
                  double *per_class_ap, avps_error *err) {
-    size_t K = n_categories ? n_categories : 1, np_ = (size_t)AP_T * AP_R * AP_A * AP_M;
-    ap_eval e = {1, malloc(np_ * sizeof(double)), malloc((size_t)AP_T * AP_A * AP_M * sizeof(double))};
-    part_list *lists = calloc(K * AP_A, sizeof *lists);
-    double *buf = malloc((size_t)AP_T * AP_R * sizeof *buf);
-    int rc = e.precision && e.recall && lists && buf ? 0 : -1;
+    ap_params *p = ap_params_new();
+    size_t K = n_categories ? n_categories : 1;
+    ap_eval e = {0};
+    part_list *lists = calloc(K * (p ? p->n_areas : 1), sizeof *lists);
+    double *buf = p ? malloc((p->n_iou * p->n_rec + 1) * sizeof *buf) : NULL;
+    int rc = p && lists && buf ? 0 : -1;
+    if (rc == 0) {
+        ap_dims d = {p->n_iou, p->n_rec, 1, p->n_areas, p->n_max_dets};
+        rc = eval_alloc(&e, p, d, 0);
+    }
     if (rc == 0)
-        rc = gather(n_categories, n_images, records, len, lists);
+        rc = gather(n_categories, p->n_areas, n_images, records, len, lists);
+    row_sel row0 = {1, -1, 0, p ? (long)p->n_max_dets - 1 : 0};
     for (size_t k = 0; k < n_categories && rc == 0; k++) {
+        size_t np_ = e.d.T * e.d.R * e.d.A * e.d.M;
         for (size_t i = 0; i < np_; i++)
             e.precision[i] = -1;
-        rc = accumulate_one(&e, &lists[k * AP_A], 0, 0, AP_M - 1);
-        size_t n = 0;
-        for (int t = 0; t < AP_T; t++)
-            for (int r = 0; r < AP_R; r++)
-                buf[n++] = e.precision[p_at(&e, t, r, 0, 0, AP_M - 1)];
-        per_class_ap[k] = mean_defined(buf, n);
+        rc = accumulate_one(&e, &lists[k * e.d.A], 0, 0, e.d.M - 1);
+        per_class_ap[k] = summarize(&e, row0, 0, 1, buf);
     }
-    for (size_t i = 0; lists && i < K * AP_A; i++)
-        free(lists[i].parts);
-    free(lists);
+    free_lists(lists, K * (p ? p->n_areas : 1));
     free(buf);
-    free(e.precision);
-    free(e.recall);
+    eval_release(&e);
+    ap_params_free(p);
     if (rc != 0)
         return avps_fail(err, "accumulating per-class AP: out of memory or malformed records");
     return 0;
@@ -290,46 +412,70 @@ int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *rec
 
 void ap_summary_release(ap_summary *s) {
     free(s->per_class_ap);
-    s->per_class_ap = NULL;
+    free(s->per_class_rows);
+    free(s->class_ids);
+    free(s->precision);
+    free(s->recall);
+    free(s->scores);
+    s->per_class_ap = s->per_class_rows = s->precision = s->recall = s->scores = NULL;
+    s->class_ids = NULL;
 }
 
 /* ---- output --------------------------------------------------------------------------- */
 
 void ap_print_summary(FILE *fp, const ap_summary *s, iou_type type) {
-    static const struct {
-        int ap;
-        const char *iou, *area;
-        int dets;
-    } rows[12] = {{1, "0.50:0.95", "all", 100},   {1, "0.50", "all", 100},      {1, "0.75", "all", 100},
-                  {1, "0.50:0.95", "small", 100}, {1, "0.50:0.95", "medium", 100}, {1, "0.50:0.95", "large", 100},
-                  {0, "0.50:0.95", "all", 1},     {0, "0.50:0.95", "all", 10},     {0, "0.50:0.95", "all", 100},
-                  {0, "0.50:0.95", "small", 100}, {0, "0.50:0.95", "medium", 100}, {0, "0.50:0.95", "large", 100}};
+    static const char *const area[12] = {"all", "all", "all", "small", "medium", "large",
+                                         "all", "all", "all", "small", "medium", "large"};
+    static const int md[12] = {-1, 2, 2, 2, 2, 2, 0, 1, 2, 2, 2, 2};
+    char range[64];
+    snprintf(range, sizeof range, "%0.2f:%0.2f", s->iou_lo, s->iou_hi);
     fprintf(fp, "Evaluate annotation type *%s*\n", type == IOU_SEGM ? "segm" : "bbox");
     for (int i = 0; i < 12; i++)
-        fprintf(fp, " %-18s %s @[ IoU=%-9s | area=%6s | maxDets=%3d ] = %0.3f\n",
-                rows[i].ap ? "Average Precision" : "Average Recall", rows[i].ap ? "(AP)" : "(AR)", rows[i].iou,
-                rows[i].area, rows[i].dets, s->stats[i]);
+        fprintf(fp, " %-18s %s @[ IoU=%-9s | area=%6s | maxDets=%3u ] = %0.3f\n",
+                i < 6 ? "Average Precision" : "Average Recall", i < 6 ? "(AP)" : "(AR)",
+                i == 1 ? "0.50" : i == 2 ? "0.75" : range, area[i], md[i] < 0 ? 100u : s->max_dets[md[i]],
+                s->stats[i]);
 }
 
 void ap_print_per_class(FILE *fp, const ap_summary *s, const inst_dataset *gt) {
+    (void)gt;
     fprintf(fp, "%-12s %8s\n", "category_id", "AP");
     for (size_t k = 0; k < s->n_categories; k++)
-        fprintf(fp, "%-12d %8.3f\n", gt->category_ids[k], s->per_class_ap[k]);
+        fprintf(fp, "%-12d %8.3f\n", s->class_ids[k], s->per_class_ap[k]);
 }
 
 static const char *const stat_names[12] = {"AP",  "AP50", "AP75",  "APs", "APm", "APl",
                                            "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
 
 int ap_write_json(const char *path, const ap_summary *s, const inst_dataset *gt, avps_error *err) {
+    (void)gt;
     atomic_file af;
     if (file_atomic_open(&af, path, err) != 0)
         return -1;
     fputs("{\n  \"stats\": {", af.fp);
     for (int i = 0; i < 12; i++)
         fprintf(af.fp, "%s\"%s\": %.17g", i ? ", " : "", stat_names[i], s->stats[i]);
-    fputs("},\n  \"per_class_AP\": {", af.fp);
-    for (size_t k = 0; k < s->n_categories; k++)
-        fprintf(af.fp, "%s\n    \"%d\": %.17g", k ? "," : "", gt->category_ids[k], s->per_class_ap[k]);
-    fputs("\n  }\n}\n", af.fp);
+    /* per_class_AP, then the other AP rows per class, each its own map */
+    for (int row = 0; row < AP_CLASS_ROWS; row++) {
+        fprintf(af.fp, "},\n  \"per_class_%s\": {", stat_names[row]);
+        for (size_t k = 0; k < s->n_categories; k++)
+            fprintf(af.fp, "%s\n    \"%d\": %.17g", k ? "," : "", s->class_ids[k],
+                    s->per_class_rows[k * AP_CLASS_ROWS + (size_t)row]);
+        fputs("\n  ", af.fp);
+    }
+    fputs("}\n}\n", af.fp);
     return file_atomic_commit(&af, err);
+}
+
+int ap_write_npz(const char *path, const ap_summary *s, avps_error *err) {
+    const ap_dims *d = &s->dims;
+    if (!s->precision)
+        return avps_fail(err, "%s: no arrays were kept to write", path);
+    static const char *const names[3] = {"precision", "recall", "scores"};
+    npy_array a[3] = {
+        {NPY_F64, 5, {d->T, d->R, d->K, d->A, d->M}, s->precision, d->T * d->R * d->K * d->A * d->M * sizeof(double)},
+        {NPY_F64, 4, {d->T, d->K, d->A, d->M, 0}, s->recall, d->T * d->K * d->A * d->M * sizeof(double)},
+        {NPY_F64, 5, {d->T, d->R, d->K, d->A, d->M}, s->scores, d->T * d->R * d->K * d->A * d->M * sizeof(double)},
+    };
+    return npz_write(path, names, a, 3, err);
 }

@@ -54,7 +54,7 @@ head *head_new_custom(const char *name, ss_kind kind, const head_custom_ops *ops
         ops->free(state);
         return NULL;
     }
-    h->ops = (head_ops){ops->run, ops->free, ops->channels};
+    h->ops = (head_ops){ops->run, ops->free, ops->channels, NULL};
     h->state = state;
     h->kind = kind;
     return h;
@@ -71,6 +71,7 @@ int head_run(head *h, const head_input *in, head_output *out, avps_error *err) {
 const char *head_name(const head *h) { return h->name; }
 ss_kind head_ss_kind(const head *h) { return h->kind; }
 uint32_t head_channels(const head *h, const int32_t **category) { return h->ops.channels(h->state, category); }
+int head_has_instances(const head *h) { return h->ops.has_instances ? h->ops.has_instances(h->state) : 1; }
 
 void head_free(head *h) {
     if (!h)

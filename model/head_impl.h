@@ -10,6 +10,8 @@ typedef struct {
     void (*free)(void *state);
     /* the SS channels' dataset categories (owned by the state) */
     uint32_t (*channels)(const void *state, const int32_t **category);
+    /* NULL: the end gives instances; else 0 for one that never does */
+    int (*has_instances)(const void *state);
 } head_ops;
 
 /* Each backend's constructor: fills *ops and returns its state, or NULL with err set. */

@@ -104,11 +104,14 @@ typedef struct {
  * store = the folder holding the dataset's images (by file_name). */
 
 /* What a head is given for one image: its id and size, and for sim the ground truth
- * (the panoptic annotation and its PNG). */
+ * (the panoptic annotation and its PNG). gt_ids, when the caller has decoded the PNG
+ * once for all its heads (avps run), is that PNG's segment ids, row-major at the image's
+ * size; a head then reads it instead of gt_png, which stays the name for messages. */
 typedef struct {
     const pan_image *image;
     const pan_annotation *gt;
     const char *gt_png;
+    const uint32_t *gt_ids;
 } head_input;
 
 typedef struct head head;
@@ -119,6 +122,9 @@ const char *head_name(const head *h);
 ss_kind head_ss_kind(const head *h);
 /* The number of SS channels; *category gets their dataset categories (the head's own). */
 uint32_t head_channels(const head *h, const int32_t **category);
+/* 0 for an end that gives no instances at all (a semantic-only replay store), else 1;
+ * head_channels() == 0 is an end without a semantic side. */
+int head_has_instances(const head *h);
 void head_free(head *h);
 
 /* A head whose outputs another module makes (an ensemble of heads, ensemble/): ops->run
@@ -148,7 +154,27 @@ typedef struct {
     int plain_gemm;          /* the plain C GEMM instead of OpenBLAS's (to measure it) */
     const char *dump_dir;    /* tests: each stage's output as .npy files here */
     const char *proposals;   /* tests: these RPN proposals (.npy, P x 4) instead of the RPN's */
+    const char *const *settings; /* "KEY=VALUE": override the weights' metadata (UPSNet) */
+    int n_settings;
+    const char *semantic;    /* UPSNet: its semantic logits before the final upsampling (.npy) */
 } native_options;
+
+/* A network's own panoptic result (UPSNet's panoptic head), beside its instances:
+ * segment ids per pixel (0: void), COCO category ids, UPSNet's bbox (no +1). */
+typedef struct {
+    uint32_t id;
+    int32_t category_id;
+    int isthing;
+    uint32_t area;
+    int32_t bbox[4];
+} native_pan_segment;
+
+typedef struct {
+    uint32_t width, height;     /* 0 when the network has no panoptic output */
+    const uint32_t *ids;        /* height x width */
+    size_t n_segments;
+    const native_pan_segment *segments;
+} native_panoptic;
 
 typedef struct native_net native_net;
 native_net *native_net_load(const char *weights, const native_options *opt, avps_error *err);
@@ -157,6 +183,12 @@ int native_net_run(native_net *n, const char *image_path, head_output *out, avps
 /* The most memory one image has taken from the network's arena so far, in bytes, and
  * how many blocks the arena has allocated (steady state: none after the first image). */
 size_t native_net_peak_bytes(const native_net *n);
+/* The last run's panoptic result (valid until the next run) and whether the network's
+ * COCO boxes are [x, y, x2 - x1 + 1, y2 - y1 + 1] (UPSNet's results writer). */
+void native_net_panoptic(const native_net *n, native_panoptic *out);
+int native_net_box_plus_one(const native_net *n);
+/* "maskrcnn" or "upsnet" */
+const char *native_net_kind(const native_net *n);
 size_t native_net_arena_mallocs(const native_net *n);
 void native_net_free(native_net *n);
 
@@ -164,12 +196,23 @@ void native_net_free(native_net *n);
  * See docs/formats.md: DIR/head.json, DIR/ss/<image_id>.npy.zst, DIR/is/<image_id>.json. */
 
 typedef struct store_writer store_writer;
-/* Starts a store for a head with these channels (ss kind and categories). */
+/* Starts a store for a head with these channels (ss kind and categories). Files are
+ * written into the staging folder store_staging_path(dir), which store_writer_finish
+ * puts in dir's place (dir may be new, an empty folder or a previous store, replaced as
+ * a whole). With prepare (one process of a job, the root), checks dir and makes the
+ * staging folder (refused if it exists); other processes write once it is made. */
 store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind kind, const int32_t *channel_category,
-                               uint32_t channels, avps_error *err);
+                               uint32_t channels, int prepare, avps_error *err);
+/* "DIR.partial". Caller frees. */
+char *store_staging_path(const char *dir);
 /* Writes one image's outputs atomically. Thread-safe for different images. */
 int store_writer_put(store_writer *sw, const char *image_id, const head_output *out, avps_error *err);
-/* Writes head.json (last, so a store without it is incomplete) and frees. */
+/* A semantic-only end: head.json says it has no instance side ("instances": false), so
+ * that fusion takes every thing class from the other end. A store of 0 channels is an
+ * instance-only end ("ss_kind": "none", no SS files). */
+void store_writer_no_instances(store_writer *sw);
+/* Writes head.json (last, so a store without it is incomplete) and puts the store in
+ * place. Only once every image is written (on the root, after the job's map). */
 int store_writer_finish(store_writer *sw, avps_error *err);
 void store_writer_free(store_writer *sw);
 

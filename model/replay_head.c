@@ -5,9 +5,12 @@
 #include "head_impl.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 typedef struct {
     char *dir, *name;
@@ -16,6 +19,9 @@ typedef struct {
     int32_t *channel_category;  /* mapped to the dataset */
     size_t n_map;
     int32_t (*map)[2];          /* head category -> dataset category, from head.json */
+    category_map preset;        /* or a named map (or a file): indexes outside it refused */
+    int has_preset;
+    int no_instances;           /* "instances": false, a semantic-only end */
     const pan_dataset *ds;
 } replay_state;
 
@@ -27,6 +33,8 @@ static void replay_free(void *p) {
     free(s->name);
     free(s->channel_category);
     free(s->map);
+    if (s->has_preset)
+        category_map_release(&s->preset);
     free(s);
 }
 
@@ -35,6 +43,10 @@ static int32_t map_category(const replay_state *s, double head_id) {
     if (head_id != floor(head_id) || fabs(head_id) > 2147483647.0)
         return -1;
     int32_t id = (int32_t)head_id;
+    if (s->has_preset) {
+        int32_t to = category_map_get(&s->preset, id);
+        return to > 0 && pan_dataset_category_index(s->ds, to) >= 0 ? to : -1;
+    }
     for (size_t i = 0; i < s->n_map; i++)
         if (s->map[i][0] == id)
             return s->map[i][1];
@@ -44,8 +56,14 @@ static int32_t map_category(const replay_state *s, double head_id) {
 static int read_map(replay_state *s, const cJSON *map, const char *path, avps_error *err) {
     if (!map)
         return 0;
+    if (cJSON_IsString(map)) {
+        if (category_map_load(map->valuestring, &s->preset, err) != 0)
+            return avps_prefix(err, "%s: \"category_map\"", path);
+        s->has_preset = 1;
+        return 0;
+    }
     if (!cJSON_IsObject(map))
-        return avps_fail(err, "%s: \"category_map\" must be an object", path);
+        return avps_fail(err, "%s: \"category_map\" must be an object or a preset name", path);
     size_t n = (size_t)cJSON_GetArraySize(map);
     if (!(s->map = calloc(n + 1, sizeof *s->map)))
         return avps_fail(err, "out of memory");
@@ -73,16 +91,22 @@ static int read_head_json(replay_state *s, const char *path, avps_error *err) {
     int rc = 0;
     if (!cJSON_IsObject(root))
         rc = avps_fail(err, "%s: not a JSON object", path);
-    else if (!kind || (strcmp(kind, "probs") && strcmp(kind, "logits") && strcmp(kind, "labels")))
-        rc = avps_fail(err, "%s: \"ss_kind\" must be \"probs\", \"logits\" or \"labels\"", path);
-    else if (!cJSON_IsArray(cats) || cJSON_GetArraySize(cats) < 1 || cJSON_GetArraySize(cats) >= (int)SS_LABEL_NONE)
-        rc = avps_fail(err, "%s: \"categories\" must list the category id of each channel", path);
+    else if (!kind || (strcmp(kind, "probs") && strcmp(kind, "logits") && strcmp(kind, "labels") && strcmp(kind, "none")))
+        rc = avps_fail(err, "%s: \"ss_kind\" must be \"probs\", \"logits\", \"labels\" or \"none\"", path);
+    else if (!cJSON_IsArray(cats) || (cJSON_GetArraySize(cats) < 1) != (strcmp(kind, "none") == 0) ||
+             cJSON_GetArraySize(cats) >= (int)SS_LABEL_NONE)
+        rc = avps_fail(err, "%s: \"categories\" must list the category id of each channel (none for \"ss_kind\" "
+                            "\"none\")", path);
+    const cJSON *inst = cJSON_GetObjectItemCaseSensitive(root, "instances");
+    if (rc == 0 && inst && !cJSON_IsBool(inst))
+        rc = avps_fail(err, "%s: \"instances\" must be true or false", path);
     if (rc == 0) {
-        s->kind = kind[0] == 'p' ? SS_PROBS : kind[1] == 'o' ? SS_LOGITS : SS_LABELS;
+        s->no_instances = cJSON_IsFalse(inst);
+        s->kind = kind[0] == 'p' ? SS_PROBS : kind[1] == 'o' ? SS_LOGITS : kind[0] == 'n' ? SS_PROBS : SS_LABELS;
         s->channels = (uint32_t)cJSON_GetArraySize(cats);
         rc = read_map(s, cJSON_GetObjectItemCaseSensitive(root, "category_map"), path, err);
     }
-    if (rc == 0 && !(s->channel_category = malloc(sizeof(int32_t) * s->channels)))
+    if (rc == 0 && !(s->channel_category = malloc(sizeof(int32_t) * s->channels + 1)))
         rc = avps_fail(err, "out of memory");
     const cJSON *c;
     uint32_t i = 0;
@@ -102,10 +126,43 @@ static int read_head_json(replay_state *s, const char *path, avps_error *err) {
 
 static int replay_run(void *state, const head_input *in, head_output *out, avps_error *err);
 
+static int replay_has_instances(const void *state) { return !((const replay_state *)state)->no_instances; }
+
 static uint32_t replay_channels(const void *state, const int32_t **category) {
     const replay_state *s = state;
     *category = s->channel_category;
     return s->channels;
+}
+
+/* Each image of the dataset has its files, checked before any image is run: a store that
+ * lacks one fails at once, not after the other images were done and written. */
+static char *store_npy_path(const char *dir, const char *image_id, const char *suffix);
+
+static int check_one(const char *path, const char *head_name, const char *id, avps_error *err) {
+    struct stat st;
+    if (!path)
+        return avps_fail(err, "out of memory");
+    if (stat(path, &st) != 0)
+        return avps_fail(err, "head %s, image %s: %s: %s (the store lacks this image's outputs; checked before any "
+                              "image is run)", head_name, id, path, strerror(errno));
+    return 0;
+}
+
+static int check_files(const replay_state *s, const char *head_name, avps_error *err) {
+    for (size_t i = 0; i < s->ds->n_annotations; i++) {
+        const char *id = s->ds->annotations[i].image_id;
+        char *json = store_file_path(s->dir, id, ".json");
+        int rc = check_one(json, head_name, id, err);
+        free(json);
+        if (rc == 0 && s->channels > 0) { /* an instance-only end has no SS files */
+            char *ss = store_npy_path(s->dir, id, ".ss.npy");
+            rc = check_one(ss, head_name, id, err);
+            free(ss);
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
 }
 
 void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind, head_ops *ops,
@@ -120,13 +177,15 @@ void *replay_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *ki
         avps_fail(err, "out of memory");
     } else {
         s->ds = ds;
-        if (read_head_json(s, path, err) == 0) {
+        int rc = read_head_json(s, path, err);
+        if (rc != 0)
+            avps_prefix(err, "head %s", cfg->name);
+        if (rc == 0 && check_files(s, cfg->name, err) == 0) {
             free(path);
             *kind = s->kind;
-            *ops = (head_ops){replay_run, replay_free, replay_channels};
+            *ops = (head_ops){replay_run, replay_free, replay_channels, replay_has_instances};
             return s;
         }
-        avps_prefix(err, "head %s", cfg->name);
     }
     free(path);
     replay_free(s);
@@ -197,9 +256,33 @@ static int read_geometry(const cJSON *g, ss_map *ss, const char *path, avps_erro
     return 0;
 }
 
+/* DIR/<image_id><suffix>.zst, or the plain DIR/<image_id><suffix> (what a writer without
+ * zstd, scripts/avps_store.py, writes) when only that one exists. */
+static char *store_npy_path(const char *dir, const char *image_id, const char *suffix) {
+    char *zst = malloc(strlen(suffix) + 5), *path = NULL;
+    if (!zst)
+        return NULL;
+    snprintf(zst, strlen(suffix) + 5, "%s.zst", suffix);
+    path = store_file_path(dir, image_id, zst);
+    free(zst);
+    if (path && access(path, F_OK) != 0) {
+        char *plain = store_file_path(dir, image_id, suffix);
+        if (plain && access(plain, F_OK) == 0) {
+            free(path);
+            return plain;
+        }
+        free(plain);
+    }
+    return path;
+}
+
 static int read_ss(const replay_state *s, const char *image_id, const cJSON *geo, head_output *out, avps_error *err) {
     ss_map *ss = &out->ss;
-    char *path = store_file_path(s->dir, image_id, ".ss.npy.zst");
+    if (s->channels == 0) { /* an instance-only end */
+        *ss = (ss_map){.kind = s->kind};
+        return 0;
+    }
+    char *path = store_npy_path(s->dir, image_id, ".ss.npy");
     npy_array a = {0};
     npy_expect want = {0};
     if (s->kind == SS_LABELS)
@@ -239,7 +322,7 @@ static int soft_mask_take(const replay_state *s, const char *image_id, soft_mask
                           avps_error *err) {
     if (!sm->loaded) {
         npy_expect want = {NPY_DTYPE_BIT(NPY_F16) | NPY_DTYPE_BIT(NPY_F32), 3, {0}};
-        if (!(sm->path = store_file_path(s->dir, image_id, ".masks.npy.zst")))
+        if (!(sm->path = store_npy_path(s->dir, image_id, ".masks.npy")))
             return avps_fail(err, "out of memory");
         if (npy_read(sm->path, &want, &sm->masks, err) != 0)
             return -1;
@@ -278,6 +361,26 @@ static int read_paste(const cJSON *p, paste_convention *out) {
     return 0;
 }
 
+/* Uncompressed RLE, COCO's list of counts (what the pure-numpy writer gives). */
+static int counts_from_list(const cJSON *list, uint32_t h, uint32_t w, rle_mask *out) {
+    size_t n = (size_t)cJSON_GetArraySize(list), k = 0;
+    uint32_t *c = malloc((n + 1) * sizeof *c);
+    const cJSON *v;
+    int rc = c ? 0 : -1;
+    cJSON_ArrayForEach(v, list) {
+        if (rc != 0 || !cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 4294967295.0) ||
+            v->valuedouble != floor(v->valuedouble)) {
+            rc = -1;
+            break;
+        }
+        c[k++] = (uint32_t)v->valuedouble;
+    }
+    if (rc == 0)
+        rc = rle_from_counts(c, k, h, w, out);
+    free(c);
+    return rc;
+}
+
 static int read_instance(const replay_state *s, const char *image_id, const cJSON *j, soft_masks *sm,
                          const head_output *out, is_instance *inst, avps_error *err) {
     const cJSON *cat = cJSON_GetObjectItemCaseSensitive(j, "category_id");
@@ -285,6 +388,9 @@ static int read_instance(const replay_state *s, const char *image_id, const cJSO
     const cJSON *seg = cJSON_GetObjectItemCaseSensitive(j, "segmentation");
     const cJSON *box = cJSON_GetObjectItemCaseSensitive(j, "box");
     const cJSON *soft = cJSON_GetObjectItemCaseSensitive(j, "soft");
+    if (cJSON_IsNumber(cat) && s->has_preset && map_category(s, cat->valuedouble) < 0)
+        return avps_fail(err, "category index %g is outside the category map %s (or maps to none of %s)",
+                         cat->valuedouble, s->preset.name, s->ds->path);
     if (!cJSON_IsNumber(cat) || (inst->category_id = map_category(s, cat->valuedouble)) < 0)
         return avps_fail(err, "category %g has no mapping to the categories of %s", cJSON_IsNumber(cat) ? cat->valuedouble : NAN,
                          s->ds->path);
@@ -305,13 +411,14 @@ static int read_instance(const replay_state *s, const char *image_id, const cJSO
         return soft_mask_take(s, image_id, sm, soft->valuedouble, inst, err);
     }
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(seg, "size");
-    const char *counts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(seg, "counts"));
-    if (!counts || cJSON_GetArraySize(size) != 2)
-        return avps_fail(err, "an instance needs \"segmentation\" (compressed RLE) or \"box\" and \"soft\"");
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(seg, "counts");
+    if (!(cJSON_IsString(counts) || cJSON_IsArray(counts)) || cJSON_GetArraySize(size) != 2)
+        return avps_fail(err, "an instance needs \"segmentation\" (RLE) or \"box\" and \"soft\"");
     double h = cJSON_GetArrayItem(size, 0)->valuedouble, w = cJSON_GetArrayItem(size, 1)->valuedouble;
     if (h != out->height || w != out->width)
         return avps_fail(err, "its mask is %gx%g, the image %ux%u", w, h, out->width, out->height);
-    if (rle_from_string(counts, out->height, out->width, &inst->mask) != 0)
+    if (cJSON_IsString(counts) ? rle_from_string(counts->valuestring, out->height, out->width, &inst->mask) != 0
+                               : counts_from_list(counts, out->height, out->width, &inst->mask) != 0)
         return avps_fail(err, "malformed RLE counts");
     double bbox[4];
     rle_bbox(&inst->mask, bbox);

@@ -163,7 +163,7 @@ void *sim_head_new(const head_config *cfg, const pan_dataset *ds, ss_kind *kind,
     for (size_t c = 0; c < s->n_cat; c++)
         s->partner[c] = partner_pick(s, c);
     *kind = s->prof.ss_kind;
-    *ops = (head_ops){sim_run, sim_free, sim_channels};
+    *ops = (head_ops){sim_run, sim_free, sim_channels, NULL};
     return s;
 }
 
@@ -200,7 +200,33 @@ static int segment_by_id(const pan_annotation *gt, uint32_t id) {
     return -1;
 }
 
-static int truth_read_pixels(truth *t, const pan_annotation *gt, const char *png, avps_error *err) {
+/* One row of segment ids into the truth: segment indexes, areas and boxes. */
+static void truth_add_row(truth *t, const pan_annotation *gt, uint32_t y, const uint32_t *ids) {
+    uint32_t last_id = 0;
+    int last_seg = -1;
+    for (uint32_t x = 0; x < t->w; x++) {
+        uint32_t id = ids[x];
+        if (id != last_id || x == 0)
+            last_seg = id ? segment_by_id(gt, id) : -1, last_id = id;
+        t->seg[(size_t)y * t->w + x] = (uint16_t)(last_seg + 1);
+        if (last_seg < 0)
+            continue;
+        uint32_t *b = t->box[last_seg];
+        t->area[last_seg]++;
+        if (x < b[0]) b[0] = x;
+        if (y < b[1]) b[1] = y;
+        if (x > b[2]) b[2] = x;
+        if (y > b[3]) b[3] = y;
+    }
+}
+
+static int truth_read_pixels(truth *t, const pan_annotation *gt, const char *png, const uint32_t *gt_ids,
+                             avps_error *err) {
+    if (gt_ids) { /* decoded once by the caller for all its heads */
+        for (uint32_t y = 0; y < t->h; y++)
+            truth_add_row(t, gt, y, gt_ids + (size_t)y * t->w);
+        return 0;
+    }
     png_reader *r = png_reader_open_sized(png, t->w, t->h, err);
     if (!r)
         return -1;
@@ -209,29 +235,18 @@ static int truth_read_pixels(truth *t, const pan_annotation *gt, const char *png
         rc = avps_fail(err, "%s: %ux%u, but the image is %ux%u", png, png_reader_width(r), png_reader_height(r),
                        t->w, t->h);
     uint8_t *rgb = rc ? NULL : malloc((size_t)t->w * 3);
-    if (!rc && !rgb)
+    uint32_t *ids = rc ? NULL : malloc((size_t)t->w * sizeof *ids);
+    if (!rc && (!rgb || !ids))
         rc = avps_fail(err, "out of memory");
-    uint32_t last_id = 0;
-    int last_seg = -1;
     for (uint32_t y = 0; rc == 0 && y < t->h; y++) {
         if ((rc = png_reader_read_row(r, rgb, err)) != 0)
             break;
-        for (uint32_t x = 0; x < t->w; x++) {
-            uint32_t id = rgb_to_id(rgb + 3 * x);
-            if (id != last_id || x == 0)
-                last_seg = id ? segment_by_id(gt, id) : -1, last_id = id;
-            t->seg[(size_t)y * t->w + x] = (uint16_t)(last_seg + 1);
-            if (last_seg < 0)
-                continue;
-            uint32_t *b = t->box[last_seg];
-            t->area[last_seg]++;
-            if (x < b[0]) b[0] = x;
-            if (y < b[1]) b[1] = y;
-            if (x > b[2]) b[2] = x;
-            if (y > b[3]) b[3] = y;
-        }
+        for (uint32_t x = 0; x < t->w; x++)
+            ids[x] = rgb_to_id(rgb + 3 * x);
+        truth_add_row(t, gt, y, ids);
     }
     free(rgb);
+    free(ids);
     png_reader_free(r);
     return rc;
 }
@@ -261,7 +276,7 @@ static int truth_load(truth *t, const sim_state *s, const head_input *in, avps_e
         t->cat[i] = (uint32_t)c;
         t->box[i][0] = t->box[i][1] = UINT32_MAX;
     }
-    return truth_read_pixels(t, in->gt, in->gt_png, err);
+    return truth_read_pixels(t, in->gt, in->gt_png, in->gt_ids, err);
 }
 
 /* Segment index + 1 at image point (x, y), clamped into the image. */

@@ -3,32 +3,89 @@
  * DIR/<image_id>.ss.npy.zst (the SS) and DIR/<image_id>.masks.npy.zst (soft masks). */
 #include "head_impl.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+/* Files go to "DIR.partial" (every rank writes there), which store_writer_finish puts in
+ * DIR's place: a store is only ever seen whole, and a failed job leaves a previous one as
+ * it was (the job removes the staging folder, docs/formats.md "Output paths"). */
 struct store_writer {
+    char *final_dir;
     char *dir, *name;
     ss_kind kind;
     uint32_t channels;
     int32_t *channel_category;
+    int no_instances; /* a semantic-only end: head.json says so */
 };
 
 const char *ss_kind_name(ss_kind k) { return k == SS_PROBS ? "probs" : k == SS_LOGITS ? "logits" : "labels"; }
 
+char *store_staging_path(const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    char *s = malloc(n + sizeof ".partial");
+    if (s) {
+        memcpy(s, dir, n);
+        memcpy(s + n, ".partial", sizeof ".partial");
+    }
+    return s;
+}
+
+/* DIR may be new, an empty folder or a previous store (it has head.json): anything else
+ * would be lost when the new store takes its place. */
+static int check_target(const char *dir, avps_error *err) {
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return errno == ENOENT ? 0 : avps_fail(err, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return avps_fail(err, "%s: exists and is not a folder", dir);
+    char *head = path_join(dir, "head.json");
+    int is_store = head && stat(head, &st) == 0;
+    free(head);
+    DIR *d = is_store ? NULL : opendir(dir);
+    const struct dirent *e;
+    while (d && (e = readdir(d)) && (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")))
+        ;
+    int empty = d && !e;
+    if (d)
+        closedir(d);
+    if (!is_store && !empty)
+        return avps_fail(err, "%s: a folder that is neither empty nor a prediction store (no head.json): a new "
+                              "store would replace it; give a new folder",
+                         dir);
+    return 0;
+}
+
+static int staging_make(const store_writer *sw, avps_error *err) {
+    struct stat st;
+    if (lstat(sw->dir, &st) == 0)
+        return avps_fail(err, "%s: left by an interrupted import or export (or in use by one now); remove it",
+                         sw->dir);
+    return check_target(sw->final_dir, err) != 0 || dir_create(sw->dir, err) != 0 ? -1 : 0;
+}
+
 store_writer *store_writer_new(const char *dir, const char *head_name, ss_kind kind, const int32_t *channel_category,
-                               uint32_t channels, avps_error *err) {
+                               uint32_t channels, int prepare, avps_error *err) {
     store_writer *sw = calloc(1, sizeof *sw);
     if (sw) {
-        sw->dir = strdup(dir), sw->name = strdup(head_name), sw->kind = kind, sw->channels = channels;
+        sw->final_dir = strdup(dir), sw->dir = store_staging_path(dir), sw->name = strdup(head_name);
+        sw->kind = kind, sw->channels = channels;
         sw->channel_category = malloc(sizeof(int32_t) * (channels + 1));
     }
-    if (!sw || !sw->dir || !sw->name || !sw->channel_category) {
+    if (!sw || !sw->final_dir || !sw->dir || !sw->name || !sw->channel_category) {
         store_writer_free(sw);
         avps_fail(err, "out of memory");
         return NULL;
     }
-    memcpy(sw->channel_category, channel_category, sizeof(int32_t) * channels);
-    if (dir_create(dir, err) != 0) {
+    if (channels)
+        memcpy(sw->channel_category, channel_category, sizeof(int32_t) * channels);
+    if (prepare && staging_make(sw, err) != 0) {
         store_writer_free(sw);
         return NULL;
     }
@@ -48,6 +105,8 @@ char *store_file_path(const char *dir, const char *image_id, const char *suffix)
 
 static int put_ss(const store_writer *sw, const char *image_id, const ss_map *ss, avps_error *err) {
     npy_array a = {0};
+    if (sw->channels == 0)
+        return 0; /* an instance-only end */
     if (ss->kind == SS_LABELS) {
         a = (npy_array){NPY_U16, 2, {ss->h, ss->w}, ss->labels, (size_t)ss->h * ss->w * 2};
     } else {
@@ -130,12 +189,30 @@ static int put_json(const store_writer *sw, const char *image_id, const head_out
 }
 
 int store_writer_put(store_writer *sw, const char *image_id, const head_output *out, avps_error *err) {
-    if (out->ss.channels != sw->channels || out->ss.kind != sw->kind)
+    if (out->ss.channels != sw->channels || (sw->channels && out->ss.kind != sw->kind))
         return avps_fail(err, "image %s: its semantic output differs from the store's (%u %s channels)", image_id,
                          sw->channels, ss_kind_name(sw->kind));
     if (put_ss(sw, image_id, &out->ss, err) != 0 || put_masks(sw, image_id, out, err) != 0 ||
         put_json(sw, image_id, out, err) != 0)
         return avps_prefix(err, "store %s, image %s", sw->dir, image_id);
+    return 0;
+}
+
+/* The staging folder takes DIR's place: renamed onto a new path, or exchanged with what
+ * is there (checked at the start: an empty folder or a previous store), then removed. */
+static int store_put_in_place(const store_writer *sw, avps_error *err) {
+    if (check_target(sw->final_dir, err) != 0)
+        return -1;
+    struct stat st;
+    if (stat(sw->final_dir, &st) != 0) {
+        if (rename(sw->dir, sw->final_dir) != 0)
+            return avps_fail(err, "%s: cannot rename %s into place: %s", sw->final_dir, sw->dir, strerror(errno));
+        return 0;
+    }
+    if (renameat2(AT_FDCWD, sw->dir, AT_FDCWD, sw->final_dir, RENAME_EXCHANGE) != 0)
+        return avps_fail(err, "%s: cannot exchange the previous store with %s: %s", sw->final_dir, sw->dir,
+                         strerror(errno));
+    path_remove_all(sw->dir); /* the previous store */
     return 0;
 }
 
@@ -148,16 +225,20 @@ int store_writer_finish(store_writer *sw, avps_error *err) {
         return -1;
     fputs("{\"name\": ", af.fp);
     json_put_string(af.fp, sw->name);
-    fprintf(af.fp, ", \"ss_kind\": \"%s\",\n \"categories\": [", ss_kind_name(sw->kind));
+    fprintf(af.fp, ", \"ss_kind\": \"%s\",%s\n \"categories\": [", sw->channels ? ss_kind_name(sw->kind) : "none",
+            sw->no_instances ? " \"instances\": false," : "");
     for (uint32_t c = 0; c < sw->channels; c++)
         fprintf(af.fp, "%s%d", c ? ", " : "", sw->channel_category[c]);
     fputs("]}\n", af.fp);
-    return file_atomic_commit(&af, err);
+    return file_atomic_commit(&af, err) != 0 ? -1 : store_put_in_place(sw, err);
 }
+
+void store_writer_no_instances(store_writer *sw) { sw->no_instances = 1; }
 
 void store_writer_free(store_writer *sw) {
     if (!sw)
         return;
+    free(sw->final_dir);
     free(sw->dir);
     free(sw->name);
     free(sw->channel_category);

@@ -149,7 +149,7 @@ int calib_image(void *ctx, int thread, size_t item, job_blob *blob, avps_error *
         rc = pan_thing_masks(ds, ann, png, masks, &image.height, &image.width, err);
     if (rc == 0 && !cj->pq && gt_instances(cj, ds, ann, masks, &image, &gt) != 0)
         rc = avps_fail(err, "out of memory");
-    head_input in = {im, ann, png};
+    head_input in = {im, ann, png, NULL};
     for (size_t e = 0; rc == 0 && e < cj->n_ends; e++)
         if ((rc = end_records(cj, thread, cj->ends[e], &in, ds, &gt, blob, err)) != 0)
             avps_prefix(err, "%s: image %s", ds->path, ann->image_id);

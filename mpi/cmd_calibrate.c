@@ -127,6 +127,15 @@ static int make_heads(const calibrate_options *o, calibrate_state *s, avps_error
                 return avps_fail(err, "calibrate: two ends are named '%s'", s->specs[e].cfg.name);
         if (!(s->heads[e] = end_spec_head_new(&s->specs[e], s->heldout, err)))
             return -1;
+        /* one-sided ends (docs/algorithms.md, "Two-level fusion") */
+        const int32_t *cats;
+        const char *name = s->specs[e].cfg.name;
+        if (!head_has_instances(s->heads[e]))
+            return avps_fail(err, "calibrate: end %s gives no instances (a semantic-only end): the class table has "
+                                  "no choice to make; fuse it without one (avps fuse, no --class-table)", name);
+        if (head_channels(s->heads[e], &cats) == 0 && o->p.metric && strcmp(o->p.metric, "pq_th") == 0)
+            return avps_fail(err, "calibrate: end %s has no semantic side (an instance-only end), so it has no "
+                                  "panoptic result of its own for --metric pq_th: use mask_ap", name);
     }
     return 0;
 }
@@ -145,6 +154,8 @@ static int write_outputs(const calibrate_options *o, calibrate_state *s, avps_er
 }
 
 static int run(avps_job *job, calibrate_options *o, calibrate_state *s, avps_error *err) {
+    if ((o->report && job_output_file(job, o->report, err) != 0) || (o->out && job_output_file(job, o->out, err) != 0))
+        return -1;
     if (!o->heldout_dir)
         o->heldout_dir = s->heldout_dir = path_without_json_suffix(o->heldout_json);
     if (o->eval_json && !o->eval_dir)

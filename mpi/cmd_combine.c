@@ -280,7 +280,8 @@ static int inputs_checked(void *ctx, int thread, size_t item, job_blob *out, avp
 
 static int run(combine_job *cj, avps_error *err) {
     avps_job *job = cj->job;
-    if (load_inputs(cj, err) != 0)
+    if (load_inputs(cj, err) != 0 || job_output_json(job, cj->opt->out_json, err) != 0 ||
+        job_output_files_in(job, cj->opt->out_dir, cj->png_names, cj->frame->n_images, err) != 0)
         return -1;
     job_blobs_free(job_map(job, (size_t)job_size(job), 1, inputs_checked, NULL), (size_t)job_size(job));
     size_t n = cj->frame->n_images;

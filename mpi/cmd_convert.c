@@ -128,6 +128,8 @@ int cmd_convert(avps_job *job, int argc, char **argv) {
     avps_error err;
     char *dir = NULL;
     int rc = parse_options(argc, argv, &cj, &err);
+    if (rc == 0)
+        rc = job_output_file(job, cj.out, &err);
     if (rc == 0) {
         if (!cj.threads)
             cj.threads = job_cpu_count();

@@ -108,6 +108,8 @@ static int report(const pq_job *pj, job_blob *blobs, avps_error *err) {
 }
 
 static int run(avps_job *job, pq_options *opt, pq_job *pj, avps_error *err) {
+    if (opt->out_json && job_output_file(job, opt->out_json, err) != 0)
+        return -1;
     if (!(pj->gt = pan_dataset_load(opt->gt_json, PAN_GROUND_TRUTH, err)) ||
         !(pj->pred = pan_dataset_load(opt->pred_json, PAN_PREDICTION, err)) || pair_annotations(pj, err) != 0)
         return -1;

@@ -258,7 +258,7 @@ static int export_one(void *ctx, int thread, size_t item, job_blob *blob, avps_e
     if (!im)
         return avps_fail(err, "%s: image %s has an annotation but no entry in images", ej->gt_json, ann->image_id);
     char *png = path_join(ej->gt_dir, ann->file_name);
-    head_input in = {im, ann, png};
+    head_input in = {im, ann, png, NULL};
     head_output out;
     int rc = png ? head_run(ej->head, &in, &out, err) : avps_fail(err, "out of memory");
     job_blob res = {0}, sem = {0};
@@ -305,6 +305,21 @@ static int write_list(const char *path, const export_job *ej, const job_blob *bl
     return file_atomic_commit(&af, err);
 }
 
+/* Every output checked, and what it will create claimed, before any work (job.h). */
+static int claim_outputs(avps_job *job, const export_job *ej, avps_error *err) {
+    if ((ej->results && job_output_file(job, ej->results, err) != 0) ||
+        (ej->semantic_json && job_output_file(job, ej->semantic_json, err) != 0) ||
+        (ej->semantic_dir && job_output_dir(job, ej->semantic_dir, err) != 0))
+        return -1;
+    if (!ej->store_out)
+        return 0;
+    char *staging = store_staging_path(ej->store_out);
+    int rc = staging ? job_output_dir(job, ej->store_out, err) || job_output_claim(job, staging, err)
+                     : avps_fail(err, "out of memory");
+    free(staging);
+    return rc ? -1 : 0;
+}
+
 int cmd_export(avps_job *job, int argc, char **argv) {
     export_job ej = {0};
     avps_error err;
@@ -318,16 +333,27 @@ int cmd_export(avps_job *job, int argc, char **argv) {
         ej.gt = pan_dataset_load(ej.gt_json, PAN_GROUND_TRUTH, &err);
         rc = ej.gt ? 0 : -1;
     }
-    if (rc == 0 && ej.semantic_dir)
-        rc = dir_create(ej.semantic_dir, &err);
     if (rc == 0)
         rc = (ej.head = export_head_new(&ej, &err)) ? 0 : -1;
+    if (rc == 0)
+        rc = claim_outputs(job, &ej, &err);
+    const int32_t *no_cats;
+    if (rc == 0 && (ej.semantic_dir || ej.semantic_json) && head_channels(ej.head, &no_cats) == 0)
+        rc = avps_fail(&err, "export: head %s has no semantic side (an instance-only end): no --semantic-dir or "
+                             "--semantic-json to write", head_name(ej.head));
+    if (rc == 0 && ej.semantic_dir && job_is_root(job))
+        rc = dir_create(ej.semantic_dir, &err);
     if (rc == 0 && ej.store_out) {
         const int32_t *cats;
         uint32_t channels = head_channels(ej.head, &cats);
-        ej.store = store_writer_new(ej.store_out, head_name(ej.head), head_ss_kind(ej.head), cats, channels, &err);
+        ej.store = store_writer_new(ej.store_out, head_name(ej.head), head_ss_kind(ej.head), cats, channels,
+                                    job_is_root(job), &err);
         rc = ej.store ? 0 : -1;
+        if (rc == 0 && !head_has_instances(ej.head))
+            store_writer_no_instances(ej.store);
     }
+    if (rc == 0)
+        job_barrier(job); /* the root has made the folders */
     if (rc == 0) {
         job_blob *blobs = job_map(job, ej.gt->n_annotations, (int)ej.threads, export_one, &ej);
         if (blobs && ej.results)

@@ -12,12 +12,14 @@
 #include <string.h>
 
 const char fuse_usage[] =
-    "usage: avps fuse --gt-json F [--gt-dir D] --end NAME=SPEC --end NAME=SPEC --class-table F\n"
+    "usage: avps fuse --gt-json F [--gt-dir D] --end NAME=SPEC --end NAME=SPEC [--class-table F]\n"
     "                 --out-json F [--out-dir D] [--ss-weights A,B] [--combiner heuristic|upsnet]\n"
     "                 [--confidence-thr X] [--overlap-thr X] [--stuff-area-limit N] [--threads N]\n"
     "  Fuses two ends image by image: the SS averaged (weights A, B; default equal), each\n"
     "  thing class's instances from the end the class table names, then the combiner. SPEC\n"
     "  is sim:PROFILE[:SEED] or replay:STORE_DIR; NAME is how the class table names the end.\n"
+    "  An end without a semantic side gives no SS; with an end without instances every thing\n"
+    "  class takes the other end's, and no class table is needed.\n"
     "  The images are those of the panoptic JSON F (sim heads also read its PNGs, --gt-dir,\n"
     "  default F without .json). Writes COCO panoptic JSON and PNGs (--out-dir defaults to\n"
     "  --out-json without .json). Defaults: 0.5, 0.5, 4096 as panopticapi.\n";
@@ -30,6 +32,9 @@ typedef struct {
     long threads;
 } fuse_options;
 
+/* What each end gives, fixed once its head is made: an end without a semantic side
+ * (0 channels) has SS weight 0; one without instances is never a class's source. */
+
 typedef struct {
     const fuse_options *opt;
     pan_dataset *gt;
@@ -38,6 +43,7 @@ typedef struct {
     class_table table;
     int *end_of_category;
     char **png_names;
+    double ss_weights[2];
 } fuse_job;
 
 static int parse_weights(const char *text, double w[2], avps_error *err) {
@@ -109,8 +115,8 @@ static int parse_options(int argc, char **argv, fuse_options *o, avps_error *err
         }
         return avps_fail(err, "fuse: unknown argument '%s'\n%s", argv[i], fuse_usage);
     }
-    if (!o->gt_json || o->n_ends != 2 || !o->table || !o->out_json)
-        return avps_fail(err, "fuse: --gt-json, two --end, --class-table and --out-json are required\n%s", fuse_usage);
+    if (!o->gt_json || o->n_ends != 2 || !o->out_json)
+        return avps_fail(err, "fuse: --gt-json, two --end and --out-json are required\n%s", fuse_usage);
     return 0;
 }
 
@@ -129,7 +135,18 @@ static int load_inputs(fuse_job *fj, avps_error *err) {
     }
     if (strcmp(names[0], names[1]) == 0)
         return avps_fail(err, "fuse: both ends are named %s", names[0]);
-    if (class_table_read(o->table, fj->gt, names, 2, &fj->table, err) != 0)
+    int with_is[2], n_with_is = 0;
+    for (int e = 0; e < 2; e++) {
+        const int32_t *cats;
+        fj->ss_weights[e] = head_channels(fj->heads[e], &cats) ? o->ss_weights[e] : 0;
+        n_with_is += with_is[e] = head_has_instances(fj->heads[e]);
+    }
+    if (fj->ss_weights[0] + fj->ss_weights[1] <= 0)
+        return avps_fail(err, "fuse: no semantic side to fuse: ends %s and %s give none (or have weight 0)", names[0],
+                         names[1]);
+    if (!o->table && n_with_is == 2)
+        return avps_fail(err, "fuse: --class-table is required when both ends give instances\n%s", fuse_usage);
+    if (o->table && class_table_read(o->table, fj->gt, names, 2, &fj->table, err) != 0)
         return -1;
     fj->end_of_category = calloc(fj->gt->n_categories + 1, sizeof *fj->end_of_category);
     fj->png_names = calloc(fj->gt->n_annotations + 1, sizeof *fj->png_names);
@@ -143,7 +160,13 @@ static int load_inputs(fuse_job *fj, avps_error *err) {
         if (!(fj->png_names[i] = panoptic_png_name(im->file_name)))
             return avps_fail(err, "out of memory");
     }
-    return class_table_end_map(&fj->table, fj->gt, fj->end_of_category, err);
+    if (n_with_is == 2)
+        return class_table_end_map(&fj->table, fj->gt, fj->end_of_category, err);
+    /* the class table has no choice to make: every thing class takes the end that has
+     * instances (none when neither has) */
+    for (size_t c = 0; c < fj->gt->n_categories; c++)
+        fj->end_of_category[c] = !fj->gt->categories[c].isthing ? -1 : with_is[0] ? 0 : with_is[1] ? 1 : -1;
+    return 0;
 }
 
 /* ---- one image ------------------------------------------------------------------------ */
@@ -158,12 +181,12 @@ static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
     fusion_panoptic pan = {0};
     int n_run = 0, rc = gt_png ? 0 : avps_fail(err, "out of memory");
     (void)thread;
-    head_input in = {im, ann, gt_png};
+    head_input in = {im, ann, gt_png, NULL};
     for (; rc == 0 && n_run < 2; n_run++)
         if ((rc = head_run(fj->heads[n_run], &in, &outs[n_run], err)) != 0)
             break;
     if (rc == 0) {
-        fusion_end ends[2] = {{&outs[0], fj->opt->ss_weights[0]}, {&outs[1], fj->opt->ss_weights[1]}};
+        fusion_end ends[2] = {{&outs[0], fj->ss_weights[0]}, {&outs[1], fj->ss_weights[1]}};
         fusion_input fi = {im->id, im->height, im->width, ends, 2, fj->end_of_category, fj->gt->categories,
                            fj->gt->n_categories, NULL};
         rc = fusion_run(&fj->opt->params, &fi, &pan, err);
@@ -211,8 +234,11 @@ static int inputs_checked(void *ctx, int thread, size_t item, job_blob *out, avp
 }
 
 static int run(avps_job *job, fuse_job *fj, avps_error *err) {
-    if (load_inputs(fj, err) != 0)
+    if (load_inputs(fj, err) != 0 || job_output_json(job, fj->opt->out_json, err) != 0 ||
+        job_output_files_in(job, fj->opt->out_dir, fj->png_names, fj->gt->n_annotations, err) != 0)
         return -1;
+    if (job_is_root(job))
+        end_kinds_warn("fuse", fj->heads, fj->opt->ss_weights, 2);
     /* every rank's inputs are good before any file is written */
     job_blobs_free(job_map(job, (size_t)job_size(job), 1, inputs_checked, NULL), (size_t)job_size(job));
     size_t n = fj->gt->n_annotations;

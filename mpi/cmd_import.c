@@ -1,53 +1,84 @@
-/* cmd_import.c: `avps import`, a network's dumped outputs in the field's formats (COCO
- * results JSON with RLE masks, grey PNG label maps) turned into a prediction store that
- * the replay backend reads. `avps export` of that store gives the same files back. */
+/* cmd_import.c: `avps import`, a network's dumped outputs in the formats users have them
+ * (COCO results JSON; semantic label-map PNGs, .npy / .npy.zst arrays or detectron2's
+ * sem_seg_predictions.json; or a COCO panoptic prediction) turned into a prediction store
+ * that the replay backend reads. Either side may be missing (an instance-only or a
+ * semantic-only end). The store is written to its staging folder and put in place only
+ * when every image is done (model/store.c), so a failed import leaves nothing behind. */
 #include "commands.h"
 
-#include "../model/model.h"
 #include "cli.h"
+#include "import.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const char import_usage[] =
-    "usage: avps import --gt-json F --results R --semantic-dir D --out STORE --head NAME [--threads N]\n"
-    "  Makes a prediction store (docs/formats.md) for the images of the panoptic dataset F\n"
-    "  from a COCO results JSON R (compressed RLE masks, scores) and 8-bit grey semantic\n"
-    "  PNGs in D (value = category id, 0 = no class; named as F's PNGs). Image ids must be\n"
-    "  integers, as in COCO.\n";
+    "usage: avps import --gt-json F --out STORE --head NAME [--results R]\n"
+    "                   [--semantic-dir D [--semantic-format png|npy] [--semantic-kind probs|logits]\n"
+    "                    [--ss-stride N] | --semantic-json S | --panoptic-json P [--panoptic-dir D]]\n"
+    "                   [--category-map M] [--results-category-map M] [--semantic-category-map M]\n"
+    "                   [--ignore-label N|none] [--threads N]\n"
+    "  Makes a prediction store (docs/formats.md) for the images of the panoptic dataset F.\n"
+    "  Instances: a COCO results JSON R. Semantic side: per image, in D, a label-map PNG\n"
+    "  (8- or 16-bit grey, or palette indexes) or an array <stem>.npy / <stem>.npy.zst (C x h x w\n"
+    "  probabilities or logits, or an h x w label map); or detectron2's sem_seg_predictions.json\n"
+    "  S. Or both sides from a COCO panoptic prediction P (PNGs in D, default P without .json).\n"
+    "  Label values and result categories are category ids, or a network's class indexes\n"
+    "  mapped by M (a JSON object or list, a file, or a preset: coco80, coco133, ...).\n"
+    "  Image ids must be integers, as in COCO.\n";
 
-typedef struct {
-    const char *gt_json, *results, *semantic_dir, *out, *name;
-    long threads;
-    pan_dataset *gt;
-    inst_dataset images;     /* the panoptic images as inst_results_load wants them */
-    inst_dataset *res;
-    size_t *by_image;        /* result indexes grouped by image index, file order within */
-    size_t *image_start;     /* n_images + 1 offsets into by_image */
-    int16_t channel_of[256]; /* grey value -> channel, -1 for none */
-    int32_t *channel_category;
-    store_writer *store;
-} import_job;
+static int take_number(int argc, char **argv, int *i, import_job *o, avps_error *err) {
+    const char *v = NULL;
+    int r;
+    if ((r = cli_take(argc, argv, i, "--threads", &v, err)) != 0)
+        return r < 0 || cli_int("--threads", v, 1, 1024, &o->threads, err) != 0 ? -1 : 1;
+    if ((r = cli_take(argc, argv, i, "--ss-stride", &v, err)) != 0)
+        return r < 0 || cli_int("--ss-stride", v, 1, 1024, &o->stride, err) != 0 ? -1 : 1;
+    return 0;
+}
 
 static int parse_options(int argc, char **argv, import_job *o, avps_error *err) {
     for (int i = 0; i < argc; i++) {
-        const char *threads = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
             (r = cli_take(argc, argv, &i, "--results", &o->results, err)) ||
             (r = cli_take(argc, argv, &i, "--semantic-dir", &o->semantic_dir, err)) ||
+            (r = cli_take(argc, argv, &i, "--semantic-format", &o->semantic_format, err)) ||
+            (r = cli_take(argc, argv, &i, "--semantic-kind", &o->semantic_kind, err)) ||
+            (r = cli_take(argc, argv, &i, "--semantic-json", &o->semantic_json, err)) ||
+            (r = cli_take(argc, argv, &i, "--panoptic-json", &o->panoptic_json, err)) ||
+            (r = cli_take(argc, argv, &i, "--panoptic-dir", &o->panoptic_dir, err)) ||
+            (r = cli_take(argc, argv, &i, "--category-map", &o->map_spec, err)) ||
+            (r = cli_take(argc, argv, &i, "--results-category-map", &o->results_map_spec, err)) ||
+            (r = cli_take(argc, argv, &i, "--semantic-category-map", &o->semantic_map_spec, err)) ||
+            (r = cli_take(argc, argv, &i, "--ignore-label", &o->ignore_text, err)) ||
             (r = cli_take(argc, argv, &i, "--out", &o->out, err)) ||
-            (r = cli_take(argc, argv, &i, "--head", &o->name, err)) ||
-            (r = cli_take(argc, argv, &i, "--threads", &threads, err))) {
-            if (r < 0 || (threads && cli_int("--threads", threads, 1, 1024, &o->threads, err) != 0))
+            (r = cli_take(argc, argv, &i, "--head", &o->name, err)) || (r = take_number(argc, argv, &i, o, err))) {
+            if (r < 0)
                 return -1;
             continue;
         }
         return avps_fail(err, "import: unknown argument '%s'\n%s", argv[i], import_usage);
     }
-    if (!o->gt_json || !o->results || !o->semantic_dir || !o->out || !o->name)
-        return avps_fail(err, "import: --gt-json, --results, --semantic-dir, --out and --head are required\n%s",
+    if (!o->gt_json || !o->out || !o->name)
+        return avps_fail(err, "import: --gt-json, --out and --head are required\n%s", import_usage);
+    int n_sem = !!o->semantic_dir + !!o->semantic_json + !!o->panoptic_json;
+    if (n_sem > 1)
+        return avps_fail(err, "import: give one of --semantic-dir, --semantic-json and --panoptic-json");
+    if (o->panoptic_json && o->results)
+        return avps_fail(err, "import: --panoptic-json gives the instances too: no --results with it");
+    if (!n_sem && !o->results)
+        return avps_fail(err, "import: nothing to import: give --results, a semantic source or --panoptic-json\n%s",
                          import_usage);
+    const char *fmt = o->semantic_format ? o->semantic_format : "png";
+    if (strcmp(fmt, "png") && strcmp(fmt, "npy"))
+        return avps_fail(err, "import: --semantic-format must be png or npy, not '%s'", fmt);
+    o->sem = o->panoptic_json ? SEM_PANOPTIC : o->semantic_json ? SEM_JSON : !o->semantic_dir ? SEM_NONE
+             : strcmp(fmt, "npy") == 0 ? SEM_NPY : SEM_PNG;
+    if (o->semantic_kind && strcmp(o->semantic_kind, "probs") && strcmp(o->semantic_kind, "logits"))
+        return avps_fail(err, "import: --semantic-kind must be probs or logits, not '%s'", o->semantic_kind);
     return 0;
 }
 
@@ -56,13 +87,65 @@ static int by_id(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* The dataset's images with integer ids, sorted, and its categories as channels. */
+static int load_maps(import_job *ij, avps_error *err) {
+    const char *rs = ij->results_map_spec ? ij->results_map_spec : ij->map_spec;
+    const char *ss = ij->semantic_map_spec ? ij->semantic_map_spec : ij->map_spec;
+    if (rs && (ij->has_results_map = category_map_load(rs, &ij->results_map, err) == 0) == 0)
+        return avps_prefix(err, "import");
+    if (ss && (ij->has_semantic_map = category_map_load(ss, &ij->semantic_map, err) == 0) == 0)
+        return avps_prefix(err, "import");
+    /* 0 is "no class" in a map of category ids; networks mark it 255 (detectron2's and
+     * mmsegmentation's ignore value) */
+    ij->ignore_label = ij->has_semantic_map ? 255 : 0;
+    if (ij->ignore_text && strcmp(ij->ignore_text, "none") == 0)
+        ij->ignore_label = -1;
+    else if (ij->ignore_text && cli_int("--ignore-label", ij->ignore_text, 0, LABEL_VALUES - 1, &ij->ignore_label,
+                                        err) != 0)
+        return -1;
+    return 0;
+}
+
+/* What each label value means, once: a channel (the dataset category's index), no class,
+ * or one of the two refusals. */
+static int label_table(import_job *ij, avps_error *err) {
+    if (!(ij->label_channel = malloc(LABEL_VALUES * sizeof *ij->label_channel)))
+        return avps_fail(err, "out of memory");
+    for (long v = 0; v < LABEL_VALUES; v++) {
+        int32_t cat = (int32_t)v, *to = &ij->label_channel[v];
+        if (v == ij->ignore_label) {
+            *to = LABEL_NO_CLASS;
+            continue;
+        }
+        if (ij->has_semantic_map && (cat = category_map_get(&ij->semantic_map, v)) <= 0) {
+            *to = cat == CATEGORY_MAP_NONE ? LABEL_NO_CLASS : LABEL_OUTSIDE_MAP;
+            continue;
+        }
+        long c = pan_dataset_category_index(ij->gt, cat);
+        *to = c < 0 ? LABEL_NOT_IN_DATASET : (int32_t)c;
+    }
+    return 0;
+}
+
+int import_label(const import_job *ij, uint32_t v, const char *where, uint16_t *channel, avps_error *err) {
+    int32_t c = v < LABEL_VALUES ? ij->label_channel[v] : LABEL_OUTSIDE_MAP;
+    if (c >= 0 || c == LABEL_NO_CLASS) {
+        *channel = c >= 0 ? (uint16_t)c : SS_LABEL_NONE;
+        return 0;
+    }
+    if (!ij->has_semantic_map)
+        return avps_fail(err, "%s holds %u, not a category of %s", where, v, ij->gt->path);
+    if (c == LABEL_OUTSIDE_MAP)
+        return avps_fail(err, "%s holds index %u, outside the category map %s", where, v, ij->semantic_map.name);
+    return avps_fail(err, "%s holds index %u, which the category map %s makes category %d, not a category of %s",
+                     where, v, ij->semantic_map.name, category_map_get(&ij->semantic_map, v), ij->gt->path);
+}
+
+/* The dataset's images with integer ids, sorted, and its categories as label channels. */
 static int images_prepare(import_job *ij, avps_error *err) {
     const pan_dataset *gt = ij->gt;
     ij->images = (inst_dataset){.path = gt->path, .n_images = gt->n_images};
     ij->images.images = calloc(gt->n_images + 1, sizeof *ij->images.images);
-    ij->channel_category = calloc(gt->n_categories + 1, sizeof *ij->channel_category);
-    if (!ij->images.images || !ij->channel_category)
+    if (!ij->images.images)
         return avps_fail(err, "out of memory");
     for (size_t i = 0; i < gt->n_images; i++) {
         char *end;
@@ -72,79 +155,42 @@ static int images_prepare(import_job *ij, avps_error *err) {
         ij->images.images[i] = (inst_image){id, gt->images[i].width, gt->images[i].height};
     }
     qsort(ij->images.images, gt->n_images, sizeof *ij->images.images, by_id);
-    for (int v = 0; v < 256; v++)
-        ij->channel_of[v] = -1;
-    for (size_t c = 0; c < gt->n_categories; c++) {
-        int32_t id = gt->categories[c].id;
-        if (id <= 0 || id > 255)
-            return avps_fail(err, "%s: category %d does not fit an 8-bit semantic PNG", gt->path, id);
-        ij->channel_of[id] = (int16_t)c;
-        ij->channel_category[c] = id;
-    }
+    for (size_t i = 1; i < gt->n_images; i++)
+        if (ij->images.images[i].id == ij->images.images[i - 1].id)
+            return avps_fail(err, "%s: image %lld is listed twice", gt->path, (long long)ij->images.images[i].id);
     return 0;
 }
 
-/* Groups the results by image (counting sort: file order kept within an image). */
+/* Maps the results' categories (a network's indexes under a map; null drops the result)
+ * and groups them by image (counting sort: file order kept within an image). */
 static int results_group(import_job *ij, avps_error *err) {
-    size_t n_img = ij->images.n_images, n = ij->res->n_annotations;
+    size_t n_img = ij->images.n_images, n = ij->res ? ij->res->n_annotations : 0;
     ij->image_start = calloc(n_img + 2, sizeof *ij->image_start);
     ij->by_image = malloc((n + 1) * sizeof *ij->by_image);
     if (!ij->image_start || !ij->by_image)
         return avps_fail(err, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        const inst_annotation *a = &ij->res->annotations[i];
-        if (pan_dataset_category_index(ij->gt, a->category_id) < 0)
-            return avps_fail(err, "%s: image %lld: result %zu: category %d is not in %s", ij->results,
-                             (long long)a->image_id, i, a->category_id, ij->gt->path);
-        ij->image_start[inst_image_index(&ij->images, a->image_id) + 2]++;
+        inst_annotation *a = &ij->res->annotations[i];
+        int32_t cat = a->category_id;
+        if (ij->has_results_map && (cat = category_map_get(&ij->results_map, a->category_id)) == CATEGORY_MAP_ABSENT)
+            return avps_fail(err, "%s: image %lld: result %zu: category index %d is outside the category map %s",
+                             ij->results, (long long)a->image_id, i, a->category_id, ij->results_map.name);
+        if (cat != CATEGORY_MAP_NONE && pan_dataset_category_index(ij->gt, cat) < 0)
+            return avps_fail(err, "%s: image %lld: result %zu: category %d%s is not in %s", ij->results,
+                             (long long)a->image_id, i, cat, ij->has_results_map ? " (mapped)" : "", ij->gt->path);
+        a->category_id = cat;
+        if (cat != CATEGORY_MAP_NONE)
+            ij->image_start[inst_image_index(&ij->images, a->image_id) + 2]++;
     }
     for (size_t k = 2; k <= n_img + 1; k++)
         ij->image_start[k] += ij->image_start[k - 1];
     for (size_t i = 0; i < n; i++)
-        ij->by_image[ij->image_start[inst_image_index(&ij->images, ij->res->annotations[i].image_id) + 1]++] = i;
+        if (ij->res->annotations[i].category_id != CATEGORY_MAP_NONE)
+            ij->by_image[ij->image_start[inst_image_index(&ij->images, ij->res->annotations[i].image_id) + 1]++] = i;
     return 0;
 }
 
-static int read_labels(const import_job *ij, const char *path, const pan_image *im, ss_map *ss, avps_error *err) {
-    png_reader *r = png_reader_open_sized(path, im->width, im->height, err);
-    if (!r)
-        return -1;
-    int rc = 0;
-    uint8_t *rgb = malloc((size_t)im->width * 3 + 1);
-    if (png_reader_source_depth(r) == 16)
-        rc = avps_fail(err, "%s: a 16-bit PNG: only 8-bit semantic PNGs are read (category ids fit 8 bits; "
-                       "a 16-bit map would lose its low byte), write it as 8-bit grey", path);
-    else if (png_reader_width(r) != im->width || png_reader_height(r) != im->height)
-        rc = avps_fail(err, "%s: %ux%u, but image %s is %ux%u", path, png_reader_width(r), png_reader_height(r),
-                       im->id, im->width, im->height);
-    else if (!rgb || !(ss->labels = malloc((size_t)im->width * im->height * sizeof *ss->labels)))
-        rc = avps_fail(err, "out of memory");
-    for (uint32_t y = 0; rc == 0 && y < im->height; y++) {
-        if ((rc = png_reader_read_row(r, rgb, err)) != 0)
-            break;
-        for (uint32_t x = 0; rc == 0 && x < im->width; x++) {
-            const uint8_t *p = rgb + 3 * x;
-            if (p[0] != p[1] || p[1] != p[2])
-                rc = avps_fail(err, "%s: pixel (%u, %u) is not grey: a semantic PNG holds category ids", path, x, y);
-            else if (p[0] && ij->channel_of[p[0]] < 0)
-                rc = avps_fail(err, "%s: pixel (%u, %u) holds %u, not a category of %s", path, x, y, p[0], ij->gt->path);
-            else
-                ss->labels[(size_t)y * im->width + x] = p[0] ? (uint16_t)ij->channel_of[p[0]] : SS_LABEL_NONE;
-        }
-    }
-    free(rgb);
-    png_reader_free(r);
-    return rc;
-}
-
-static int build_output(const import_job *ij, const pan_image *im, head_output *out, avps_error *err) {
-    out->width = im->width, out->height = im->height;
-    ss_map *ss = &out->ss;
-    *ss = (ss_map){.kind = SS_LABELS, .channels = (uint32_t)ij->gt->n_categories, .h = im->height, .w = im->width};
-    ss->geo = ss_geometry_stretch(im->width, im->height, im->width, im->height);
-    if (!(ss->channel_category = malloc(sizeof(int32_t) * ss->channels)))
-        return avps_fail(err, "out of memory");
-    memcpy(ss->channel_category, ij->channel_category, sizeof(int32_t) * ss->channels);
+static int results_instances(const import_job *ij, const pan_image *im, head_output *out, avps_error *err) {
     long img = inst_image_index(&ij->images, strtoll(im->id, NULL, 10));
     size_t first = ij->image_start[img], last = ij->image_start[img + 1];
     if (!(out->instances = calloc(last - first + 1, sizeof *out->instances)))
@@ -160,25 +206,107 @@ static int build_output(const import_job *ij, const pan_image *im, head_output *
     return 0;
 }
 
+/* Every semantic PNG is there and of its image's size before the store is started, so a
+ * missing one fails in a second, not after the others were written. */
+static int check_pngs(const import_job *ij, avps_error *err) {
+    for (size_t i = 0; ij->sem == SEM_PNG && i < ij->gt->n_annotations; i++) {
+        const pan_annotation *ann = &ij->gt->annotations[i];
+        const pan_image *im = pan_dataset_find_image(ij->gt, ann->image_id);
+        if (!im)
+            return avps_fail(err, "%s: image %s has an annotation but no entry in images", ij->gt_json, ann->image_id);
+        char *png = path_join(ij->semantic_dir, ann->file_name);
+        png_label_reader *r = png ? png_label_open(png, im->width, im->height, err) : NULL;
+        if (!png)
+            avps_fail(err, "out of memory");
+        png_label_free(r);
+        free(png);
+        if (!r)
+            return avps_prefix(err, "image %s", ann->image_id);
+    }
+    return 0;
+}
+
+static int build_output(const import_job *ij, const pan_annotation *ann, const pan_image *im, head_output *out,
+                        avps_error *err) {
+    out->width = im->width, out->height = im->height;
+    out->ss = (ss_map){.kind = ij->kind};
+    if (ij->sem == SEM_PANOPTIC)
+        return import_panoptic_read(ij, im, out, err);
+    if (ij->res && results_instances(ij, im, out, err) != 0)
+        return -1;
+    return ij->sem == SEM_NONE ? 0 : import_semantic_read(ij, ann, im, &out->ss, err);
+}
+
 static int import_one(void *ctx, int thread, size_t item, job_blob *blob, avps_error *err) {
     import_job *ij = ctx;
     const pan_annotation *ann = &ij->gt->annotations[item];
     const pan_image *im = pan_dataset_find_image(ij->gt, ann->image_id);
     (void)thread, (void)blob;
-    if (!im)
-        return avps_fail(err, "%s: image %s has an annotation but no entry in images", ij->gt_json, ann->image_id);
     head_output out = {0};
-    char *png = path_join(ij->semantic_dir, ann->file_name);
-    int rc = png ? build_output(ij, im, &out, err) : avps_fail(err, "out of memory");
-    if (rc == 0)
-        rc = read_labels(ij, png, im, &out.ss, err);
+    int rc = im ? build_output(ij, ann, im, &out, err)
+                : avps_fail(err, "%s: image %s has an annotation but no entry in images", ij->gt_json, ann->image_id);
     if (rc == 0)
         rc = store_writer_put(ij->store, im->id, &out, err);
-    for (size_t i = 0; i < out.n_instances; i++)
+    for (size_t i = 0; ij->res && i < out.n_instances; i++)
         out.instances[i].mask = (rle_mask){0}; /* borrowed from ij->res */
     head_output_release(&out);
-    free(png);
     return rc == 0 ? 0 : avps_prefix(err, "image %s", ann->image_id);
+}
+
+/* A store folder given as a link to a folder is followed: the store replaces the
+ * target, and the link stays. */
+static int resolve_out(import_job *ij, avps_error *err) {
+    struct stat st;
+    if (lstat(ij->out, &st) != 0 || !S_ISLNK(st.st_mode))
+        return 0;
+    if (!(ij->out_target = path_canonical(ij->out)))
+        return avps_fail(err, "out of memory");
+    ij->out = ij->out_target;
+    return 0;
+}
+
+/* Inputs read and checked on every rank before anything is written; the store goes to
+ * its staging folder, which the job removes if it fails (store_writer_new). */
+static int prepare(avps_job *job, import_job *ij, avps_error *err) {
+    if (!(ij->gt = pan_dataset_load(ij->gt_json, PAN_GROUND_TRUTH, err)) || images_prepare(ij, err) != 0 ||
+        load_maps(ij, err) != 0 || label_table(ij, err) != 0)
+        return -1;
+    if (ij->results && !(ij->res = inst_results_load(ij->results, &ij->images, IOU_SEGM, NULL, NULL, err)))
+        return -1;
+    if (results_group(ij, err) != 0)
+        return -1;
+    ij->kind = SS_LABELS;
+    if (ij->sem == SEM_PANOPTIC ? import_panoptic_prepare(ij, err) != 0
+                                : ij->sem != SEM_NONE && import_semantic_prepare(ij, err) != 0)
+        return -1;
+    if (job_is_root(job) && check_pngs(ij, err) != 0)
+        return -1;
+    if (resolve_out(ij, err) != 0)
+        return -1;
+    char *staging = store_staging_path(ij->out);
+    int rc = staging ? job_output_dir(job, ij->out, err) || job_output_claim(job, staging, err)
+                     : avps_fail(err, "out of memory");
+    free(staging);
+    if (rc != 0)
+        return -1;
+    if (!(ij->store = store_writer_new(ij->out, ij->name, ij->kind, ij->channel_category, ij->channels,
+                                       job_is_root(job), err)))
+        return -1;
+    if (!ij->res && ij->sem != SEM_PANOPTIC)
+        store_writer_no_instances(ij->store);
+    job_barrier(job); /* the root has made the staging folder */
+    return 0;
+}
+
+static int run(avps_job *job, import_job *ij, avps_error *err) {
+    if (prepare(job, ij, err) != 0)
+        return -1;
+    size_t n = ij->gt->n_annotations;
+    job_blob *blobs = job_map(job, n, (int)ij->threads, import_one, ij);
+    if (!blobs)
+        return 0;
+    job_blobs_free(blobs, n);
+    return store_writer_finish(ij->store, err);
 }
 
 int cmd_import(avps_job *job, int argc, char **argv) {
@@ -188,29 +316,22 @@ int cmd_import(avps_job *job, int argc, char **argv) {
     if (rc == 0) {
         if (!ij.threads)
             ij.threads = job_cpu_count();
-        ij.gt = pan_dataset_load(ij.gt_json, PAN_GROUND_TRUTH, &err);
-        rc = ij.gt ? images_prepare(&ij, &err) : -1;
-    }
-    if (rc == 0)
-        rc = (ij.res = inst_results_load(ij.results, &ij.images, IOU_SEGM, NULL, NULL, &err)) ? 0 : -1;
-    if (rc == 0)
-        rc = results_group(&ij, &err);
-    if (rc == 0)
-        rc = (ij.store = store_writer_new(ij.out, ij.name, SS_LABELS, ij.channel_category,
-                                          (uint32_t)ij.gt->n_categories, &err)) ? 0 : -1;
-    if (rc == 0) {
-        job_blob *blobs = job_map(job, ij.gt->n_annotations, (int)ij.threads, import_one, &ij);
-        if (blobs) {
-            rc = store_writer_finish(ij.store, &err);
-            job_blobs_free(blobs, ij.gt->n_annotations);
-        }
+        rc = run(job, &ij, &err);
     }
     store_writer_free(ij.store);
+    import_semantic_release(&ij);
+    import_panoptic_release(&ij);
     inst_dataset_free(ij.res);
     free(ij.images.images);
     free(ij.by_image);
     free(ij.image_start);
     free(ij.channel_category);
+    free(ij.label_channel);
+    free(ij.out_target);
+    if (ij.has_results_map)
+        category_map_release(&ij.results_map);
+    if (ij.has_semantic_map)
+        category_map_release(&ij.semantic_map);
     pan_dataset_free(ij.gt);
     if (rc != 0)
         job_fail(job, &err);

@@ -12,6 +12,7 @@
 #include "../ensemble/ensemble.h"
 #include "calibrate.h"
 #include "cli.h"
+#include "end_spec.h"
 #include "run.h"
 
 #include <dirent.h>
@@ -106,7 +107,11 @@ static int make_ends(run_job *rj, avps_error *err) {
         rj->ends[0] = members[0];
     else if (!(rj->ends[0] = ensemble_head_new(cfg->ensemble_name, members, cfg->weights, cfg->n_members, NULL, err)))
         return avps_prefix(err, "%s: ensemble", cfg->path);
-    return (rj->ends[1] = run_head_new(cfg, cfg->lwl_htc, rj->eval, err)) ? 0 : -1;
+    if (!(rj->ends[1] = run_head_new(cfg, cfg->lwl_htc, rj->eval, err)))
+        return -1;
+    if (job_is_root(rj->job))
+        end_kinds_warn(cfg->path, rj->ends, cfg->ss_weights, 2);
+    return 0;
 }
 
 /* Held-out and evaluation images must differ, or the class table would see the answers. */

@@ -242,14 +242,17 @@ static int write_json(const synth_options *o, job_blob *blobs, avps_error *err) 
 static int run(avps_job *job, synth_options *o, avps_error *err) {
     if (o->threads < 0)
         o->threads = job_cpu_count();
+    if (job_output_dir(job, o->out, err) != 0)
+        return -1;
     for (int d = 0; d < N_DIRS; d++) {
         if (d == DIR_PRED && !o->pred)
             continue;
         if (!(o->dirs[d] = path_join(o->out, dir_names[d])))
             return avps_fail(err, "out of memory");
-        if (dir_create(o->dirs[d], err) != 0)
+        if (job_is_root(job) && dir_create(o->dirs[d], err) != 0)
             return -1;
     }
+    job_barrier(job); /* the root has made the folders it claimed */
     size_t n = (size_t)(o->heldout + o->images);
     job_blob *blobs = job_map(job, n, (int)o->threads, synth_one, o);
     if (!blobs)

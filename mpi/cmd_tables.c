@@ -77,7 +77,7 @@ static int tables_image(void *ctx, int thread, size_t item, job_blob *out, avps_
     head_output outs[RUN_MAX_HEADS], e_ups = {0};
     size_t n_run = 0;
     int rc = im && gt_png ? 0 : avps_fail(err, "%s: image %s: not in \"images\"", tj->eval->path, ann->image_id);
-    head_input in = {im, ann, gt_png};
+    head_input in = {im, ann, gt_png, NULL};
     for (; rc == 0 && n_run < cfg->n_heads; n_run++)
         if ((rc = head_run(tj->heads[n_run], &in, &outs[n_run], err)) != 0)
             break;
@@ -298,7 +298,7 @@ static int no_work(void *ctx, int thread, size_t item, job_blob *out, avps_error
 }
 
 static int run(tables_job *tj, const char *config, const char *out, long threads, avps_error *err) {
-    if (load(tj, config, out, threads, err) != 0)
+    if (load(tj, config, out, threads, err) != 0 || job_output_dir(tj->job, tj->cfg.out, err) != 0)
         return -1;
     job_blobs_free(job_map(tj->job, (size_t)job_size(tj->job), 1, no_work, NULL), (size_t)job_size(tj->job));
     if (choose_table(tj, err) != 0)

@@ -127,3 +127,23 @@ void end_spec_release(end_spec *s) {
     free(s->text);
     memset(s, 0, sizeof *s);
 }
+
+void end_kinds_warn(const char *where, head *const *heads, const double *weights, size_t n) {
+    const head *labels = NULL, *scores = NULL;
+    double w_labels = 0, w_scores = 0;
+    for (size_t e = 0; e < n; e++) {
+        if (!(weights[e] > 0))
+            continue; /* its SS is not read */
+        if (head_ss_kind(heads[e]) == SS_LABELS && !labels)
+            labels = heads[e], w_labels = weights[e];
+        else if (head_ss_kind(heads[e]) != SS_LABELS && !scores)
+            scores = heads[e], w_scores = weights[e];
+    }
+    if (labels && scores)
+        fprintf(stderr,
+                "avps: warning: %s: the SS average mixes end %s, a label map (one-hot), with end %s's %s (weights "
+                "%g and %g): the label map outvotes the probabilities wherever its weight is at least the other's, "
+                "so end %s decides %s; see docs/algorithms.md, \"Two-level fusion\"\n",
+                where, head_name(labels), head_name(scores), ss_kind_name(head_ss_kind(scores)), w_labels, w_scores,
+                head_name(labels), w_labels >= w_scores ? "every pixel" : "most pixels");
+}

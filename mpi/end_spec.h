@@ -28,5 +28,9 @@ int end_spec_parse(const char *text, end_spec *out, avps_error *err);
  * members' heads, which checks the weights). */
 head *end_spec_head_new(const end_spec *s, const pan_dataset *ds, avps_error *err);
 void end_spec_release(end_spec *s);
+/* Says once on stderr when the SS average mixes a label map (one-hot: 1 at its class)
+ * with probabilities or logits: the label-map end then decides nearly every pixel
+ * (docs/algorithms.md, "Two-level fusion"). where: the command or config, for the message. */
+void end_kinds_warn(const char *where, head *const *heads, const double *weights, size_t n);
 
 #endif

@@ -19,6 +19,10 @@ struct avps_job {
     int rank, size;
     int mpi;             /* joined MPI */
     int peers_listening; /* root: the other ranks still wait for a verdict */
+    char **claimed;      /* root: outputs this job creates, removed if it fails */
+    size_t n_claimed;
+    void (*stop_workers)(void *); /* root: stops the running map's threads, or NULL */
+    void *stop_ctx;
 };
 
 /* Open MPI's mpirun, PMIx launchers (srun --mpi=pmix, prterun) and PMI-1/2 launchers
@@ -94,6 +98,17 @@ static void __attribute__((noreturn)) leave(int status) {
     exit(status);
 }
 
+/* What a failed job made goes, once no thread or rank writes any more: the root's own
+ * workers are stopped first (the other ranks have said BYE). Newest first, so a file
+ * claimed inside a claimed folder goes before its folder. */
+static void remove_claimed(avps_job *job) {
+    if (job->stop_workers)
+        job->stop_workers(job->stop_ctx);
+    job->stop_workers = NULL;
+    for (size_t i = job->n_claimed; i-- > 0;)
+        path_remove_all(job->claimed[i]);
+}
+
 static void __attribute__((noreturn)) root_fail(avps_job *job, const char *msg) {
     fprintf(stderr, "avps: error: %s\n", msg);
     fflush(stderr);
@@ -101,6 +116,7 @@ static void __attribute__((noreturn)) root_fail(avps_job *job, const char *msg) 
         tell_peers(job, TAG_ABORT);
         drain_until_bye(job);
     }
+    remove_claimed(job);
     leave(1);
 }
 
@@ -114,6 +130,8 @@ static void __attribute__((noreturn)) rank_stop(void) {
 void job_fail(avps_job *job, const avps_error *err) {
     if (!job || !job->mpi) {
         fprintf(stderr, "avps: error: %s\n", err->msg);
+        if (job)
+            remove_claimed(job);
         exit(1);
     }
     if (job->rank == 0)
@@ -125,8 +143,84 @@ void job_fail(avps_job *job, const avps_error *err) {
 int job_finish(avps_job *job, int status) {
     if (job && job->mpi)
         MPI_Finalize();
+    for (size_t i = 0; job && i < job->n_claimed; i++)
+        free(job->claimed[i]);
+    if (job)
+        free(job->claimed);
     free(job);
     return status;
+}
+
+/* ---- outputs ------------------------------------------------------------------------- */
+
+int job_output_claim(avps_job *job, const char *path, avps_error *err) {
+    if (job->rank != 0)
+        return 0;
+    char *missing = path_first_missing(path);
+    if (!missing)
+        return 0; /* it exists: never the job's to remove */
+    if ((job->n_claimed & (job->n_claimed - 1)) == 0) { /* 0, 1, 2, 4...: grown by doubling */
+        char **c = realloc(job->claimed, (job->n_claimed ? 2 * job->n_claimed : 1) * sizeof *c);
+        if (!c) {
+            free(missing);
+            return avps_fail(err, "%s: out of memory", path);
+        }
+        job->claimed = c;
+    }
+    job->claimed[job->n_claimed++] = missing;
+    return 0;
+}
+
+int job_output_file(avps_job *job, const char *path, avps_error *err) {
+    if (job->rank != 0)
+        return 0; /* the root checks for all (the folders are shared) */
+    return file_output_check(path, err) != 0 || job_output_claim(job, path, err) != 0 ? -1 : 0;
+}
+
+int job_output_dir(avps_job *job, const char *path, avps_error *err) {
+    if (job->rank != 0)
+        return 0; /* the root checks for all (the folders are shared) */
+    return dir_output_check(path, err) != 0 || job_output_claim(job, path, err) != 0 ? -1 : 0;
+}
+
+int job_output_files_in(avps_job *job, const char *dir, char *const *names, size_t n, avps_error *err) {
+    if (job->rank != 0)
+        return 0; /* the root checks for all (the folders are shared) */
+    if (dir_output_check(dir, err) != 0)
+        return -1;
+    char *missing = path_first_missing(dir);
+    if (missing) {
+        free(missing);
+        return job_output_claim(job, dir, err); /* the folder, and all it will hold */
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *path = path_join(dir, names[i]);
+        int rc = path ? job_output_claim(job, path, err) : avps_fail(err, "out of memory");
+        free(path);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int job_output_json(avps_job *job, const char *path, avps_error *err) {
+    if (job->rank != 0)
+        return 0; /* the root checks for all (the folders are shared) */
+    char *parent = path_parent(path);
+    int rc = parent ? job_output_dir(job, parent, err) : avps_fail(err, "out of memory");
+    if (rc == 0)
+        rc = dir_create(parent, err);
+    free(parent);
+    return rc == 0 ? job_output_file(job, path, err) : -1;
+}
+
+static int no_work(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
+    (void)ctx, (void)thread, (void)item, (void)out, (void)err;
+    return 0;
+}
+
+void job_barrier(avps_job *job) {
+    job_blobs_free(job_map(job, (size_t)job->size, 1, no_work, NULL), (size_t)job->size);
 }
 
 int job_blob_append(job_blob *b, const void *p, size_t n) {
@@ -174,7 +268,18 @@ typedef struct {
     atomic_int failed, workers_left;
     pthread_mutex_t lock;
     avps_error err; /* the first failure, under lock */
+    pthread_t *tids;
+    int started;
 } map_state;
+
+/* The root's workers, told to stop after their current item and waited for. */
+static void map_stop(void *p) {
+    map_state *st = p;
+    atomic_store(&st->failed, 1);
+    for (int t = 0; t < st->started; t++)
+        pthread_join(st->tids[t], NULL);
+    st->started = 0;
+}
 
 typedef struct {
     map_state *st;
@@ -364,12 +469,16 @@ job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, vo
         avps_fail(&err, "rank %d: cannot start %d threads", job->rank, threads);
         job_fail(job, &err);
     }
-    if (job->mpi && job->rank == 0)
+    st.tids = tids, st.started = started;
+    if (job->mpi && job->rank == 0) {
+        job->stop_workers = map_stop, job->stop_ctx = &st;
         root_watch(&st);
-    else if (job->mpi)
+    } else if (job->mpi) {
         rank_watch(&st, tids, started);
-    for (int t = 0; t < started; t++)
+    }
+    for (int t = 0; t < st.started; t++)
         pthread_join(tids[t], NULL);
+    job->stop_workers = NULL;
     pthread_mutex_destroy(&st.lock);
     free(tids);
     free(args);
@@ -416,7 +525,20 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t more;
     avps_error err;
+    pthread_t *tids;
+    int started;
 } dyn_state;
+
+static void dyn_stop(void *p) {
+    dyn_state *st = p;
+    pthread_mutex_lock(&st->lock);
+    atomic_store(&st->failed, 1);
+    pthread_cond_broadcast(&st->more);
+    pthread_mutex_unlock(&st->lock);
+    for (int t = 0; t < st->started; t++)
+        pthread_join(st->tids[t], NULL);
+    st->started = 0;
+}
 
 typedef struct {
     dyn_state *st;
@@ -661,12 +783,16 @@ job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, siz
         dyn_record_failure(&st, &err);
         atomic_fetch_sub(&st.workers_left, threads - started);
     }
-    if (job->rank == 0)
+    st.tids = tids, st.started = started;
+    if (job->rank == 0) {
+        job->stop_workers = dyn_stop, job->stop_ctx = &st;
         dyn_root_watch(&st, chunk, &prog);
-    else
+    } else {
         dyn_rank_watch(&st, threads, tids, started);
-    for (int t = 0; t < started; t++)
+    }
+    for (int t = 0; t < st.started; t++)
         pthread_join(tids[t], NULL);
+    job->stop_workers = NULL;
     pthread_cond_destroy(&st.more);
     pthread_mutex_destroy(&st.lock);
     free(tids);

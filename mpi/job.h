@@ -28,6 +28,24 @@ void job_fail(avps_job *job, const avps_error *err) __attribute__((noreturn));
 /* Leaves MPI (if joined), frees the job and returns status for main to return. */
 int job_finish(avps_job *job, int status);
 
+/* ---- outputs: checked before any work, removed when the job fails -----------------------
+ * job_output_file and job_output_dir check an output path as file_output_check and
+ * dir_output_check do (a folder given for a file, an unwritable folder...) and, on the
+ * root, claim what writing there will create: the path, or the outermost missing folder
+ * above it, with all it will hold. When the job fails, on any rank, the root removes what
+ * it claimed once every rank and thread has stopped. A path that exists is never claimed,
+ * so a failure leaves what was there before as it was. Only the root checks and claims
+ * (the other ranks return 0). Call them before the first output is written; job_output_claim claims without checking (a staging folder). */
+int job_output_file(avps_job *job, const char *path, avps_error *err);
+int job_output_dir(avps_job *job, const char *path, avps_error *err);
+int job_output_claim(avps_job *job, const char *path, avps_error *err);
+/* As job_output_file, for a file whose folder is made when missing (on the root, now):
+ * panopticapi's JSON beside its PNG folder. */
+int job_output_json(avps_job *job, const char *path, avps_error *err);
+/* An output folder and the n files the job writes in it: the folder claimed when it is
+ * new, else each file that is not there yet. */
+int job_output_files_in(avps_job *job, const char *dir, char *const *names, size_t n, avps_error *err);
+
 typedef struct {
     uint8_t *data;
     size_t len, cap;
@@ -46,6 +64,8 @@ typedef int (*job_item_fn)(void *ctx, int thread, size_t item, job_blob *out, av
  * between two calls the root must not fail (the other ranks are no longer listening). */
 job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, void *ctx);
 void job_blobs_free(job_blob *blobs, size_t n_items);
+/* Every rank reaches this point, or the job ends with the first failure's message. */
+void job_barrier(avps_job *job);
 
 /* ---- dynamic scheduling (avps run) ------------------------------------------------------
  *

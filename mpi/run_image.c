@@ -3,7 +3,9 @@
  * the class table names, then the heuristic combiner), and for each its PQ events and
  * SS confusion counts. The record that comes out is all the root keeps of the image.
  * The SS argmax of each end and of the fusion is made once (fusion_labels_make, one
- * upsampling per end) and serves both the three fusion_run calls and the mIoU. */
+ * upsampling per end) and serves both the three fusion_run calls and the mIoU. The
+ * ground-truth PNG is decoded once, before the heads, and its ids serve every sim head
+ * of both ends (ensemble members included) and the SS labels of the evaluation. */
 #include "run.h"
 
 #include <stdlib.h>
@@ -29,6 +31,7 @@ typedef struct {
     const pan_image *im;
     const pan_annotation *gt_ann;
     char *gt_png;
+    uint32_t *gt_ids;             /* the GT PNG's segment ids, w x h, decoded once */
     uint32_t w, h;
     size_t n_cat;
     head_output out[2];
@@ -46,6 +49,7 @@ static void work_release(image_work *w) {
     for (int e = 0; e < RUN_ENDS; e++)
         fusion_panoptic_release(&w->pan[e]);
     free(w->ids);
+    free(w->gt_ids);
     free(w->gt_png);
 }
 
@@ -84,8 +88,8 @@ static int panoptic_of(image_work *w, int which, avps_error *err) {
 
 /* ---- evaluation ------------------------------------------------------------------------- */
 
-/* The ground truth's category index per pixel (LABEL_NONE for VOID and unknown ids). */
-static int gt_labels(const image_work *w, uint16_t *labels, avps_error *err) {
+/* The GT PNG's segment ids, once per image: the heads and the evaluation share them. */
+static int gt_decode(image_work *w, avps_error *err) {
     png_reader *r = png_reader_open_sized(w->gt_png, w->w, w->h, err);
     if (!r)
         return -1;
@@ -94,31 +98,39 @@ static int gt_labels(const image_work *w, uint16_t *labels, avps_error *err) {
         rc = avps_fail(err, "%s: image %s: the PNG is %ux%u, the JSON says %ux%u", w->gt_png, w->im->id,
                        png_reader_width(r), png_reader_height(r), w->w, w->h);
     uint8_t *rgb = malloc((size_t)w->w * 3 + 1);
-    if (rc == 0 && !rgb)
+    w->gt_ids = malloc((size_t)w->w * w->h * sizeof *w->gt_ids + 1);
+    if (rc == 0 && (!rgb || !w->gt_ids))
         rc = avps_fail(err, "out of memory");
-    uint32_t last_id = 0;
-    uint16_t last_label = LABEL_NONE;
     for (uint32_t y = 0; rc == 0 && y < w->h; y++) {
         if ((rc = png_reader_read_row(r, rgb, err)) != 0)
             break;
-        for (uint32_t x = 0; x < w->w; x++) {
-            uint32_t id = rgb_to_id(rgb + 3 * x);
-            if (id != last_id) { /* segments are few and runs long: a scan on change */
-                last_id = id;
-                last_label = LABEL_NONE;
-                for (size_t s = 0; id && s < w->gt_ann->n_segments; s++)
-                    if (w->gt_ann->segments[s].id == id) {
-                        int c = pan_dataset_category_index(w->rs->gt, w->gt_ann->segments[s].category_id);
-                        last_label = c < 0 ? LABEL_NONE : (uint16_t)c;
-                        break;
-                    }
-            }
-            labels[(size_t)y * w->w + x] = last_label;
-        }
+        uint32_t *row = w->gt_ids + (size_t)y * w->w;
+        for (uint32_t x = 0; x < w->w; x++)
+            row[x] = rgb_to_id(rgb + 3 * x);
     }
     free(rgb);
     png_reader_free(r);
     return rc;
+}
+
+/* The ground truth's category index per pixel (LABEL_NONE for VOID and unknown ids). */
+static void gt_labels(const image_work *w, uint16_t *labels) {
+    uint32_t last_id = 0;
+    uint16_t last_label = LABEL_NONE;
+    for (size_t p = 0, n = (size_t)w->w * w->h; p < n; p++) {
+        uint32_t id = w->gt_ids[p];
+        if (id != last_id) { /* segments are few and runs long: a scan on change */
+            last_id = id;
+            last_label = LABEL_NONE;
+            for (size_t s = 0; id && s < w->gt_ann->n_segments; s++)
+                if (w->gt_ann->segments[s].id == id) {
+                    int c = pan_dataset_category_index(w->rs->gt, w->gt_ann->segments[s].category_id);
+                    last_label = c < 0 ? LABEL_NONE : (uint16_t)c;
+                    break;
+                }
+        }
+        labels[p] = last_label;
+    }
 }
 
 /* Confusion counts of one end's SS against the ground truth, categories that occur only. */
@@ -229,7 +241,7 @@ int run_record_parse(const uint8_t *data, size_t len, run_record *rec) {
 /* ---- the stages ------------------------------------------------------------------------ */
 
 static int run_heads(image_work *w, avps_error *err) {
-    head_input in = {w->im, w->gt_ann, w->gt_png};
+    head_input in = {w->im, w->gt_ann, w->gt_png, w->gt_ids};
     for (int e = 0; e < 2; e++) {
         if (head_run(w->rs->ends[e], &in, &w->out[e], err) != 0)
             return -1;
@@ -243,7 +255,9 @@ static int run_heads(image_work *w, avps_error *err) {
 
 static int evaluate(image_work *w, int thread, image_stats *st, avps_error *err) {
     uint16_t *gt = malloc((size_t)w->w * w->h * sizeof *gt + 1);
-    int rc = gt ? gt_labels(w, gt, err) : avps_fail(err, "out of memory");
+    int rc = gt ? 0 : avps_fail(err, "out of memory");
+    if (rc == 0)
+        gt_labels(w, gt);
     for (int e = 0; rc == 0 && e < RUN_ENDS; e++)
         rc = pq_events_of(w, thread, e, &st->ev[e], err) || ss_counts(w, gt, e == END_FUSION ? w->labels.fused : w->labels.end[e], &st->ss[e], err) ? -1 : 0;
     free(gt);
@@ -260,7 +274,7 @@ static int write_outputs(image_work *w, avps_error *err) {
 
 static int image_stages(image_work *w, int thread, image_stats *st, avps_error *err) {
     double t0 = run_now();
-    if (run_heads(w, err) != 0)
+    if (gt_decode(w, err) != 0 || run_heads(w, err) != 0)
         return -1;
     double t1 = run_now();
     w->seconds[STEP_HEADS] = t1 - t0;

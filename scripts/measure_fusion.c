@@ -57,7 +57,7 @@ static void eval_image(world *w, size_t a, const fusion_panoptic *pan, pq_totals
 static void run_heads(world *w, size_t a, head_output out[N_ENDS]) {
     const pan_annotation *gt = &w->ds->annotations[a];
     char *png = path_join(w->dir, gt->file_name);
-    head_input hin = {pan_dataset_find_image(w->ds, gt->image_id), gt, png};
+    head_input hin = {pan_dataset_find_image(w->ds, gt->image_id), gt, png, NULL};
     for (int e = 0; e < N_ENDS; e++)
         if (head_run(w->ends[e], &hin, &out[e], &w->err) != 0)
             die("head", &w->err);

@@ -112,5 +112,55 @@ fi
 $MPIRUN 2 "$AVPS" convert panoptic-to-instances --gt-json "$P/gt.json" --out "$T/inst2.json" >/dev/null &&
     cmp -s "$T/inst.json" "$T/inst2.json" && ok || ko "convert under mpirun -np 2 differs"
 
+# ---- warnings (issue 12 item 8): pycocotools' numbers kept, the user told once on stderr
+W=$FIX/ap/synthetic_0
+"$AVPS" eval ap --gt "$W/gt.json" --dt "$W/dt.json" --json "$T/w_ref.json" >/dev/null 2>"$T/w_err" || ko "warnings: reference"
+[ -s "$T/w_err" ] && ko "warnings: a clean results file warned: $(cat "$T/w_err")" || ok
+/usr/bin/python3 - "$W" "$T" <<'EOF'
+import json, sys
+w, t = sys.argv[1], sys.argv[2]
+dt = json.load(open(w + "/dt.json"))
+gt = json.load(open(w + "/gt.json"))
+extra = dict(dt[3], category_id=999999)
+json.dump(dt[:5] + [extra] + dt[5:] + [dict(dt[7], category_id=999998)], open(t + "/w_unknown.json", "w"))
+json.dump([], open(t + "/w_empty.json", "w"))
+boxes, polys = [], []
+for a in gt["annotations"]:
+    x, y, bw, bh = a["bbox"]
+    r = {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.5 + (a["id"] % 7) / 16}
+    boxes.append(r)
+    polys.append(dict(r, segmentation=[[x, y, x, y + bh, x + bw, y + bh, x + bw, y]]))
+json.dump(boxes, open(t + "/w_boxes.json", "w"))
+json.dump(polys, open(t + "/w_polys.json", "w"))
+EOF
+# a category the ground truth lacks: ignored as pycocotools does, counted, the first named
+if "$AVPS" eval ap --gt "$W/gt.json" --dt "$T/w_unknown.json" --json "$T/w_unknown.out" >/dev/null 2>"$T/w_err"; then
+    [ "$(grep -c warning "$T/w_err")" = 1 ] &&
+        grep -q "w_unknown.json: 2 results have a category that is not in .*gt.json.*the first: image [0-9]*, result 5, category 999999" "$T/w_err" &&
+        "$CMP" "$T/w_ref.json" "$T/w_unknown.out" && ok || ko "warnings: unknown category: $(cat "$T/w_err")"
+    $MPIRUN 2 "$AVPS" eval ap --gt "$W/gt.json" --dt "$T/w_unknown.json" >/dev/null 2>"$T/w_err2" &&
+        [ "$(grep -c warning "$T/w_err2")" = 1 ] && grep -q "result 5, category 999999" "$T/w_err2" && ok ||
+        ko "warnings: unknown category, mpirun -np 2: $(cat "$T/w_err2")"
+else
+    ko "warnings: unknown category: exit non-zero: $(cat "$T/w_err")"
+fi
+# an empty list: evaluated (AP 0 where there are objects), said so
+if "$AVPS" eval ap --gt "$W/gt.json" --dt "$T/w_empty.json" --json "$T/w_empty.out" >/dev/null 2>"$T/w_err"; then
+    grep -q "w_empty.json: the results list is empty" "$T/w_err" && ok ||
+        ko "warnings: empty list: $(cat "$T/w_err"); $(head -c 300 "$T/w_empty.out")"
+else
+    ko "warnings: empty list: exit non-zero: $(cat "$T/w_err")"
+fi
+# segm of results with boxes only: the boxes are the masks (loadRes), the same numbers as the box polygons
+"$AVPS" eval ap --gt "$W/gt.json" --dt "$T/w_polys.json" --json "$T/w_polys.out" >/dev/null 2>"$T/w_err0" || ko "warnings: box polygons"
+if "$AVPS" eval ap --gt "$W/gt.json" --dt "$T/w_boxes.json" --json "$T/w_boxes.out" >/dev/null 2>"$T/w_err"; then
+    n=$(/usr/bin/python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$T/w_boxes.json")
+    grep -q "w_boxes.json: $n of $n results have a box but no \"segmentation\"; --iou-type segm evaluates their boxes as masks.*result 0)" "$T/w_err" &&
+        [ ! -s "$T/w_err0" ] && "$CMP" "$T/w_polys.out" "$T/w_boxes.out" && ok || ko "warnings: boxes only: $(cat "$T/w_err")"
+    "$AVPS" eval ap --gt "$W/gt.json" --dt "$T/w_boxes.json" --iou-type bbox >/dev/null 2>"$T/w_err" && [ ! -s "$T/w_err" ] && ok ||
+        ko "warnings: boxes only, bbox: $(cat "$T/w_err")"
+else
+    ko "warnings: boxes only: exit non-zero: $(cat "$T/w_err")"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

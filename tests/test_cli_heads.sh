@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_cli_heads.sh: heads end to end: a simulated head gives the same bytes on any
 # number of ranks and threads; a sim head stored and replayed gives the same outputs;
-# import -> export gives a COCO results file and semantic PNGs back bit for bit; broken
+# import -> export gives a COCO results file and semantic PNGs back bit for bit (16-bit PNGs
+# with the same values give the same store); broken
 # stores are refused with a message naming head, image and file, and nothing is written.
 # Usage: tests/test_cli_heads.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
@@ -75,7 +76,11 @@ from PIL import Image
 a = np.asarray(Image.open(sys.argv[1]).convert('L')).astype(np.uint16)
 Image.fromarray(a, mode='I;16').save(sys.argv[1])
 assert open(sys.argv[1], 'rb').read()[24:26] == bytes([16, 0])  # IHDR: 16-bit grey" "$T/sem16/$sem1" || ko "writing a 16-bit PNG"
-    import_error "16-bit semantic PNG" "$sem1: a 16-bit PNG" "$T/sem16"
+    # read as its values (issue 12 item 6): the same store as the 8-bit PNGs give
+    rm -rf "$T/imp16"
+    "$AVPS" import --gt-json "$GT" --results "$T/r50.t1.json" --semantic-dir "$T/sem16" --out "$T/imp16" \
+        --head net >/dev/null 2>"$T/err" || ko "16-bit semantic PNG refused: $(cat "$T/err")"
+    diff -r "$T/imp" "$T/imp16" >/dev/null && ok || ko "16-bit semantic PNG: another store than the 8-bit PNG's"
 else
     echo "SKIP: 16-bit semantic PNG (no numpy/Pillow in /usr/bin/python3)"
 fi

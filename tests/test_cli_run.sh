@@ -174,6 +174,21 @@ cmp -s one/panoptic.json fused.json && diff -r one/panoptic fused >/dev/null && 
     --out-json nofuse.json 2>err && ko "fuse with ends the table does not name" ||
     { grep -q "unknown end" err && [ ! -e nofuse.json ] && [ ! -e nofuse ] && ok || ko "fuse, wrong ends: $(cat err)"; }
 
+# ---- avps fuse of a label-map end with a probability end: said once (issue 12 item 8)
+"$AVPS" export --gt-json w/val.json --head r50 --backend sim --profile r50 --seed 2 --results lab.json \
+    --semantic-dir lab.sem >/dev/null &&
+    "$AVPS" import --gt-json w/val.json --results lab.json --semantic-dir lab.sem --out lab --head r50 >/dev/null ||
+    ko "export and import of a label-map end"
+"$AVPS" fuse --gt-json w/val.json --end r50=replay:lab --end htc_uw_dc=sim:htc_uw_dc:2 \
+    --class-table one/class_table.json --out-json mixed.json 2>err && [ -s mixed.json ] &&
+    [ "$(grep -c 'avps: warning' err)" = 1 ] &&
+    grep -q "mixes end r50, a label map (one-hot), with end htc_uw_dc's .*so end r50 decides every pixel" err && ok ||
+    ko "fuse, label map and probabilities: $(cat err)"
+"$AVPS" fuse --gt-json w/val.json --end r50=replay:lab --end htc_uw_dc=sim:htc_uw_dc:2 --ss-weights 1,0 \
+    --class-table one/class_table.json --out-json mixed0.json 2>err && [ ! -s err ] && ok ||
+    ko "fuse, the probability end at weight 0 warned: $(cat err)"
+cmp -s fused.json mixed.json && ko "fuse with the label-map end gave the sim ends' result" || ok
+
 # ---- avps tables: Table 3's rows are run's ends; the same bytes for any number of ranks
 "$AVPS" tables c.json --out tb1 --threads 1 || ko "avps tables"
 $MPIRUN 2 "$AVPS" tables c.json --out tb2 --threads 2 || ko "mpirun -np 2 avps tables"

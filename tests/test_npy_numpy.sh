@@ -30,9 +30,9 @@ import sys, numpy as np
 from numpy.lib import format as fmt
 out = sys.argv[1]
 rng = np.random.default_rng(5)
-shapes = [(), (0,), (7,), (3, 4), (2, 0, 3), (2, 3, 4, 5), (133, 12, 16), (1, 123456789012, 0), (100000, 2)]
+shapes = [(), (0,), (7,), (3, 4), (2, 0, 3), (2, 3, 4, 5), (133, 12, 16), (1, 123456789012, 0), (100000, 2), (2, 3, 1, 4, 3)]
 k = 0
-for dt in ["<f2", "<f4", "|u1", "<u2", "<i4"]:
+for dt in ["<f2", "<f4", "|u1", "<u2", "<i4", "<f8"]:
     size = np.dtype(dt).itemsize
     for shape in shapes:
         bits = rng.integers(0, 256, size=int(np.prod(shape)) * size, dtype=np.uint8)
@@ -46,9 +46,9 @@ for v in [(2, 0), (3, 0)]:
         fmt.write_array(f, a, version=v)
 np.save(f"{out}/bad_big_endian.npy", a.astype(">f4"))
 np.save(f"{out}/bad_fortran.npy", np.asfortranarray(a))
-np.save(f"{out}/bad_f8.npy", a.astype("<f8"))
+np.save(f"{out}/bad_i8.npy", a.astype("<i8"))
 np.save(f"{out}/bad_bool.npy", a > 0)
-np.save(f"{out}/bad_5d.npy", np.zeros((1, 2, 1, 2, 1), dtype="<f2"))
+np.save(f"{out}/bad_6d.npy", np.zeros((1, 2, 1, 2, 1, 1), dtype="<f2"))
 EOF
 
 # ---- ours, byte for byte: .npy -> .npy.zst -> .npy
@@ -102,9 +102,9 @@ refused() { # NAME WORDS
 }
 refused big_endian "big-endian dtype '>f4'"
 refused fortran "fortran_order True"
-refused f8 "unsupported dtype '<f8'"
+refused i8 "unsupported dtype '<i8'"
 refused bool "unsupported dtype '|b1'"
-refused 5d "more than 4 dimensions"
+refused 6d "more than 5 dimensions"
 
 # ---- half floats: all 65536 halves, then floats of every kind, against numpy's astype
 "$TOOL" halves "$T/halves.npy" || ko "npy_tool halves"

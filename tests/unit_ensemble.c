@@ -391,7 +391,7 @@ static void test_head(check_tally *t) {
     head *e = ensemble_head_new("e", members, w, 2, NULL, &err);
     CHECK(t, e != NULL);
     pan_image im = {"1", "1.png", IMG, IMG};
-    head_input in = {&im, NULL, NULL};
+    head_input in = {&im, NULL, NULL, NULL};
     CHECK(t, e && head_run(e, &in, &via, &err) == 0);
     const int32_t *cats;
     CHECK(t, e && strcmp(head_name(e), "e") == 0 && head_ss_kind(e) == SS_PROBS && head_channels(e, &cats) == 2);

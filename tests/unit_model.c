@@ -142,7 +142,7 @@ static int replay_once(const pan_dataset *ds, const char *kind, const char *cats
     int rc = -1;
     if (h) {
         head_output out;
-        head_input in = {&ds->images[0], &ds->annotations[0], NULL};
+        head_input in = {&ds->images[0], &ds->annotations[0], NULL, NULL};
         rc = head_run(h, &in, &out, err);
         if (rc == 0)
             head_output_release(&out);

@@ -218,14 +218,15 @@ typedef struct {
     float *masks;  /* n x mask_size x mask_size */
     int mask_size;
     paste_convention paste;
-    /* the semantic segmentation logits, sem_c x sem_h x sem_w (padding included), or NULL
-     * when the network has none: grid cell u covers image column x by u + 0.5 =
-     * (x + 0.5) * sem_scale_x (rows alike), the first sem_valid_w x sem_valid_h cells
-     * cover the image; sem_category[c] is channel c's dataset category */
-    float *semantic;
-    int sem_c, sem_h, sem_w, sem_valid_w, sem_valid_h;
-    double sem_scale_x, sem_scale_y;
-    const int32_t *sem_category;
+    int box_plus_one;          /* COCO boxes x2 - x1 + 1 wide (UPSNet) */
+    /* semantic logits (UPSNet, HTC): ss_c x ss_h x ss_w on the padded grid, whose column u
+     * covers image column x by u + 0.5 = (x + 0.5) * ss_scale_x (the resize by the scale,
+     * then the stride; rows by ss_scale_y); the first ss_valid_w x ss_valid_h cover the
+     * image. ss_c 0: none */
+    const float *ss_logits;
+    int ss_c, ss_h, ss_w, ss_valid_w, ss_valid_h;
+    double ss_scale_x, ss_scale_y;
+    native_panoptic panoptic;  /* the network's own panoptic result, or width 0 */
 } nn_result;
 
 typedef struct {
@@ -235,6 +236,9 @@ typedef struct {
     int (*run)(void *net, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
     void (*free)(void *net);
     const nn_arena *(*arena)(const void *net);
+    /* the semantic classes' categories (COCO ids), or 0 when it has no semantic branch;
+     * NULL: none */
+    int (*semantic)(const void *net, const int32_t **category);
 } nn_net_kind;
 
 typedef struct nn_net nn_net;
@@ -245,6 +249,8 @@ nn_net *nn_net_load(const char *weights, const native_options *opt, avps_error *
 int nn_net_run(nn_net *net, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);
 const char *nn_net_kind_name(const nn_net *net);
 size_t nn_net_arena_peak(const nn_net *net);
+/* The network's semantic classes (their categories in *category), 0 when none. */
+int nn_net_semantic_classes(const nn_net *net, const int32_t **category);
 size_t nn_net_arena_mallocs(const nn_net *net);
 void nn_net_free(nn_net *net);
 

@@ -9,25 +9,42 @@
 /* Same bound on im2col scratch as the plain convolution (ops.c). */
 #define DEFORM_COL_BUDGET ((size_t)2 << 20)
 
-/* torchvision's bilinear_interpolate: 0 outside (-1, h) x (-1, w), and each of the four
- * corners that falls off the map counts as 0; weights in torchvision's order. */
-static float deform_sample(const float *plane, int h, int w, float y, float x) {
-    if (y <= -1.0f || y >= (float)h || x <= -1.0f || x >= (float)w)
-        return 0.0f;
+/* One tap's bilinear sample at one output pixel, as torchvision's bilinear_interpolate
+ * has it: 0 outside (-1, h) x (-1, w), each of the four corners that falls off the map
+ * counts as 0 (index -1), weights hy*hx, hy*lx, ly*hx, ly*lx in that order. The sample
+ * position depends on the tap and the pixel only, so it is worked out once and used for
+ * every channel of the tap's group. */
+typedef struct {
+    int idx[4];
+    float wt[4];
+} deform_corners;
+
+static void deform_corners_at(int h, int w, float y, float x, deform_corners *dc) {
+    if (y <= -1.0f || y >= (float)h || x <= -1.0f || x >= (float)w) {
+        *dc = (deform_corners){{-1, -1, -1, -1}, {0, 0, 0, 0}};
+        return;
+    }
     int y0 = (int)floorf(y), x0 = (int)floorf(x), y1 = y0 + 1, x1 = x0 + 1;
     float ly = y - (float)y0, lx = x - (float)x0, hy = 1.0f - ly, hx = 1.0f - lx;
-    float v1 = y0 >= 0 && x0 >= 0 ? plane[(size_t)y0 * w + x0] : 0.0f;
-    float v2 = y0 >= 0 && x1 <= w - 1 ? plane[(size_t)y0 * w + x1] : 0.0f;
-    float v3 = y1 <= h - 1 && x0 >= 0 ? plane[(size_t)y1 * w + x0] : 0.0f;
-    float v4 = y1 <= h - 1 && x1 <= w - 1 ? plane[(size_t)y1 * w + x1] : 0.0f;
-    return hy * hx * v1 + hy * lx * v2 + ly * hx * v3 + ly * lx * v4;
+    dc->idx[0] = y0 >= 0 && x0 >= 0 ? y0 * w + x0 : -1;
+    dc->idx[1] = y0 >= 0 && x1 <= w - 1 ? y0 * w + x1 : -1;
+    dc->idx[2] = y1 <= h - 1 && x0 >= 0 ? y1 * w + x0 : -1;
+    dc->idx[3] = y1 <= h - 1 && x1 <= w - 1 ? y1 * w + x1 : -1;
+    dc->wt[0] = hy * hx, dc->wt[1] = hy * lx, dc->wt[2] = ly * hx, dc->wt[3] = ly * lx;
+}
+
+static float deform_sample(const float *plane, const deform_corners *dc) {
+    float v1 = dc->idx[0] >= 0 ? plane[dc->idx[0]] : 0.0f, v2 = dc->idx[1] >= 0 ? plane[dc->idx[1]] : 0.0f;
+    float v3 = dc->idx[2] >= 0 ? plane[dc->idx[2]] : 0.0f, v4 = dc->idx[3] >= 0 ? plane[dc->idx[3]] : 0.0f;
+    return dc->wt[0] * v1 + dc->wt[1] * v2 + dc->wt[2] * v3 + dc->wt[3] * v4;
 }
 
 typedef struct {
     const nn_conv *cv;
-    int h, w, wo, dilation, chans_per_group;
+    int h, w, wo, dilation, chans_per_group, groups;
     size_t pixels;
     const float *in, *offset, *mask; /* one image each; mask may be NULL */
+    deform_corners *corners;         /* groups * kh * kw x block: scratch */
 } deform_job;
 
 /* Columns [j0, j0 + cols) of the sampled im2col matrix: row (c, ky, kx), column =
@@ -35,27 +52,36 @@ typedef struct {
 static void deform_im2col_block(const deform_job *jb, size_t j0, int cols, float *col) {
     const nn_conv *cv = jb->cv;
     int kk = cv->kh * cv->kw, c_in = cv->in;
+    for (int tap = 0; tap < jb->groups * kk; tap++) {
+        int ky = (tap % kk) / cv->kw, kx = tap % cv->kw;
+        const float *dy = jb->offset + (size_t)(2 * tap) * jb->pixels;
+        const float *dx = dy + jb->pixels;
+        deform_corners *dc = jb->corners + (size_t)tap * cols;
+        int oy = (int)(j0 / (size_t)jb->wo), ox = (int)(j0 % (size_t)jb->wo);
+        for (int j = 0; j < cols; j++) {
+            size_t p = j0 + (size_t)j;
+            float y = (float)(oy * cv->stride - cv->pad + ky * jb->dilation) + dy[p];
+            float x = (float)(ox * cv->stride - cv->pad + kx * jb->dilation) + dx[p];
+            deform_corners_at(jb->h, jb->w, y, x, &dc[j]);
+            if (++ox == jb->wo)
+                ox = 0, oy++;
+        }
+    }
     for (int c = 0; c < c_in; c++) {
         int g = c / jb->chans_per_group;
         const float *plane = jb->in + (size_t)c * jb->h * jb->w;
-        for (int ky = 0; ky < cv->kh; ky++)
-            for (int kx = 0; kx < cv->kw; kx++) {
-                int tap = g * kk + ky * cv->kw + kx;
-                const float *dy = jb->offset + (size_t)(2 * tap) * jb->pixels;
-                const float *dx = dy + jb->pixels;
-                const float *m = jb->mask ? jb->mask + (size_t)tap * jb->pixels : NULL;
-                float *dst = col + ((size_t)(c * cv->kh + ky) * cv->kw + kx) * (size_t)cols;
-                int oy = (int)(j0 / (size_t)jb->wo), ox = (int)(j0 % (size_t)jb->wo);
-                for (int j = 0; j < cols; j++) {
-                    size_t p = j0 + (size_t)j;
-                    float y = (float)(oy * cv->stride - cv->pad + ky * jb->dilation) + dy[p];
-                    float x = (float)(ox * cv->stride - cv->pad + kx * jb->dilation) + dx[p];
-                    float v = deform_sample(plane, jb->h, jb->w, y, x);
-                    dst[j] = m ? m[p] * v : v;
-                    if (++ox == jb->wo)
-                        ox = 0, oy++;
-                }
-            }
+        for (int k = 0; k < kk; k++) {
+            int tap = g * kk + k;
+            const deform_corners *dc = jb->corners + (size_t)tap * cols;
+            const float *m = jb->mask ? jb->mask + (size_t)tap * jb->pixels + j0 : NULL;
+            float *dst = col + ((size_t)c * kk + k) * (size_t)cols;
+            if (m)
+                for (int j = 0; j < cols; j++)
+                    dst[j] = m[j] * deform_sample(plane, &dc[j]);
+            else
+                for (int j = 0; j < cols; j++)
+                    dst[j] = deform_sample(plane, &dc[j]);
+        }
     }
 }
 
@@ -95,9 +121,14 @@ int nn_cpu_deform_conv2d(int use_blas, nn_device dev, nn_arena *a, const nn_conv
     if (block > pixels)
         block = pixels;
     float *col = nn_arena_alloc(a, ckk * block * sizeof(float), err);
-    if (!col)
+    deform_corners *corners =
+        nn_arena_alloc(a, (size_t)offset_groups * cv->kh * cv->kw * block * sizeof(deform_corners), err);
+    if (!col || !corners)
         return -1;
-    deform_job jb = {cv, in->h, in->w, wo, dilation, in->c / offset_groups, pixels, NULL, NULL, NULL};
+    if ((size_t)in->h * in->w > (size_t)1 << 30)
+        return avps_fail(err, "native engine: deformable convolution input %dx%d is too large", in->w, in->h);
+    deform_job jb = {cv, in->h, in->w, wo, dilation, in->c / offset_groups, offset_groups, pixels, NULL, NULL, NULL,
+                     corners};
     for (int n = 0; n < in->n; n++) {
         jb.in = in->data + (size_t)n * in->c * in->h * in->w;
         jb.offset = offset->data + (size_t)n * offset->c * pixels;

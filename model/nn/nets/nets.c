@@ -3,11 +3,12 @@
 #include "../nn.h"
 #include "htc/htc.h"
 #include "maskrcnn/maskrcnn.h"
+#include "upsnet/upsnet.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const nn_net_kind *const net_kinds[] = {&maskrcnn_kind, &htc_kind};
+static const nn_net_kind *const net_kinds[] = {&maskrcnn_kind, &upsnet_kind, &htc_kind};
 #define N_KINDS (sizeof net_kinds / sizeof net_kinds[0])
 
 struct nn_net {
@@ -29,7 +30,7 @@ nn_net *nn_net_load(const char *weights, const native_options *opt, avps_error *
             kind = net_kinds[i];
     nn_net *n = NULL;
     if (!kind)
-        avps_fail(err, "%s: not weights of a network the engine knows (it knows: torchvision's Mask R-CNN ResNet-FPN, mmdetection's HTC)",
+        avps_fail(err, "%s: not weights of a network the engine knows (it knows: torchvision's Mask R-CNN ResNet-FPN, UPSNet, mmdetection's HTC)",
                   weights);
     else if (!(n = calloc(1, sizeof *n)))
         avps_fail(err, "native engine: out of memory");
@@ -47,6 +48,10 @@ int nn_net_run(nn_net *n, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result 
 }
 
 const char *nn_net_kind_name(const nn_net *n) { return n->kind->name; }
+int nn_net_semantic_classes(const nn_net *n, const int32_t **category) {
+    *category = NULL;
+    return n->kind->semantic ? n->kind->semantic(n->net, category) : 0;
+}
 size_t nn_net_arena_peak(const nn_net *n) { return n->kind->arena(n->net)->peak; }
 size_t nn_net_arena_mallocs(const nn_net *n) { return n->kind->arena(n->net)->mallocs; }
 

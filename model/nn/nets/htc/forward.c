@@ -499,11 +499,10 @@ int htc_run(htc *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, 
         return -1;
     res->paste = PASTE_DETECTRON2;
     if (m->has_semantic) {
-        res->semantic = p.sem_logits.data;
-        res->sem_c = p.sem_logits.c, res->sem_h = p.sem_logits.h, res->sem_w = p.sem_logits.w;
-        res->sem_category = m->semantic_category;
-        res->sem_scale_x = (double)p.w_scale / m->sem_stride, res->sem_scale_y = (double)p.h_scale / m->sem_stride;
-        res->sem_valid_w = (int)ceil(p.img_w / m->sem_stride), res->sem_valid_h = (int)ceil(p.img_h / m->sem_stride);
+        res->ss_logits = p.sem_logits.data;
+        res->ss_c = p.sem_logits.c, res->ss_h = p.sem_logits.h, res->ss_w = p.sem_logits.w;
+        res->ss_scale_x = (double)p.w_scale / m->sem_stride, res->ss_scale_y = (double)p.h_scale / m->sem_stride;
+        res->ss_valid_w = (int)ceil(p.img_w / m->sem_stride), res->ss_valid_h = (int)ceil(p.img_h / m->sem_stride);
     }
     return 0;
 }

@@ -564,4 +564,10 @@ static int htc_run_any(void *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_r
 static void htc_free_any(void *m) { htc_free(m); }
 static const nn_arena *htc_arena(const void *m) { return &((const htc *)m)->arena; }
 
-const nn_net_kind htc_kind = {"htc", htc_recognises, htc_load_any, htc_run_any, htc_free_any, htc_arena};
+static int htc_semantic(const void *v, const int32_t **category) {
+    const htc *m = v;
+    *category = m->has_semantic ? m->semantic_category : NULL;
+    return m->has_semantic ? m->sem_classes : 0;
+}
+
+const nn_net_kind htc_kind = {"htc", htc_recognises, htc_load_any, htc_run_any, htc_free_any, htc_arena, htc_semantic};

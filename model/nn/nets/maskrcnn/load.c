@@ -355,6 +355,11 @@ maskrcnn *maskrcnn_load(const st_file *st, const native_options *opt, avps_error
     }
     nn_arena_init(&m->arena);
     m->be = nn_cpu_backend(!opt->plain_gemm);
+    if (opt->n_settings > 0 || opt->semantic) {
+        avps_fail(err, "%s: --set and --semantic are for UPSNet weights; this is a Mask R-CNN", st->path);
+        maskrcnn_free(m);
+        return NULL;
+    }
     int stage_channels[MRCNN_LEVELS];
     int rc = load_backbone(m, st, stage_channels, err) || load_fpn_rpn(m, st, stage_channels, err) ||
              load_roi_heads(m, st, err) || load_settings(m, st, err);
@@ -402,4 +407,4 @@ static void maskrcnn_free_any(void *m) { maskrcnn_free(m); }
 static const nn_arena *maskrcnn_arena(const void *m) { return &((const maskrcnn *)m)->arena; }
 
 const nn_net_kind maskrcnn_kind = {"maskrcnn", maskrcnn_recognises, maskrcnn_load_any, maskrcnn_run_any,
-                                   maskrcnn_free_any, maskrcnn_arena};
+                                   maskrcnn_free_any, maskrcnn_arena, NULL};

@@ -1,0 +1,84 @@
+/* fuzz_rle.c: the compressed RLE counts string (rle_from_string) and every RLE operation
+ * on what it gives: area, bbox, to/from string, decode/encode, merge, IoU. Input: h, w
+ * (one byte each, so decoding stays small), then the string. */
+#include "../../data/data.h"
+#include "fuzz.h"
+
+static uint64_t sum_runs(const rle_mask *r) {
+    uint64_t s = 0;
+    for (size_t i = 0; i < r->m; i++)
+        s += r->cnts[i];
+    return s;
+}
+
+static void check_ops(const rle_mask *r) {
+    uint64_t n = (uint64_t)r->h * r->w;
+    FUZZ_ASSERT(sum_runs(r) == n);
+    uint64_t area = rle_area(r);
+    FUZZ_ASSERT(area <= n);
+    double bb[4];
+    rle_bbox(r, bb);
+    FUZZ_ASSERT(bb[0] >= 0 && bb[1] >= 0 && bb[0] + bb[2] <= r->w && bb[1] + bb[3] <= r->h);
+
+    /* to_string then from_string gives the same runs */
+    char *s = rle_to_string(r);
+    FUZZ_ASSERT(s);
+    rle_mask back = {0};
+    FUZZ_ASSERT(rle_from_string(s, r->h, r->w, &back) == 0);
+    FUZZ_ASSERT(back.m == r->m && (r->m == 0 || memcmp(back.cnts, r->cnts, r->m * sizeof *r->cnts) == 0));
+    free(s);
+    rle_free(&back);
+
+    /* decode then encode keeps the pixels */
+    uint8_t *mask = malloc(n ? n : 1);
+    FUZZ_ASSERT(mask);
+    rle_decode(r, mask);
+    uint64_t on = 0;
+    for (uint64_t i = 0; i < n; i++)
+        on += mask[i] != 0;
+    FUZZ_ASSERT(on == area);
+    rle_mask enc = {0};
+    FUZZ_ASSERT(rle_encode(mask, r->h, r->w, &enc) == 0);
+    FUZZ_ASSERT(rle_area(&enc) == area && sum_runs(&enc) == n);
+    free(mask);
+
+    /* merging a mask with itself (and its re-encoding) changes nothing */
+    rle_mask pair[2] = {*r, enc}, u = {0}, x = {0};
+    FUZZ_ASSERT(rle_merge(pair, 2, 0, &u) == 0 && rle_area(&u) == area);
+    FUZZ_ASSERT(rle_merge(pair, 2, 1, &x) == 0 && rle_area(&x) == area);
+    double iou = rle_iou(r, &enc, 0);
+    FUZZ_ASSERT(area ? iou == 1.0 : iou == 0.0);
+    FUZZ_ASSERT(rle_iou(r, &enc, 1) == (area ? 1.0 : 0.0));
+    rle_free(&u);
+    rle_free(&x);
+    rle_free(&enc);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 2)
+        return 0;
+    uint32_t h = data[0], w = data[1];
+    char *s = malloc(size - 1);
+    FUZZ_ASSERT(s);
+    memcpy(s, data + 2, size - 2);
+    s[size - 2] = 0;
+    rle_mask r = {0};
+    if (rle_from_string(s, h, w, &r) == 0) {
+        FUZZ_ASSERT(r.h == h && r.w == w);
+        check_ops(&r);
+        rle_free(&r);
+    }
+    /* the same bytes as uncompressed counts (2 bytes each) */
+    size_t m = (size - 2) / 2;
+    uint32_t *counts = malloc((m ? m : 1) * sizeof *counts);
+    FUZZ_ASSERT(counts);
+    for (size_t i = 0; i < m; i++)
+        counts[i] = (uint32_t)data[2 + 2 * i] | (uint32_t)data[3 + 2 * i] << 8;
+    if (rle_from_counts(counts, m, h, w, &r) == 0) {
+        check_ops(&r);
+        rle_free(&r);
+    }
+    free(counts);
+    free(s);
+    return 0;
+}
