@@ -54,6 +54,19 @@ static int dump_tensor(const pass *p, const char *name, const nn_tensor *t) {
     return dump(p, name, NPY_F32, 4, shape, t->data);
 }
 
+/* --semantic F.npy: the logits at the head's resolution, (1, classes, H / stride, W / stride)
+ * of the padded batch */
+static int write_semantic(const pass *p, const char *path, const nn_tensor *t) {
+    size_t shape[4] = {(size_t)t->n, (size_t)t->c, (size_t)t->h, (size_t)t->w};
+    npy_array arr;
+    if (npy_array_alloc(&arr, NPY_F32, 4, shape, p->err) != 0)
+        return -1;
+    memcpy(arr.data, t->data, arr.nbytes);
+    int rc = npy_write(path, &arr, 0, p->err);
+    npy_array_release(&arr);
+    return rc;
+}
+
 /* rows x cols floats */
 static int dump_rows(const pass *p, const char *name, const float *x, int rows, int cols) {
     size_t shape[2] = {(size_t)rows, (size_t)cols};
@@ -271,7 +284,9 @@ static int semantic(pass *p) {
     if (be->conv2d(be, p->a, &m->sem_logits, &x, 0, &p->sem_logits, p->err) ||
         be->conv2d(be, p->a, &m->sem_embed, &x, 1, &p->sem_feat, p->err))
         return -1;
-    return dump_tensor(p, "semantic_logits", &p->sem_logits) || dump_tensor(p, "semantic_feat", &p->sem_feat);
+    if (dump_tensor(p, "semantic_logits", &p->sem_logits) || dump_tensor(p, "semantic_feat", &p->sem_feat))
+        return -1;
+    return m->semantic_path ? write_semantic(p, m->semantic_path, &p->sem_logits) : 0;
 }
 
 /* ---- RoI features ----------------------------------------------------------------------------- */

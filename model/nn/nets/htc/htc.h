@@ -49,13 +49,14 @@ struct htc {
     int n_blocks, layer_end[HTC_LEVELS];
     nn_conv lateral[HTC_LEVELS], fpn_out[HTC_LEVELS];
     nn_conv rpn_conv, rpn_cls, rpn_reg;
-    int anchors;
+    int anchors, n_anchor_scales, n_anchor_ratios;
+    float anchor_scales[HTC_MAX_ANCHORS], anchor_ratios[HTC_MAX_ANCHORS];
     float base_anchors[HTC_LEVELS + 1][4 * HTC_MAX_ANCHORS];
 
     int has_semantic, n_sem_convs, sem_classes;
     nn_conv sem_lateral[HTC_LEVELS + 1], *sem_convs, sem_embed, sem_logits;
 
-    int n_stages, num_classes;
+    int n_stages, num_classes, n_stages_meta;
     htc_box_stage box[HTC_MAX_STAGES];
     htc_mask_stage mask[HTC_MAX_STAGES];
 
@@ -70,11 +71,27 @@ struct htc {
     int fuse_bbox, fuse_mask, mask_info_flow, mask_merge_mean;
     int32_t *thing_category, *semantic_category; /* class -> dataset category id */
 
+    char *semantic_path; /* --semantic: the logits as .npy */
     /* tests */
     char *dump_dir;
     float *proposals;
     int n_proposals;
 };
+
+/* Where settings come from while loading: --set KEY=VALUE (the last of a key wins), else
+ * the weights' __metadata__; used[i] marks the --set entries read. */
+typedef struct {
+    const st_file *st;
+    const char *const *set;
+    int n_set;
+    unsigned char *used;
+} htc_meta;
+
+/* settings.c: htc_settings_read before the tensors, htc_settings_check after them */
+int htc_settings_read(htc *m, const htc_meta *ms, avps_error *err);
+int htc_settings_check(htc *m, const htc_meta *ms, avps_error *err);
+/* calloc'd memory freed with the network */
+void *htc_owned(htc *m, size_t bytes, avps_error *err);
 
 htc *htc_load(const st_file *st, const native_options *opt, avps_error *err);
 int htc_run(htc *m, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result *res, avps_error *err);

@@ -4,7 +4,7 @@
  * architecture (depth, widths, stages, convolutions per head, classes) is read from the
  * tensors' names and shapes; batch norm is folded into the convolution before it
  * (w' = w * s, b' = beta - mean * s, s = gamma / sqrt(var + 1e-5)); the inference
- * settings come from the header's __metadata__ (docs/model.md lists the keys). */
+ * settings come from the header's __metadata__ and --set (settings.c). */
 #include "htc.h"
 
 #include <math.h>
@@ -15,7 +15,7 @@
 
 #define BN_EPS 1e-5f
 
-static void *owned(htc *m, size_t bytes, avps_error *err) {
+void *htc_owned(htc *m, size_t bytes, avps_error *err) {
     if (m->n_owned == m->cap_owned) {
         size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
         void **p = realloc(m->owned, cap * sizeof *p);
@@ -29,6 +29,7 @@ static void *owned(htc *m, size_t bytes, avps_error *err) {
     return m->owned[m->n_owned++] = f;
 }
 
+static void *owned(htc *m, size_t bytes, avps_error *err) { return htc_owned(m, bytes, err); }
 static float *owned_floats(htc *m, size_t n, avps_error *err) { return owned(m, n * sizeof(float), err); }
 
 static const char *fmt(char *buf, size_t len, const char *f, ...) __attribute__((format(printf, 3, 4)));
@@ -313,189 +314,18 @@ static int load_stages(htc *m, const st_file *st, avps_error *err) {
     return 0;
 }
 
-/* ---- settings -------------------------------------------------------------------------- */
 
-/* Numbers from __metadata__ ("800", or a list "0.5,1.0,2.0"); absent keys keep *n = 0. */
-static int meta_floats(const st_file *st, const char *key, float *out, int max, int *n, avps_error *err) {
-    const char *v = st_meta(st, key);
-    *n = 0;
-    if (!v)
-        return 0;
-    const char *s = v;
-    while (*s) {
-        while (*s == ' ' || *s == ',' || *s == '[' || *s == ']' || *s == '(' || *s == ')')
-            s++;
-        if (!*s)
-            break;
-        char *end;
-        double d = strtod(s, &end);
-        if (end == s || *n == max || !isfinite(d))
-            return avps_fail(err, "%s: __metadata__ %s = \"%s\" is not a list of at most %d numbers", st->path, key, v, max);
-        out[(*n)++] = (float)d;
-        s = end;
-    }
-    return 0;
-}
-
-static int meta_exact(const st_file *st, const char *key, float *out, int want, avps_error *err) {
-    float tmp[64];
-    int n;
-    if (meta_floats(st, key, tmp, 64, &n, err))
-        return -1;
-    if (n == 0 && !st_meta(st, key))
-        return 0;
-    if (n != want)
-        return avps_fail(err, "%s: __metadata__ %s must hold %d number%s", st->path, key, want, want == 1 ? "" : "s");
-    memcpy(out, tmp, sizeof(float) * (size_t)want);
-    return 0;
-}
-
-static int meta_int(const st_file *st, const char *key, int *out, int lo, int hi, avps_error *err) {
-    float v = (float)*out;
-    if (meta_exact(st, key, &v, 1, err))
-        return -1;
-    if (v < (float)lo || v > (float)hi || v != floorf(v))
-        return avps_fail(err, "%s: __metadata__ %s must be a whole number in [%d, %d]", st->path, key, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
-/* mmdetection's AnchorGenerator (center offset 0): for each ratio r (outer) and scale s
- * (inner), w = stride / sqrt(r) * s, h = stride * sqrt(r) * s, the box (-w/2, -h/2, w/2,
- * h/2), unrounded. */
-static void base_anchors(float stride, const float *scales, int n_scales, const float *ratios, int n_ratios, float *out) {
-    for (int r = 0; r < n_ratios; r++) {
-        float hr = sqrtf(ratios[r]), wr = 1.0f / hr;
-        for (int s = 0; s < n_scales; s++) {
-            float w = stride * wr * scales[s], h = stride * hr * scales[s];
-            float *a = out + 4 * (r * n_scales + s);
-            a[0] = -0.5f * w, a[1] = -0.5f * h, a[2] = 0.5f * w, a[3] = 0.5f * h;
-        }
-    }
-}
-
-/* A class-to-category table: `key` lists n category ids; without it, COCO's defaults. */
-static int load_table(htc *m, const st_file *st, const char *key, int n, int32_t **out, avps_error *err) {
-    static const int32_t coco_things[80] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-                                            22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
-                                            46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65,
-                                            67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90};
-    if (!(*out = owned(m, sizeof(int32_t) * (size_t)n, err)))
-        return -1;
-    const char *v = st_meta(st, key);
-    if (v) {
-        float *ids = owned_floats(m, (size_t)n + 1, err);
-        int k;
-        if (!ids || meta_floats(st, key, ids, n + 1, &k, err))
-            return -1;
-        if (k != n)
-            return avps_fail(err, "%s: __metadata__ %s lists %d categories, the network has %d classes", st->path, key, k, n);
-        for (int i = 0; i < n; i++) {
-            if (ids[i] < 0 || ids[i] > 1e9f || ids[i] != floorf(ids[i]))
-                return avps_fail(err, "%s: __metadata__ %s: entry %d is not a category id", st->path, key, i);
-            (*out)[i] = (int32_t)ids[i];
-        }
-        return 0;
-    }
-    if (n == 80) {
-        memcpy(*out, coco_things, sizeof coco_things);
-        return 0;
-    }
-    if (n == 183) { /* COCO-Stuff: ids 1..182 are things and stuff, 183 is "other" */
-        for (int i = 0; i < n; i++)
-            (*out)[i] = i + 1;
-        return 0;
-    }
-    return avps_fail(err, "%s: %d classes need a class-to-category table (__metadata__ %s): only COCO's 80 detection and "
-                          "183 semantic classes have defaults", st->path, n, key);
-}
-
-static int load_settings(htc *m, const st_file *st, avps_error *err) {
-    const char *arch = st_meta(st, "numerics");
-    if (arch && strcmp(arch, "mmdet3") != 0)
-        return avps_fail(err, "%s: __metadata__ numerics = \"%s\": this engine has mmdet3", st->path, arch);
-    float scale[2] = {1333, 800}, mean[3] = {123.675f, 116.28f, 103.53f}, stdv[3] = {58.395f, 57.12f, 57.375f};
-    float strides[HTC_LEVELS + 1] = {4, 8, 16, 32, 64}, roi_strides[HTC_LEVELS] = {4, 8, 16, 32};
-    float scales[HTC_MAX_ANCHORS] = {8}, ratios[HTC_MAX_ANCHORS] = {0.5f, 1.0f, 2.0f};
-    int n_scales = 1, n_ratios = 3, n;
-    m->pad_div = 32, m->rpn_nms_pre = 1000, m->rpn_max = 1000, m->max_per_img = 100;
-    m->rpn_nms = 0.7f, m->rpn_min_size = 0, m->score_thr = 0.05f, m->nms_thr = 0.5f, m->mask_thr = 0.5f;
-    m->wh_ratio_clip = 16.0f / 1000.0f;
-    m->box_roi = 7, m->mask_roi = 14, m->sem_roi = 14, m->sampling_ratio = 0, m->finest_scale = 56, m->fusion_level = 1;
-    m->sem_stride = 8, m->mask_info_flow = 1, m->fuse_bbox = m->fuse_mask = 1;
-    const float stds[3][4] = {{0.1f, 0.1f, 0.2f, 0.2f}, {0.05f, 0.05f, 0.1f, 0.1f}, {0.033f, 0.033f, 0.067f, 0.067f}};
-    for (int s = 0; s < HTC_MAX_STAGES; s++)
-        memcpy(m->box[s].stds, stds[s < 3 ? s : 2], sizeof stds[0]);
-    int stages = 3;
-    if (meta_exact(st, "image_scale", scale, 2, err) || meta_exact(st, "image_mean", mean, 3, err) ||
-        meta_exact(st, "image_std", stdv, 3, err) || meta_int(st, "pad_size_divisor", &m->pad_div, 1, 4096, err) ||
-        meta_exact(st, "anchor_strides", strides, HTC_LEVELS + 1, err) ||
-        meta_int(st, "rpn_nms_pre", &m->rpn_nms_pre, 1, 1000000, err) ||
-        meta_int(st, "rpn_max_per_img", &m->rpn_max, 1, 1000000, err) ||
-        meta_exact(st, "rpn_nms_thresh", &m->rpn_nms, 1, err) || meta_exact(st, "rpn_min_bbox_size", &m->rpn_min_size, 1, err) ||
-        meta_exact(st, "rcnn_score_thr", &m->score_thr, 1, err) || meta_exact(st, "rcnn_nms_thresh", &m->nms_thr, 1, err) ||
-        meta_int(st, "rcnn_max_per_img", &m->max_per_img, 1, 1000000, err) ||
-        meta_exact(st, "mask_thr_binary", &m->mask_thr, 1, err) || meta_int(st, "num_stages", &stages, 1, HTC_MAX_STAGES, err) ||
-        meta_int(st, "bbox_roi_size", &m->box_roi, 1, 64, err) || meta_int(st, "mask_roi_size", &m->mask_roi, 1, 64, err) ||
-        meta_int(st, "semantic_roi_size", &m->sem_roi, 1, 64, err) ||
-        meta_int(st, "roi_sampling_ratio", &m->sampling_ratio, 0, 64, err) ||
-        meta_exact(st, "roi_strides", roi_strides, HTC_LEVELS, err) ||
-        meta_exact(st, "semantic_roi_stride", &m->sem_stride, 1, err) ||
-        meta_int(st, "finest_scale", &m->finest_scale, 1, 100000, err) ||
-        meta_int(st, "semantic_fusion_level", &m->fusion_level, 0, HTC_LEVELS, err) ||
-        meta_int(st, "mask_info_flow", &m->mask_info_flow, 0, 1, err) || meta_exact(st, "wh_ratio_clip", &m->wh_ratio_clip, 1, err))
-        return -1;
-    if (meta_floats(st, "anchor_scales", scales, HTC_MAX_ANCHORS, &n, err))
-        return -1;
-    n_scales = n ? n : n_scales;
-    if (meta_floats(st, "anchor_ratios", ratios, HTC_MAX_ANCHORS, &n, err))
-        return -1;
-    n_ratios = n ? n : n_ratios;
-    char key[40];
-    for (int s = 0; s < HTC_MAX_STAGES; s++)
-        if (meta_exact(st, fmt(key, sizeof key, "bbox_stds_%d", s), m->box[s].stds, 4, err) ||
-            meta_exact(st, fmt(key, sizeof key, "bbox_means_%d", s), m->box[s].means, 4, err))
-            return -1;
-    const char *merge = st_meta(st, "mask_merge"), *fusion = st_meta(st, "semantic_fusion");
-    if (merge && strcmp(merge, "last") != 0 && strcmp(merge, "mean") != 0)
-        return avps_fail(err, "%s: __metadata__ mask_merge = \"%s\": \"last\" or \"mean\"", st->path, merge);
-    m->mask_merge_mean = merge && strcmp(merge, "mean") == 0;
-    if (fusion) {
-        m->fuse_bbox = strstr(fusion, "bbox") != NULL, m->fuse_mask = strstr(fusion, "mask") != NULL;
-    }
-    m->scale_long = (int)(scale[0] > scale[1] ? scale[0] : scale[1]);
-    m->scale_short = (int)(scale[0] > scale[1] ? scale[1] : scale[0]);
-    memcpy(m->mean, mean, sizeof mean), memcpy(m->std, stdv, sizeof stdv), memcpy(m->strides, strides, sizeof strides);
-    if (m->scale_short < 1 || m->scale_long > 100000)
-        return avps_fail(err, "%s: __metadata__ image_scale must be two sizes in [1, 100000]", st->path);
-    for (int i = 0; i < 3; i++)
-        if (!(m->std[i] > 0))
-            return avps_fail(err, "%s: __metadata__ image_std must be positive", st->path);
-    if (stages != m->n_stages)
-        return avps_fail(err, "%s: __metadata__ num_stages = %d, the weights have %d", st->path, stages, m->n_stages);
-    for (int l = 0; l < HTC_LEVELS; l++)
-        if (roi_strides[l] != strides[l] || !(strides[l] > 0))
-            return avps_fail(err, "%s: RoI strides must be the FPN's (%g for level %d)", st->path, strides[l], l);
-    if (n_scales * n_ratios != m->anchors)
-        return avps_fail(err, "%s: %d anchor scales x %d ratios, but rpn_head.rpn_cls has %d anchors", st->path, n_scales,
-                         n_ratios, m->anchors);
-    for (int l = 0; l <= HTC_LEVELS; l++)
-        base_anchors(strides[l], scales, n_scales, ratios, n_ratios, m->base_anchors[l]);
-    if (load_table(m, st, "thing_categories", m->num_classes, &m->thing_category, err))
-        return -1;
-    if (m->has_semantic && load_table(m, st, "semantic_categories", m->sem_classes, &m->semantic_category, err))
-        return -1;
-    return 0;
-}
-
-/* Overrides from `avps infer --set KEY=VALUE` / options. */
+/* The options of `avps infer` and the native head that are no metadata setting. */
 static int load_options(htc *m, const native_options *opt, avps_error *err) {
     if (opt->score_thresh >= 0)
         m->score_thr = (float)opt->score_thresh;
     if (opt->detections > 0)
         m->max_per_img = opt->detections;
-    if (opt->dump_dir && !(m->dump_dir = strdup(opt->dump_dir)))
+    if ((opt->dump_dir && !(m->dump_dir = strdup(opt->dump_dir))) ||
+        (opt->semantic && !(m->semantic_path = strdup(opt->semantic))))
         return avps_fail(err, "native engine: out of memory");
+    if (opt->semantic && !m->has_semantic)
+        return avps_fail(err, "--semantic: these HTC weights have no semantic head");
     if (opt->proposals) {
         npy_expect want = {NPY_DTYPE_BIT(NPY_F32), 2, {0, 4, 0, 0}};
         npy_array a;
@@ -514,25 +344,20 @@ static int load_options(htc *m, const native_options *opt, avps_error *err) {
 
 htc *htc_load(const st_file *st, const native_options *opt, avps_error *err) {
     htc *m = calloc(1, sizeof *m);
-    if (!m) {
+    htc_meta ms = {st, opt->settings, opt->n_settings > 0 ? opt->n_settings : 0, NULL};
+    if (!m || !(ms.used = calloc((size_t)ms.n_set + 1, 1))) {
+        free(m);
         avps_fail(err, "native engine: out of memory");
         return NULL;
     }
     nn_arena_init(&m->arena);
     m->be = nn_cpu_backend(!opt->plain_gemm);
     int stage_channels[HTC_LEVELS];
-    m->box_roi = 7;
-    /* the box RoI size is needed to size the first fc: read it before the stages */
-    float roi = 7;
-    if (meta_exact(st, "bbox_roi_size", &roi, 1, err) || !(roi >= 1 && roi <= 64)) {
-        if (roi < 1 || roi > 64)
-            avps_fail(err, "%s: __metadata__ bbox_roi_size must be in [1, 64]", st->path);
-        htc_free(m);
-        return NULL;
-    }
-    m->box_roi = (int)roi;
-    if (load_backbone(m, st, stage_channels, err) || load_neck_rpn(m, st, stage_channels, err) ||
-        load_semantic(m, st, err) || load_stages(m, st, err) || load_settings(m, st, err) || load_options(m, opt, err)) {
+    int rc = htc_settings_read(m, &ms, err) || load_backbone(m, st, stage_channels, err) ||
+             load_neck_rpn(m, st, stage_channels, err) || load_semantic(m, st, err) || load_stages(m, st, err) ||
+             htc_settings_check(m, &ms, err) || load_options(m, opt, err);
+    free(ms.used);
+    if (rc) {
         htc_free(m);
         return NULL;
     }
@@ -545,7 +370,7 @@ void htc_free(htc *m) {
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
-    free(m->dump_dir);
+    free(m->dump_dir), free(m->semantic_path);
     nn_arena_release(&m->arena);
     free(m);
 }
