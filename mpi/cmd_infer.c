@@ -200,7 +200,10 @@ int cmd_infer(avps_job *job, int argc, char **argv) {
         job_fail(job, &err);
     if (!job_is_root(job))
         return 0;
-    if (job_output_file(job, o.json, &err) != 0 || (o.dump_dir && job_output_dir(job, o.dump_dir, &err) != 0) ||
+    /* --semantic or --dump-dir alone write no results file */
+    if ((o.json && job_output_file(job, o.json, &err) != 0) ||
+        (o.net.semantic && job_output_file(job, o.net.semantic, &err) != 0) ||
+        (o.dump_dir && job_output_dir(job, o.dump_dir, &err) != 0) ||
         (o.dump_dir && dir_create(o.dump_dir, &err) != 0))
         job_fail(job, &err);
     native_net *net = native_net_load(o.weights, &o.net, &err);
