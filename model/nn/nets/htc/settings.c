@@ -141,7 +141,7 @@ int htc_settings_read(htc *m, const htc_meta *ms, avps_error *err) {
     float scale[2] = {1333, 800}, mean[3] = {123.675f, 116.28f, 103.53f}, stdv[3] = {58.395f, 57.12f, 57.375f};
     float roi_strides[HTC_LEVELS] = {4, 8, 16, 32}, strides[HTC_LEVELS + 1] = {4, 8, 16, 32, 64};
     m->pad_div = 32, m->rpn_nms_pre = 1000, m->rpn_max = 1000, m->max_per_img = 100;
-    m->rpn_nms = 0.7f, m->rpn_min_size = 0, m->score_thr = 0.05f, m->nms_thr = 0.5f, m->mask_thr = 0.5f;
+    m->rpn_nms = 0.7f, m->rpn_min_size = 0, m->score_thr = 0.001f, m->nms_thr = 0.5f, m->mask_thr = 0.5f;
     m->wh_ratio_clip = 16.0f / 1000.0f;
     m->box_roi = 7, m->mask_roi = 14, m->sem_roi = 14, m->sampling_ratio = 0, m->finest_scale = 56, m->fusion_level = 1;
     m->sem_stride = 8, m->mask_info_flow = 1, m->fuse_bbox = m->fuse_mask = 1, m->n_stages_meta = 3;
