@@ -2,8 +2,9 @@
 # test_htc.sh: the native engine's Hybrid Task Cascade against mmdetection 3.3.0, stage by
 # stage (tests/htc_compare.py says what each stage requires), on narrow HTCs that
 # scripts/htc-reference builds with seeded random weights: a landscape and a portrait
-# image that need an upscale, one that needs a downscale, and --set min_size/max_size
-# against a reference made at that scale. Then the results file (COCO results with the
+# image that need an upscale, one that needs a downscale, the DC head (the semantic head's
+# convolutions deformable, DCN v2), and --set min_size/max_size against a
+# reference made at that scale. Then the results file (COCO results with the
 # weights' category table), --semantic, the steady state, the native head, an `avps run`
 # with this network as its LWL-HTC end (1 and 2 ranks), and bad weights and settings
 # refused with a message and nothing written.
@@ -64,6 +65,9 @@ parity "$R" narrow
 if [ "$QUICK" != --quick ]; then
     parity "$(fixture portrait --variant narrow --seed 2 --size 97x131)" portrait
     parity "$(fixture down --variant narrow --seed 3 --size 300x230 --scale 200,128)" down
+    # the DC head: the semantic head's convolutions deformable (DCN v2; mmcv's v1 refuses
+    # the bias those ConvModules have, so mmdetection cannot build a v1 DC head)
+    parity "$(fixture dcv2 --variant narrow --seed 4 --dc-head DCNv2)" dcv2
     # the narrow weights (metadata scale 400,256) at mmdetection's scale=(200, 128)
     [ -f "$R/weights.safetensors" ] &&
         parity "$(fixture rescaled --variant narrow --seed 1 --scale 200,128 --weights "$R/weights.safetensors")" \

@@ -260,12 +260,36 @@ static int rpn(pass *p, float **boxes_out, int *n_out) {
 
 /* ---- the fused semantic head ---------------------------------------------------------------- */
 
+/* A semantic-head ConvModule (+ ReLU): plain, or the DC head's deformable convolution,
+ * its offsets (and, v2, its mask: the sigmoid of conv_offset's last third) from
+ * conv_offset, as mmcv's DeformConv2dPack / ModulatedDeformConv2dPack. */
+static int sem_conv(pass *p, const htc_sem_conv *sc, const nn_tensor *x, nn_tensor *out) {
+    const nn_backend *be = p->be;
+    if (!sc->dcn)
+        return be->conv2d(be, p->a, &sc->conv, x, 1, out, p->err);
+    nn_tensor off, offset, mask;
+    if (be->conv2d(be, p->a, &sc->offset, x, 0, &off, p->err))
+        return -1;
+    int taps = sc->offset_groups * sc->conv.kh * sc->conv.kw;
+    size_t plane = (size_t)off.h * off.w;
+    offset = off, offset.c = 2 * taps; /* one image: channels are contiguous */
+    if (sc->dcn == 2) {
+        mask = off, mask.c = taps, mask.data = off.data + (size_t)2 * taps * plane;
+        be->sigmoid(mask.data, (size_t)taps * plane);
+    }
+    return be->deform_conv2d(be, p->a, &sc->conv, x, &offset, sc->dcn == 2 ? &mask : NULL, 1, sc->offset_groups, 1, out,
+                             p->err);
+}
+
+/* FusedSemanticHead: each level's lateral conv at the fusion level's size (the others
+ * resized bilinearly, align_corners True, before their conv), summed; convs; logits and
+ * the semantic embedding. */
 static int semantic(pass *p) {
     htc *m = p->m;
     const nn_backend *be = p->be;
     int fl = m->fusion_level;
     nn_tensor x, y;
-    if (be->conv2d(be, p->a, &m->sem_lateral[fl], &p->fpn[fl], 1, &x, p->err))
+    if (sem_conv(p, &m->sem_lateral[fl], &p->fpn[fl], &x))
         return -1;
     for (int l = 0; l <= HTC_LEVELS; l++) {
         if (l == fl)
@@ -274,15 +298,14 @@ static int semantic(pass *p) {
         if (nn_tensor_new(p->a, p->be->device, 1, p->fpn[l].c, x.h, x.w, &r, p->err))
             return -1;
         be->resize_bilinear_corners(&p->fpn[l], &r);
-        if (be->conv2d(be, p->a, &m->sem_lateral[l], &r, 1, &lat, p->err))
+        if (sem_conv(p, &m->sem_lateral[l], &r, &lat))
             return -1;
         be->add(&x, &lat, 0);
     }
     for (int i = 0; i < m->n_sem_convs; i++, x = y)
-        if (be->conv2d(be, p->a, &m->sem_convs[i], &x, 1, &y, p->err))
+        if (sem_conv(p, &m->sem_convs[i], &x, &y))
             return -1;
-    if (be->conv2d(be, p->a, &m->sem_logits, &x, 0, &p->sem_logits, p->err) ||
-        be->conv2d(be, p->a, &m->sem_embed, &x, 1, &p->sem_feat, p->err))
+    if (be->conv2d(be, p->a, &m->sem_logits, &x, 0, &p->sem_logits, p->err) || sem_conv(p, &m->sem_embed, &x, &p->sem_feat))
         return -1;
     if (dump_tensor(p, "semantic_logits", &p->sem_logits) || dump_tensor(p, "semantic_feat", &p->sem_feat))
         return -1;

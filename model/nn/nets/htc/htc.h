@@ -30,6 +30,14 @@ typedef struct {
     float means[4], stds[4];
 } htc_box_stage;
 
+/* A convolution of the semantic head: plain, or deformable (the DC head: mmcv's
+ * DeformConv2dPack, dcn 1, or ModulatedDeformConv2dPack, dcn 2) with its conv_offset,
+ * whose output is the offsets (then, v2, the mask logits), offset_groups groups. */
+typedef struct {
+    nn_conv conv, offset;
+    int dcn, offset_groups;
+} htc_sem_conv;
+
 /* HTCMaskHead: (conv_res of the previous stage's feature, added), convs, deconv + ReLU,
  * per-class logits. */
 typedef struct {
@@ -54,7 +62,8 @@ struct htc {
     float base_anchors[HTC_LEVELS + 1][4 * HTC_MAX_ANCHORS];
 
     int has_semantic, n_sem_convs, sem_classes;
-    nn_conv sem_lateral[HTC_LEVELS + 1], *sem_convs, sem_embed, sem_logits;
+    htc_sem_conv sem_lateral[HTC_LEVELS + 1], *sem_convs, sem_embed;
+    nn_conv sem_logits;
 
     int n_stages, num_classes, n_stages_meta;
     htc_box_stage box[HTC_MAX_STAGES];

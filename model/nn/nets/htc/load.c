@@ -199,6 +199,36 @@ static int load_neck_rpn(htc *m, const st_file *st, const int *stage_channels, a
     return 0;
 }
 
+/* A semantic-head ConvModule at `prefix` (.conv): deformable when conv_offset is there
+ * (mmdetection's conv_cfg DCN / DCNv2: the DC head). conv_offset's outputs tell v1 (2 per
+ * tap and group) from v2 (3); where both fit, __metadata__ semantic_dcn = "v1" or "v2"
+ * (else v2) says which. */
+static int load_sem_conv(htc *m, const st_file *st, const char *prefix, int in, htc_sem_conv *sc, avps_error *err) {
+    char p[300];
+    sc->dcn = 0;
+    if (load_conv(m, st, fmt(p, sizeof p, "%s.conv", prefix), NULL, 1, in, 1, &sc->conv, err))
+        return -1;
+    if (!has(st, "%s.conv.conv_offset.weight", prefix))
+        return 0;
+    if (load_conv(m, st, fmt(p, sizeof p, "%s.conv.conv_offset", prefix), NULL, 1, in, 1, &sc->offset, err))
+        return -1;
+    int kk = sc->conv.kh * sc->conv.kw, o = sc->offset.out;
+    const char *v = st_meta(st, "semantic_dcn");
+    int v1 = o % (2 * kk) == 0 && in % (o / (2 * kk)) == 0, v2 = o % (3 * kk) == 0 && in % (o / (3 * kk)) == 0;
+    if (v && strcmp(v, "v1") != 0 && strcmp(v, "v2") != 0 && strcmp(v, "none") != 0)
+        return avps_fail(err, "%s: __metadata__ semantic_dcn = \"%s\": \"v1\", \"v2\" or \"none\"", st->path, v);
+    if (v1 && v2)
+        v1 = v && strcmp(v, "v1") == 0, v2 = !v1;
+    if (!v1 && !v2)
+        return avps_fail(err, "%s: tensor %s.conv.conv_offset.weight has %d outputs, not 2 or 3 per tap of a %dx%d kernel "
+                              "and offset group", st->path, prefix, o, sc->conv.kh, sc->conv.kw);
+    sc->dcn = v2 ? 2 : 1;
+    sc->offset_groups = o / ((v2 ? 3 : 2) * kk);
+    if (sc->offset.kh != sc->conv.kh || sc->offset.kw != sc->conv.kw)
+        return avps_fail(err, "%s: tensor %s.conv.conv_offset.weight: its kernel is not the convolution's", st->path, prefix);
+    return 0;
+}
+
 static int load_semantic(htc *m, const st_file *st, avps_error *err) {
     m->has_semantic = has(st, "roi_head.semantic_head.conv_logits.weight");
     if (!m->has_semantic)
@@ -206,25 +236,23 @@ static int load_semantic(htc *m, const st_file *st, avps_error *err) {
     char p[100];
     int c = m->fpn_out[0].out;
     for (int l = 0; l <= HTC_LEVELS; l++)
-        if (load_conv(m, st, fmt(p, sizeof p, "roi_head.semantic_head.lateral_convs.%d.conv", l), NULL, 1, c, 1,
-                      &m->sem_lateral[l], err))
+        if (load_sem_conv(m, st, fmt(p, sizeof p, "roi_head.semantic_head.lateral_convs.%d", l), c, &m->sem_lateral[l], err))
             return -1;
     while (has(st, "roi_head.semantic_head.convs.%d.conv.weight", m->n_sem_convs))
         m->n_sem_convs++;
     if (!(m->sem_convs = owned(m, ((size_t)m->n_sem_convs + 1) * sizeof *m->sem_convs, err)))
         return -1;
-    int in = m->sem_lateral[0].out;
+    int in = m->sem_lateral[0].conv.out;
     for (int i = 0; i < m->n_sem_convs; i++) {
-        if (load_conv(m, st, fmt(p, sizeof p, "roi_head.semantic_head.convs.%d.conv", i), NULL, 1, in, 1,
-                      &m->sem_convs[i], err))
+        if (load_sem_conv(m, st, fmt(p, sizeof p, "roi_head.semantic_head.convs.%d", i), in, &m->sem_convs[i], err))
             return -1;
-        in = m->sem_convs[i].out;
+        in = m->sem_convs[i].conv.out;
     }
     if (load_conv(m, st, "roi_head.semantic_head.conv_logits", NULL, 1, in, 1, &m->sem_logits, err) ||
-        load_conv(m, st, "roi_head.semantic_head.conv_embedding.conv", NULL, 1, in, 1, &m->sem_embed, err))
+        load_sem_conv(m, st, "roi_head.semantic_head.conv_embedding", in, &m->sem_embed, err))
         return -1;
-    if (m->sem_embed.out != c)
-        return avps_fail(err, "%s: the semantic embedding has %d channels, the FPN %d", st->path, m->sem_embed.out, c);
+    if (m->sem_embed.conv.out != c)
+        return avps_fail(err, "%s: the semantic embedding has %d channels, the FPN %d", st->path, m->sem_embed.conv.out, c);
     m->sem_classes = m->sem_logits.out;
     return 0;
 }
