@@ -3,15 +3,17 @@
  *   preprocess   test pipeline Resize (keep ratio, OpenCV's bilinear on bytes), then
  *                DetDataPreprocessor (normalise, pad to a multiple of 32 with zeros)
  *   backbone_fpn ResNet C2..C5, FPN P2..P5, P6 by max pooling
- *   rpn          RPNHead: sigmoid scores, top nms_pre per level, decode, NMS per level
+ *   rpn          RPNHead: sigmoid scores, top nms_pre per level, decode, one NMS over
+ *                the levels with the level as the class (batched_nms)
  *   semantic     FusedSemanticHead: 5 levels fused at fusion_level, convs, logits and
- *                the semantic embedding
+ *                the semantic embedding (its convolutions deformable in the DC head)
  *   cascade      box stages: RoIAlign (+ the semantic RoI feature, pooled), fcs, class
  *                logits and class-agnostic deltas, boxes refined between stages; the
  *                score is the softmax of the stages' mean logits; per-class NMS
  *   masks        every mask stage on the final boxes, each stage's feature passed on
  *                through the next one's conv_res (mask information flow)
- *   output       boxes back to the image (divided by the resize's scale factors)
+ *   output       boxes back to the image (divided by the resize's scale factors), the
+ *                semantic logits with their geometry
  * Everything lives in the network's arena, reset at the start of each image. */
 #include "htc.h"
 
