@@ -107,10 +107,34 @@ static int preprocess(pass *p, const uint8_t *rgb, uint32_t w, uint32_t h, nn_te
 
 /* ---- backbone and FPN ------------------------------------------------------------------- */
 
+/* A convolution cv, deformable when d has a version (mmcv's DeformConv2dPack /
+ * ModulatedDeformConv2dPack): the offsets from conv_offset, and in v2 the mask, the
+ * sigmoid of conv_offset's last third; then bias and, with relu, ReLU. */
+static int conv_maybe_deform(pass *p, const nn_conv *cv, const htc_dcn *d, const nn_tensor *x, int relu, nn_tensor *out) {
+    const nn_backend *be = p->be;
+    if (!d->version)
+        return be->conv2d(be, p->a, cv, x, relu, out, p->err);
+    nn_tensor off, offset, mask;
+    if (be->conv2d(be, p->a, &d->offset, x, 0, &off, p->err))
+        return -1;
+    int taps = d->groups * cv->kh * cv->kw;
+    size_t plane = (size_t)off.h * off.w;
+    offset = off, offset.c = 2 * taps; /* one image: its channels are contiguous */
+    if (d->version == 2) {
+        mask = off, mask.c = taps, mask.data = off.data + (size_t)2 * taps * plane;
+        be->sigmoid(mask.data, (size_t)taps * plane);
+    }
+    return be->deform_conv2d(be, p->a, cv, x, &offset, d->version == 2 ? &mask : NULL, 1, d->groups, relu, out, p->err);
+}
+
+static int sem_conv(pass *p, const htc_sem_conv *sc, const nn_tensor *x, nn_tensor *out) {
+    return conv_maybe_deform(p, &sc->conv, &sc->dcn, x, 1, out);
+}
+
 static int run_block(pass *p, const htc_block *b, const nn_tensor *x, nn_tensor *out) {
     nn_tensor t1, t2, shortcut = *x;
     const nn_backend *be = p->be;
-    if (be->conv2d(be, p->a, &b->conv1, x, 1, &t1, p->err) || be->conv2d(be, p->a, &b->conv2, &t1, b->bottleneck, &t2, p->err))
+    if (be->conv2d(be, p->a, &b->conv1, x, 1, &t1, p->err) || conv_maybe_deform(p, &b->conv2, &b->dcn2, &t1, b->bottleneck, &t2))
         return -1;
     if (b->bottleneck && be->conv2d(be, p->a, &b->conv3, &t2, 0, out, p->err))
         return -1;
@@ -261,27 +285,6 @@ static int rpn(pass *p, float **boxes_out, int *n_out) {
 }
 
 /* ---- the fused semantic head ---------------------------------------------------------------- */
-
-/* A semantic-head ConvModule (+ ReLU): plain, or the DC head's deformable convolution,
- * its offsets (and, v2, its mask: the sigmoid of conv_offset's last third) from
- * conv_offset, as mmcv's DeformConv2dPack / ModulatedDeformConv2dPack. */
-static int sem_conv(pass *p, const htc_sem_conv *sc, const nn_tensor *x, nn_tensor *out) {
-    const nn_backend *be = p->be;
-    if (!sc->dcn)
-        return be->conv2d(be, p->a, &sc->conv, x, 1, out, p->err);
-    nn_tensor off, offset, mask;
-    if (be->conv2d(be, p->a, &sc->offset, x, 0, &off, p->err))
-        return -1;
-    int taps = sc->offset_groups * sc->conv.kh * sc->conv.kw;
-    size_t plane = (size_t)off.h * off.w;
-    offset = off, offset.c = 2 * taps; /* one image: channels are contiguous */
-    if (sc->dcn == 2) {
-        mask = off, mask.c = taps, mask.data = off.data + (size_t)2 * taps * plane;
-        be->sigmoid(mask.data, (size_t)taps * plane);
-    }
-    return be->deform_conv2d(be, p->a, &sc->conv, x, &offset, sc->dcn == 2 ? &mask : NULL, 1, sc->offset_groups, 1, out,
-                             p->err);
-}
 
 /* FusedSemanticHead: each level's lateral conv at the fusion level's size (the others
  * resized bilinearly, align_corners True, before their conv), summed; convs; logits and

@@ -17,8 +17,17 @@ extern const nn_net_kind htc_kind;
 #define HTC_MAX_FCS 4
 #define HTC_MAX_ANCHORS 16
 
+/* A convolution's deformable part, when it has one (mmcv's DeformConv2dPack, version 1,
+ * or ModulatedDeformConv2dPack, version 2; 0: a plain convolution): conv_offset, whose
+ * output is the offsets (then, v2, the mask logits), groups offset groups. */
+typedef struct {
+    nn_conv offset;
+    int version, groups;
+} htc_dcn;
+
 typedef struct {
     nn_conv conv1, conv2, conv3, down;
+    htc_dcn dcn2; /* conv2 deformable: mmdetection's ResNet dcn / stage_with_dcn */
     int bottleneck, has_down;
 } htc_block;
 
@@ -30,12 +39,10 @@ typedef struct {
     float means[4], stds[4];
 } htc_box_stage;
 
-/* A convolution of the semantic head: plain, or deformable (the DC head: mmcv's
- * DeformConv2dPack, dcn 1, or ModulatedDeformConv2dPack, dcn 2) with its conv_offset,
- * whose output is the offsets (then, v2, the mask logits), offset_groups groups. */
+/* A semantic-head ConvModule: deformable in the DC head. */
 typedef struct {
-    nn_conv conv, offset;
-    int dcn, offset_groups;
+    nn_conv conv;
+    htc_dcn dcn;
 } htc_sem_conv;
 
 /* HTCMaskHead: (conv_res of the previous stage's feature, added), convs, deconv + ReLU,
