@@ -34,7 +34,8 @@ UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
 TOOLS := build/tests/json_compare build/tests/npy_tool build/tests/san_npy_tool build/tests/pan_compare \
          build/tests/deform_tool build/tests/san_deform_tool \
-         build/tests/upsnet_heads_tool build/tests/san_upsnet_heads_tool
+         build/tests/upsnet_heads_tool build/tests/san_upsnet_heads_tool \
+         build/tests/png_tool build/tests/san_png_tool
 
 .PHONY: all test demo bench clean check-clang
 all: bin/avps
@@ -74,6 +75,14 @@ build/tests/san_npy_tool: tests/npy_tool.c $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
 
+build/tests/png_tool: tests/png_tool.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+build/tests/san_png_tool: tests/png_tool.c $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
+
 build/tests/deform_tool: tests/deform_tool.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
@@ -104,7 +113,7 @@ test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS) check-clang
 # No warnings with clang either (when it is installed).
 check-clang:
 	@if command -v clang >/dev/null 2>&1; then \
-	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c tests/deform_tool.c tests/upsnet_heads_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
+	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c tests/png_tool.c tests/deform_tool.c tests/upsnet_heads_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
 
 demo: bin/avps
 	@scripts/demo

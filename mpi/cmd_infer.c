@@ -196,6 +196,18 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Every output the command was asked for is checked and claimed before the network runs,
+ * so that a bad --out path fails in a second, not after the forward pass. */
+static int claim_outputs(avps_job *job, const infer_options *o, avps_error *err) {
+    const char *files[] = {o->json, o->panoptic_json, o->net.semantic};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i] && job_output_file(job, files[i], err) != 0)
+            return -1;
+    if (o->dump_dir && (job_output_dir(job, o->dump_dir, err) != 0 || dir_create(o->dump_dir, err) != 0))
+        return -1;
+    return 0;
+}
+
 int cmd_infer(avps_job *job, int argc, char **argv) {
     avps_error err;
     infer_options o;
@@ -203,11 +215,7 @@ int cmd_infer(avps_job *job, int argc, char **argv) {
         job_fail(job, &err);
     if (!job_is_root(job))
         return 0;
-    /* --semantic or --dump-dir alone write no results file */
-    if ((o.json && job_output_file(job, o.json, &err) != 0) ||
-        (o.net.semantic && job_output_file(job, o.net.semantic, &err) != 0) ||
-        (o.dump_dir && job_output_dir(job, o.dump_dir, &err) != 0) ||
-        (o.dump_dir && dir_create(o.dump_dir, &err) != 0))
+    if (claim_outputs(job, &o, &err) != 0)
         job_fail(job, &err);
     native_net *net = native_net_load(o.weights, &o.net, &err);
     if (!net)

@@ -52,7 +52,8 @@ typedef struct {
 } run_config;
 
 /* Reads and checks the config; relative paths are taken from the config's folder. Unknown
- * keys and wrong types are errors naming the key ("fusion.ss_weights[1]"). */
+ * keys and wrong types are errors naming the key ("fusion.ss_weights[1]"). On an error
+ * nothing is left to release. */
 int run_config_load(const char *path, run_config *cfg, avps_error *err);
 void run_config_release(run_config *cfg);
 /* Head i of the config, made for the dataset; errors name the config and the head. */
