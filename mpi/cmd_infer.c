@@ -28,7 +28,10 @@ const char infer_usage[] =
     "  overrides a setting of the weights' metadata (min_size, max_size, ...), --semantic\n"
     "  writes the semantic logits before the final upsampling, --panoptic-json the network's\n"
     "  panoptic result as one COCO panoptic annotation with its PNG beside it (F without\n"
-    "  .json, + .png); boxes are UPSNet's [x, y, x2 - x1 + 1, y2 - y1 + 1]. See docs/model.md.\n";
+    "  .json, + .png); boxes are UPSNet's [x, y, x2 - x1 + 1, y2 - y1 + 1]. mmdetection HTC\n"
+    "  weights: the same --set (min_size/max_size as mmdetection's scale=(max_size,\n"
+    "  min_size)), category ids from the weights' class tables, --semantic the semantic\n"
+    "  head's logits (1, classes, H/8, W/8). See docs/model.md.\n";
 
 #define INFER_MAX_SETTINGS 64
 
