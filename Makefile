@@ -3,6 +3,8 @@
 # `make demo` runs the main job on the embedded default.
 
 CC ?= cc
+# the README's `make test` builds on every core without being told
+MAKEFLAGS += -j$(shell nproc)
 PKGS := ompi-c libcjson libpng libzstd libdeflate
 # the native engine (issue 7): OpenBLAS for its GEMM, libjpeg-turbo for JPEG input
 PKGS += openblas libjpeg
