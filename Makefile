@@ -6,6 +6,8 @@ CC ?= cc
 PKGS := ompi-c libcjson libpng libzstd libdeflate
 # the native engine (issue 7): OpenBLAS for its GEMM, libjpeg-turbo for JPEG input
 PKGS += openblas libjpeg
+# avps show and the report's pictures (viz/): FreeType for class names
+PKGS += freetype2
 DEPS_OK := $(shell scripts/setup-deps >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error scripts/setup-deps could not install the dependencies; see above)
@@ -18,7 +20,7 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ffp-contract=off -g
 CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-MODULES := data model ensemble fusion eval mpi
+MODULES := data model ensemble fusion eval viz mpi
 # a module's sources and headers, in sub-folders too (the engine: model/nn/core, cpu, nets/...)
 SRCS := $(sort $(foreach m,$(MODULES),$(shell find $(m) -name '*.c')))
 LIB_SRCS := $(filter-out mpi/main.c,$(SRCS))

@@ -300,6 +300,7 @@ typedef struct {
     inst_image *images;          /* sorted by id, as COCOeval takes them */
     size_t n_categories;
     int32_t *category_ids;       /* sorted */
+    char **category_names;       /* by index into category_ids; NULL entries where none */
     size_t n_annotations;
     inst_annotation *annotations; /* in file order, only those kept */
 } inst_dataset;

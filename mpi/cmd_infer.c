@@ -31,7 +31,10 @@ const char infer_usage[] =
     "  overrides a setting of the weights' metadata (min_size, max_size, ...), --semantic\n"
     "  writes the semantic logits before the final upsampling, --panoptic-json the network's\n"
     "  panoptic result as one COCO panoptic annotation with its PNG beside it (F without\n"
-    "  .json, + .png); boxes are UPSNet's [x, y, x2 - x1 + 1, y2 - y1 + 1]. See docs/model.md.\n";
+    "  .json, + .png); boxes are UPSNet's [x, y, x2 - x1 + 1, y2 - y1 + 1]. mmdetection HTC\n"
+    "  weights: the same --set (min_size/max_size as mmdetection's scale=(max_size,\n"
+    "  min_size)), category ids from the weights' class tables, --semantic the semantic\n"
+    "  head's logits (1, classes, H/8, W/8). See docs/model.md.\n";
 
 #define INFER_MAX_SETTINGS 64
 
@@ -115,6 +118,20 @@ static char *with_suffix(const char *path, const char *suffix) {
     return s;
 }
 
+/* The semantic output's staging name keeps a final ".npy", which tells npy_write to write
+ * it plain rather than zstd-compressed: "F.npy" stages as "F.partial.npy". */
+static char *semantic_stage_name(const char *path) {
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 4, ".npy") != 0)
+        return with_suffix(path, ".partial");
+    char *s = malloc(n + sizeof ".partial");
+    if (s) {
+        memcpy(s, path, n - 4);
+        memcpy(s + n - 4, ".partial.npy", sizeof ".partial.npy");
+    }
+    return s;
+}
+
 /* A staging path: new (left by an interrupted infer otherwise), claimed by the job. */
 static int stage_claim(avps_job *job, const char *stage, avps_error *err) {
     struct stat st;
@@ -131,7 +148,7 @@ static int outputs_prepare(avps_job *job, infer_options *o, infer_outputs *st, a
         return -1;
     if (o->net.semantic) {
         if (job_output_file(job, o->net.semantic, err) != 0 ||
-            stage_claim(job, st->semantic = with_suffix(o->net.semantic, ".partial"), err) != 0)
+            stage_claim(job, st->semantic = semantic_stage_name(o->net.semantic), err) != 0)
             return -1;
         o->net.semantic = st->semantic;
     }

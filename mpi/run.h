@@ -9,6 +9,7 @@
 #include "../fusion/fusion.h"
 #include "../model/model.h"
 #include "job.h"
+#include "progress.h"
 
 /* ---- the config (run_config.c) --------------------------------------------------------- */
 
@@ -52,12 +53,13 @@ typedef struct {
 } run_config;
 
 /* Reads and checks the config; relative paths are taken from the config's folder. Unknown
- * keys and wrong types are errors naming the key ("fusion.ss_weights[1]"). */
+ * keys and wrong types are errors naming the key ("fusion.ss_weights[1]"). On an error
+ * nothing is left to release. */
 int run_config_load(const char *path, run_config *cfg, avps_error *err);
 void run_config_release(run_config *cfg);
 /* Head i of the config, made for the dataset; errors name the config and the head. */
 head *run_head_new(const run_config *cfg, size_t i, const pan_dataset *ds, avps_error *err);
-/* Makes and frees every head on ds: what a head checks when it is made (a replay store's
+/* Makes and frees every replay head on ds: what it checks when it is made (its store's
  * files for each image) is checked for a split the heads run on later, such as the
  * held-out split of calibration, before any image of any split is run. */
 int run_heads_check(const run_config *cfg, const pan_dataset *ds, avps_error *err);
@@ -126,22 +128,7 @@ int run_journal_load(const char *out_dir, uint64_t config_hash, const pan_datase
 /* Opens this process's journal file for appending. */
 int run_journal_open(run_state *rs, avps_error *err);
 
-/* ---- progress (run_progress.c) ------------------------------------------------------------ */
-
-typedef enum { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_LINES, PROGRESS_NONE } progress_mode;
-typedef struct {
-    progress_mode mode;
-    const char *what;
-    size_t total, already;
-    double start, last_print;
-    size_t last_done;
-    int printed;
-} run_progress;
-int run_progress_mode(const char *text, progress_mode *mode);
-/* Decides auto, on the root: a bar only on a terminal outside a launcher (docs/config.md). */
-void run_progress_start(run_progress *p, progress_mode mode, const char *what, size_t total, size_t already);
-void run_progress_update(void *ctx, size_t done); /* a job_progress_fn */
-double run_now(void);
+/* ---- progress: progress.h (run_progress.c) ------------------------------------------------ */
 
 /* ---- reports (run_report.c) ---------------------------------------------------------------- */
 

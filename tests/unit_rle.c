@@ -522,7 +522,7 @@ static void test_no_pixel_masks(check_tally *t) {
         cpu_guard(0);
     }
     check_all_off(t);
-    rle_mask a, b, pair[2], out;
+    rle_mask a = {0}, b = {0}, pair[2], out;
     static const uint8_t none[1] = {0};
     CHECK(t, rle_encode(none, 0, 5, &a) == 0 && rle_encode(none, 5, 0, &b) == 0);
     pair[0] = a;
