@@ -47,6 +47,10 @@ typedef struct {
 } atomic_file;
 int file_atomic_open(atomic_file *af, const char *path, avps_error *err);
 int file_atomic_commit(atomic_file *af, avps_error *err);
+/* The first half of file_atomic_commit: closes the file and checks every write (an error
+ * aborts it) but renames nothing, so outputs that stand or fall together are all closed
+ * before any is committed. */
+int file_atomic_close(atomic_file *af, avps_error *err);
 void file_atomic_abort(atomic_file *af);
 /* What file_atomic_open would refuse, checked before any work: a folder, a socket, a
  * block device, a new or regular file whose folder is missing or not writable. 0 for

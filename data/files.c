@@ -294,8 +294,8 @@ static int close_checked(atomic_file *af) {
     return e;
 }
 
-int file_atomic_commit(atomic_file *af, avps_error *err) {
-    int e = close_checked(af);
+int file_atomic_close(atomic_file *af, avps_error *err) {
+    int e = af->fp ? close_checked(af) : 0;
     if (e) {
         avps_fail(err, "%s: write error: %s", af->is_stdout && strcmp(af->final_path, "-") == 0 ? "standard output"
                                                                                                 : af->final_path,
@@ -303,6 +303,12 @@ int file_atomic_commit(atomic_file *af, avps_error *err) {
         file_atomic_abort(af);
         return -1;
     }
+    return 0;
+}
+
+int file_atomic_commit(atomic_file *af, avps_error *err) {
+    if (file_atomic_close(af, err) != 0)
+        return -1;
     if (af->tmp_path && rename(af->tmp_path, af->target) != 0) {
         avps_fail(err, "%s: cannot rename into place: %s", af->final_path, strerror(errno));
         file_atomic_abort(af);

@@ -42,6 +42,7 @@ typedef struct {
     inst_dataset *ref;         /* the same, for reading results against */
     size_t *item_of_ref;       /* ref->images index -> item */
     char **png_names;          /* per item */
+    char *png_stage;           /* the PNGs' staging folder (job_output_stage) */
     results_by_image semantic, ends[FUSION_MAX_ENDS];
 } combine_job;
 
@@ -243,7 +244,7 @@ static int combine_one(void *ctx, int thread, size_t item, job_blob *out, avps_e
     if (rc == 0)
         rc = fusion_panoptic_color_ids(&pan, cj->frame->categories, cj->frame->n_categories, im->id, err);
     if (rc == 0)
-        rc = fusion_panoptic_write_png(&pan, cj->opt->out_dir, cj->png_names[item], err);
+        rc = fusion_panoptic_write_png(&pan, cj->png_stage, cj->png_names[item], err);
     if (rc == 0 && job_blob_append(out, pan.segments, pan.n_segments * sizeof *pan.segments) != 0)
         rc = avps_fail(err, "out of memory");
     fusion_panoptic_release(&pan);
@@ -280,8 +281,9 @@ static int inputs_checked(void *ctx, int thread, size_t item, job_blob *out, avp
 
 static int run(combine_job *cj, avps_error *err) {
     avps_job *job = cj->job;
+    /* the PNGs are staged: a failure leaves a previous output folder as it was */
     if (load_inputs(cj, err) != 0 || job_output_json(job, cj->opt->out_json, err) != 0 ||
-        job_output_files_in(job, cj->opt->out_dir, cj->png_names, cj->frame->n_images, err) != 0)
+        job_output_stage(job, cj->opt->out_dir, &cj->png_stage, err) != 0)
         return -1;
     job_blobs_free(job_map(job, (size_t)job_size(job), 1, inputs_checked, NULL), (size_t)job_size(job));
     size_t n = cj->frame->n_images;
@@ -290,7 +292,7 @@ static int run(combine_job *cj, avps_error *err) {
         return 0; /* not the root: its part is sent */
     int rc = write_json(cj, blobs, err);
     job_blobs_free(blobs, n);
-    return rc;
+    return rc == 0 ? job_output_publish(cj->png_stage, cj->opt->out_dir, err) : -1;
 }
 
 static void combine_job_release(combine_job *cj) {
@@ -300,6 +302,7 @@ static void combine_job_release(combine_job *cj) {
     for (size_t i = 0; cj->png_names && i < cj->frame->n_images; i++)
         free(cj->png_names[i]);
     free(cj->png_names);
+    free(cj->png_stage);
     free(cj->item_of_ref);
     inst_dataset_free(cj->ref);
     pan_dataset_free(cj->frame);

@@ -46,6 +46,7 @@ typedef struct {
     class_table table;
     int *end_of_category;
     char **png_names;
+    char *png_stage; /* the PNGs' staging folder (job_output_stage) */
     double ss_weights[2];
 } fuse_job;
 
@@ -202,7 +203,7 @@ static int fuse_one(void *ctx, int thread, size_t item, job_blob *out, avps_erro
     if (rc == 0)
         rc = fusion_panoptic_color_ids(&pan, fj->gt->categories, fj->gt->n_categories, im->id, err);
     if (rc == 0)
-        rc = fusion_panoptic_write_png(&pan, fj->opt->out_dir, fj->png_names[item], err);
+        rc = fusion_panoptic_write_png(&pan, fj->png_stage, fj->png_names[item], err);
     if (rc == 0 && job_blob_append(out, pan.segments, pan.n_segments * sizeof *pan.segments) != 0)
         rc = avps_fail(err, "out of memory");
     for (int e = 0; e < n_run && e < 2; e++)
@@ -242,8 +243,9 @@ static int inputs_checked(void *ctx, int thread, size_t item, job_blob *out, avp
 }
 
 static int run(avps_job *job, fuse_job *fj, avps_error *err) {
+    /* the PNGs are staged: a failure leaves a previous output folder as it was */
     if (load_inputs(fj, err) != 0 || job_output_json(job, fj->opt->out_json, err) != 0 ||
-        job_output_files_in(job, fj->opt->out_dir, fj->png_names, fj->gt->n_annotations, err) != 0)
+        job_output_stage(job, fj->opt->out_dir, &fj->png_stage, err) != 0)
         return -1;
     if (job_is_root(job))
         end_kinds_warn("fuse", fj->heads, fj->opt->ss_weights, 2);
@@ -255,7 +257,7 @@ static int run(avps_job *job, fuse_job *fj, avps_error *err) {
         return 0;
     int rc = write_json(fj, blobs, err);
     job_blobs_free(blobs, n);
-    return rc;
+    return rc == 0 ? job_output_publish(fj->png_stage, fj->opt->out_dir, err) : -1;
 }
 
 int cmd_fuse(avps_job *job, int argc, char **argv) {
@@ -282,6 +284,7 @@ int cmd_fuse(avps_job *job, int argc, char **argv) {
     for (size_t i = 0; fj.png_names && fj.gt && i < fj.gt->n_annotations; i++)
         free(fj.png_names[i]);
     free(fj.png_names);
+    free(fj.png_stage);
     free(fj.end_of_category);
     class_table_release(&fj.table);
     pan_dataset_free(fj.gt);

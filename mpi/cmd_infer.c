@@ -7,8 +7,11 @@
 #include "../model/model.h"
 #include "cli.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,23 +98,97 @@ static int parse(int argc, char **argv, infer_options *o, avps_error *err) {
     return 0;
 }
 
-/* The COCO results list, atomically; masks pasted at the image's size. With a dump
- * folder, also the masks as one (K, H, W) uint8 array, masks.npy. */
-static int write_results(const infer_options *o, const head_output *out, int plus_one, avps_error *err) {
+/* Every output stands or falls with the others (docs/formats.md, "Output paths"): what the
+ * network writes as it runs (--dump-dir, --semantic) and the panoptic PNG go to staging
+ * names ("<path>.partial") that a failure removes, the JSON files are written and closed
+ * but not renamed, and only when all are written does each take its place. A failed
+ * infer so leaves a previous output, a dump folder's included, as it was. */
+typedef struct {
+    char *dump, *semantic, *png, *png_final; /* staging paths; png_final: PNG's real name */
+    atomic_file json, pan;
+} infer_outputs;
+
+static char *with_suffix(const char *path, const char *suffix) {
+    size_t n = strlen(path), k = strlen(suffix);
+    char *s = malloc(n + k + 1);
+    if (s) {
+        memcpy(s, path, n);
+        memcpy(s + n, suffix, k + 1);
+    }
+    return s;
+}
+
+/* The semantic output's staging name keeps a final ".npy", which tells npy_write to write
+ * it plain rather than zstd-compressed: "F.npy" stages as "F.partial.npy". */
+static char *semantic_stage_name(const char *path) {
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 4, ".npy") != 0)
+        return with_suffix(path, ".partial");
+    char *s = malloc(n + sizeof ".partial");
+    if (s) {
+        memcpy(s, path, n - 4);
+        memcpy(s + n - 4, ".partial.npy", sizeof ".partial.npy");
+    }
+    return s;
+}
+
+/* A staging path: new (left by an interrupted infer otherwise), claimed by the job. */
+static int stage_claim(avps_job *job, const char *stage, avps_error *err) {
+    struct stat st;
+    if (!stage)
+        return avps_fail(err, "out of memory");
+    if (lstat(stage, &st) == 0)
+        return avps_fail(err, "%s: left by an interrupted avps infer (or in use by one now); remove it", stage);
+    return job_output_claim(job, stage, err);
+}
+
+/* Checks every output path and makes the staging names, before the network is loaded. */
+static int outputs_prepare(avps_job *job, infer_options *o, infer_outputs *st, avps_error *err) {
+    if (o->json && job_output_file(job, o->json, err) != 0)
+        return -1;
+    if (o->net.semantic) {
+        if (job_output_file(job, o->net.semantic, err) != 0 ||
+            stage_claim(job, st->semantic = semantic_stage_name(o->net.semantic), err) != 0)
+            return -1;
+        o->net.semantic = st->semantic;
+    }
+    if (o->panoptic_json) {
+        size_t n = strlen(o->panoptic_json);
+        size_t stem = n > 5 && strcmp(o->panoptic_json + n - 5, ".json") == 0 ? n - 5 : n;
+        if (!(st->png_final = malloc(stem + 5)))
+            return avps_fail(err, "out of memory");
+        memcpy(st->png_final, o->panoptic_json, stem);
+        memcpy(st->png_final + stem, ".png", 5);
+        if (job_output_file(job, o->panoptic_json, err) != 0 || job_output_file(job, st->png_final, err) != 0 ||
+            stage_claim(job, st->png = with_suffix(st->png_final, ".partial"), err) != 0)
+            return -1;
+    }
+    if (o->dump_dir) {
+        if (job_output_stage(job, o->dump_dir, &st->dump, err) != 0)
+            return -1;
+        o->net.dump_dir = st->dump;
+    }
+    return 0;
+}
+
+/* The COCO results list, written and closed in st->json; masks pasted at the image's
+ * size. With a dump folder, also the masks as one (K, H, W) uint8 array, masks.npy. */
+static int write_results(const infer_options *o, const head_output *out, int plus_one, infer_outputs *st,
+                         avps_error *err) {
     if (!o->json)
         return 0;
-    atomic_file af;
     npy_array masks = {0};
     if (o->dump_dir) {
         size_t shape[3] = {out->n_instances, out->height, out->width};
         if (npy_array_alloc(&masks, NPY_U8, 3, shape, err) != 0)
             return -1;
     }
-    if (file_atomic_open(&af, o->json, err) != 0) {
+    if (file_atomic_open(&st->json, o->json, err) != 0) {
         npy_array_release(&masks);
         return -1;
     }
-    fputc('[', af.fp);
+    FILE *fp = st->json.fp;
+    fputc('[', fp);
     int rc = 0;
     for (size_t i = 0; i < out->n_instances && rc == 0; i++) {
         const is_instance *inst = &out->instances[i];
@@ -126,68 +203,72 @@ static int write_results(const infer_options *o, const head_output *out, int plu
             rc = avps_fail(err, "out of memory");
             break;
         }
-        fprintf(af.fp, "%s\n{\"image_id\": %ld, \"category_id\": %d, \"bbox\": [%.9g, %.9g, %.9g, %.9g], "
-                       "\"score\": %.9g, \"segmentation\": {\"size\": [%u, %u], \"counts\": ",
+        fprintf(fp, "%s\n{\"image_id\": %ld, \"category_id\": %d, \"bbox\": [%.9g, %.9g, %.9g, %.9g], "
+                    "\"score\": %.9g, \"segmentation\": {\"size\": [%u, %u], \"counts\": ",
                 i ? "," : "", o->image_id, inst->category_id, inst->box[0], inst->box[1], inst->box[2] - inst->box[0] + (float)plus_one,
                 inst->box[3] - inst->box[1] + (float)plus_one, inst->score, out->height, out->width);
-        json_put_string(af.fp, counts);
-        fputs("}}", af.fp);
+        json_put_string(fp, counts);
+        fputs("}}", fp);
         free(counts);
     }
-    fputs("]\n", af.fp);
+    fputs("]\n", fp);
     if (rc == 0 && o->dump_dir) {
-        char *path = path_join(o->dump_dir, "masks.npy");
+        char *path = path_join(st->dump, "masks.npy");
         rc = path ? npy_write(path, &masks, 0, err) : avps_fail(err, "out of memory");
         free(path);
     }
     npy_array_release(&masks);
-    if (rc != 0) {
-        file_atomic_abort(&af);
-        return -1;
-    }
-    return file_atomic_commit(&af, err);
+    return rc == 0 ? file_atomic_close(&st->json, err) : -1;
 }
 
-/* --panoptic-json F: the PNG (F less ".json", + ".png") first, then the annotation that
- * names it; on a failure neither stays. */
-static int write_panoptic(const infer_options *o, const native_panoptic *p, avps_error *err) {
+/* --panoptic-json F: the PNG (F less ".json", + ".png") to its staging name, and the
+ * annotation that names it, written and closed in st->pan. */
+static int write_panoptic(const infer_options *o, const native_panoptic *p, infer_outputs *st, avps_error *err) {
     if (!o->panoptic_json)
         return 0;
     if (!p->width)
         return avps_fail(err, "--panoptic-json: %s gives no panoptic result (UPSNet weights do)", o->weights);
-    size_t n = strlen(o->panoptic_json);
-    size_t stem = n > 5 && strcmp(o->panoptic_json + n - 5, ".json") == 0 ? n - 5 : n;
-    char *png = malloc(stem + 5);
-    if (!png)
-        return avps_fail(err, "out of memory");
-    memcpy(png, o->panoptic_json, stem);
-    memcpy(png + stem, ".png", 5);
-    const char *base = strrchr(png, '/') ? strrchr(png, '/') + 1 : png;
-    if (png_write_ids(png, p->width, p->height, p->ids, err) != 0) {
-        free(png);
+    const char *base = strrchr(st->png_final, '/') ? strrchr(st->png_final, '/') + 1 : st->png_final;
+    if (png_write_ids(st->png, p->width, p->height, p->ids, err) != 0 ||
+        file_atomic_open(&st->pan, o->panoptic_json, err) != 0)
         return -1;
-    }
-    atomic_file af;
-    if (file_atomic_open(&af, o->panoptic_json, err) != 0) {
-        unlink(png);
-        free(png);
-        return -1;
-    }
-    fprintf(af.fp, "{\"image_id\": %ld, \"file_name\": ", o->image_id);
-    json_put_string(af.fp, base);
-    fputs(", \"segments_info\": [", af.fp);
+    FILE *fp = st->pan.fp;
+    fprintf(fp, "{\"image_id\": %ld, \"file_name\": ", o->image_id);
+    json_put_string(fp, base);
+    fputs(", \"segments_info\": [", fp);
     for (size_t i = 0; i < p->n_segments; i++) {
         const native_pan_segment *s = &p->segments[i];
-        fprintf(af.fp, "%s\n{\"id\": %u, \"category_id\": %d, \"iscrowd\": 0, \"isthing\": %d, \"area\": %u, "
-                       "\"bbox\": [%d, %d, %d, %d]}",
+        fprintf(fp, "%s\n{\"id\": %u, \"category_id\": %d, \"iscrowd\": 0, \"isthing\": %d, \"area\": %u, "
+                    "\"bbox\": [%d, %d, %d, %d]}",
                 i ? "," : "", s->id, s->category_id, s->isthing, s->area, s->bbox[0], s->bbox[1], s->bbox[2], s->bbox[3]);
     }
-    fputs("]}\n", af.fp);
-    int rc = file_atomic_commit(&af, err);
-    if (rc != 0)
-        unlink(png);
-    free(png);
-    return rc;
+    fputs("]}\n", fp);
+    return file_atomic_close(&st->pan, err);
+}
+
+static int put_in_place(const char *stage, const char *final, avps_error *err) {
+    if (rename(stage, final) != 0)
+        return avps_fail(err, "%s: cannot rename to %s: %s", stage, final, strerror(errno));
+    return 0;
+}
+
+static int outputs_commit(const infer_options *o, const char *semantic, infer_outputs *st, avps_error *err) {
+    if ((o->json && file_atomic_commit(&st->json, err) != 0) ||
+        (o->panoptic_json && (put_in_place(st->png, st->png_final, err) != 0 ||
+                              file_atomic_commit(&st->pan, err) != 0)) ||
+        (semantic && put_in_place(st->semantic, semantic, err) != 0) ||
+        (o->dump_dir && job_output_publish(st->dump, o->dump_dir, err) != 0))
+        return -1;
+    return 0;
+}
+
+static void outputs_release(infer_outputs *st) {
+    file_atomic_abort(&st->json);
+    file_atomic_abort(&st->pan);
+    free(st->dump);
+    free(st->semantic);
+    free(st->png);
+    free(st->png_final);
 }
 
 static double now(void) {
@@ -196,26 +277,16 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Every output the command was asked for is checked and claimed before the network runs,
- * so that a bad --out path fails in a second, not after the forward pass. */
-static int claim_outputs(avps_job *job, const infer_options *o, avps_error *err) {
-    const char *files[] = {o->json, o->panoptic_json, o->net.semantic};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        if (files[i] && job_output_file(job, files[i], err) != 0)
-            return -1;
-    if (o->dump_dir && (job_output_dir(job, o->dump_dir, err) != 0 || dir_create(o->dump_dir, err) != 0))
-        return -1;
-    return 0;
-}
-
 int cmd_infer(avps_job *job, int argc, char **argv) {
     avps_error err;
     infer_options o;
+    infer_outputs st = {0};
     if (parse(argc, argv, &o, &err) != 0)
         job_fail(job, &err);
     if (!job_is_root(job))
         return 0;
-    if (claim_outputs(job, &o, &err) != 0)
+    const char *semantic = o.net.semantic; /* the final name; the network writes the staged one */
+    if (outputs_prepare(job, &o, &st, &err) != 0)
         job_fail(job, &err);
     native_net *net = native_net_load(o.weights, &o.net, &err);
     if (!net)
@@ -240,11 +311,14 @@ int cmd_infer(avps_job *job, int argc, char **argv) {
                 best, o.repeat, (double)native_net_peak_bytes(net) / 1e6, native_net_arena_mallocs(net) - first_mallocs);
     native_panoptic pan;
     native_net_panoptic(net, &pan);
-    int rc = write_results(&o, &out, native_net_box_plus_one(net), &err);
+    int rc = write_results(&o, &out, native_net_box_plus_one(net), &st, &err);
     if (rc == 0)
-        rc = write_panoptic(&o, &pan, &err);
+        rc = write_panoptic(&o, &pan, &st, &err);
+    if (rc == 0)
+        rc = outputs_commit(&o, semantic, &st, &err);
     head_output_release(&out);
     native_net_free(net);
+    outputs_release(&st);
     if (rc != 0)
         job_fail(job, &err);
     return 0;

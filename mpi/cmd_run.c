@@ -144,7 +144,7 @@ static int load_inputs(run_job *rj, avps_error *err) {
         return -1;
     if (!cfg->class_table) {
         if (!(rj->heldout = pan_dataset_load(cfg->heldout.gt_json, PAN_GROUND_TRUTH, err)) ||
-            check_disjoint(rj->heldout, rj->eval, err) != 0)
+            check_disjoint(rj->heldout, rj->eval, err) != 0 || run_heads_check(cfg, rj->heldout, err) != 0)
             return -1;
     }
     if (make_ends(rj, err) != 0)

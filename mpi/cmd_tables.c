@@ -12,6 +12,8 @@
 #include "cli.h"
 #include "run.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,7 +168,8 @@ static int load(tables_job *tj, const char *config, const char *out, long thread
     cfg->threads = threads ? threads : cfg->threads ? cfg->threads : job_cpu_count();
     if (!(tj->eval = pan_dataset_load(cfg->eval.gt_json, PAN_GROUND_TRUTH, err)))
         return -1;
-    if (!cfg->class_table && !(tj->heldout = pan_dataset_load(cfg->heldout.gt_json, PAN_GROUND_TRUTH, err)))
+    if (!cfg->class_table && (!(tj->heldout = pan_dataset_load(cfg->heldout.gt_json, PAN_GROUND_TRUTH, err)) ||
+                              run_heads_check(cfg, tj->heldout, err) != 0))
         return -1;
     for (size_t h = 0; h < cfg->n_heads; h++)
         if (!(tj->heads[h] = run_head_new(cfg, h, tj->eval, err)))
@@ -213,45 +216,54 @@ static void md_table(FILE *fp, const tables_job *tj, pq_totals *const *t, const 
     fputc('\n', fp);
 }
 
-static int write_md(const tables_job *tj, pq_totals *const *t, const char *path, avps_error *err) {
+static void write_md(const tables_job *tj, pq_totals *const *t, FILE *fp) {
     const run_config *cfg = &tj->cfg;
     size_t rows[RUN_MAX_HEADS + 2], n = 0;
-    atomic_file af;
-    if (file_atomic_open(&af, path, err) != 0)
-        return -1;
-    fprintf(af.fp, "Tables 1-3 of AntVisionPS (ICCV 2019 COCO workshop), laid out from %s on %s, %zu images\n\n",
+    fprintf(fp, "Tables 1-3 of AntVisionPS (ICCV 2019 COCO workshop), laid out from %s on %s, %zu images\n\n",
             cfg->path, tj->eval->path, tj->eval->n_annotations);
     for (size_t h = 0; h < cfg->n_heads; h++)
         if (is_member(cfg, h))
             rows[n++] = h;
     rows[n++] = row_e_ups(tj);
-    md_table(af.fp, tj, t, "Table 1: the UPS ends and their weighted ensemble", rows, n);
+    md_table(fp, tj, t, "Table 1: the UPS ends and their weighted ensemble", rows, n);
     n = 0;
     for (size_t h = 0; h < cfg->n_heads; h++)
         if (!is_member(cfg, h))
             rows[n++] = h;
-    md_table(af.fp, tj, t, "Table 2: the other ends (HTC variants)", rows, n);
+    md_table(fp, tj, t, "Table 2: the other ends (HTC variants)", rows, n);
     size_t three[3] = {row_e_ups(tj), cfg->lwl_htc, row_fusion(tj)};
-    md_table(af.fp, tj, t, "Table 3: E-UPS, LWL-HTC and the two-level fusion", three, 3);
-    return file_atomic_commit(&af, err);
+    md_table(fp, tj, t, "Table 3: E-UPS, LWL-HTC and the two-level fusion", three, 3);
 }
 
-static int write_json(const tables_job *tj, pq_totals *const *t, const char *path, avps_error *err) {
-    atomic_file af;
-    if (file_atomic_open(&af, path, err) != 0)
-        return -1;
-    fputs("{\n  \"rows\": {\n", af.fp);
+static void write_json(const tables_job *tj, pq_totals *const *t, FILE *fp) {
+    fputs("{\n  \"rows\": {\n", fp);
     for (size_t r = 0; r < tj->n_rows; r++) {
-        fputs("    ", af.fp);
-        json_put_string(af.fp, r == row_e_ups(tj) ? "e_ups" : r == row_fusion(tj) ? "fusion" : row_name(tj, r));
-        fputs(": ", af.fp);
-        pq_write_report(af.fp, t[r], tj->eval);
-        fprintf(af.fp, "    %s\n", r + 1 < tj->n_rows ? "," : "");
+        fputs("    ", fp);
+        json_put_string(fp, r == row_e_ups(tj) ? "e_ups" : r == row_fusion(tj) ? "fusion" : row_name(tj, r));
+        fputs(": ", fp);
+        pq_write_report(fp, t[r], tj->eval);
+        fprintf(fp, "    %s\n", r + 1 < tj->n_rows ? "," : "");
     }
-    fputs("  },\n  \"lwl_htc\": ", af.fp);
-    json_put_string(af.fp, tj->cfg.heads[tj->cfg.lwl_htc].name);
-    fputs("\n}\n", af.fp);
-    return file_atomic_commit(&af, err);
+    fputs("  },\n  \"lwl_htc\": ", fp);
+    json_put_string(fp, tj->cfg.heads[tj->cfg.lwl_htc].name);
+    fputs("\n}\n", fp);
+}
+
+/* tables.md and tables.json stand or fall together: both are written and closed before
+ * either is renamed into place, so a full disk leaves the previous pair as it was. */
+static int write_tables(const tables_job *tj, pq_totals *const *t, const char *md, const char *js, avps_error *err) {
+    atomic_file a = {0}, b = {0};
+    int rc = file_atomic_open(&a, md, err) != 0 || file_atomic_open(&b, js, err) != 0 ? -1 : 0;
+    if (rc == 0) {
+        write_md(tj, t, a.fp);
+        write_json(tj, t, b.fp);
+        rc = file_atomic_close(&a, err) != 0 || file_atomic_close(&b, err) != 0 ? -1 : 0;
+    }
+    if (rc == 0)
+        rc = file_atomic_commit(&a, err) != 0 || file_atomic_commit(&b, err) != 0 ? -1 : 0;
+    file_atomic_abort(&a);
+    file_atomic_abort(&b);
+    return rc;
 }
 
 static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
@@ -284,9 +296,7 @@ static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
     if (rc == 0)
         rc = dir_create(tj->cfg.out, err);
     if (rc == 0)
-        rc = write_md(tj, t, md, err);
-    if (rc == 0)
-        rc = write_json(tj, t, js, err);
+        rc = write_tables(tj, t, md, js, err);
     for (size_t r = 0; r < tj->n_rows; r++)
         pq_totals_free(t[r]);
     free(md);
@@ -299,14 +309,29 @@ static int no_work(void *ctx, int thread, size_t item, job_blob *out, avps_error
     return 0;
 }
 
+/* The class table reaches every rank through the output folder, under a staging name that
+ * a failed run removes; it becomes DIR/class_table.json only with the tables, so a failure
+ * leaves a previous one as it was. */
+#define TABLE_STAGED "class_table.json.partial"
+
+static int publish_table(const tables_job *tj, const char *staged, avps_error *err) {
+    char *final = path_join(tj->cfg.out, "class_table.json");
+    int rc = final ? 0 : avps_fail(err, "out of memory");
+    if (rc == 0 && rename(staged, final) != 0)
+        rc = avps_fail(err, "%s: cannot rename to %s: %s", staged, final, strerror(errno));
+    free(final);
+    return rc;
+}
+
 static int run(tables_job *tj, const char *config, const char *out, long threads, avps_error *err) {
-    if (load(tj, config, out, threads, err) != 0 || job_output_dir(tj->job, tj->cfg.out, err) != 0)
+    char *const outputs[] = {"tables.md", "tables.json", "class_table.json", TABLE_STAGED};
+    if (load(tj, config, out, threads, err) != 0 || job_output_files_in(tj->job, tj->cfg.out, outputs, 4, err) != 0)
         return -1;
     job_blobs_free(job_map(tj->job, (size_t)job_size(tj->job), 1, no_work, NULL), (size_t)job_size(tj->job));
     if (choose_table(tj, err) != 0)
         return -1;
     /* the table reaches every rank through the output folder, as in avps run */
-    char *path = path_join(tj->cfg.out, "class_table.json");
+    char *path = path_join(tj->cfg.out, TABLE_STAGED);
     const char *names[2] = {tj->cfg.n_members == 1 ? tj->cfg.heads[tj->cfg.members[0]].name : tj->cfg.ensemble_name,
                             tj->cfg.heads[tj->cfg.lwl_htc].name};
     int rc = path ? 0 : avps_fail(err, "out of memory");
@@ -319,15 +344,19 @@ static int run(tables_job *tj, const char *config, const char *out, long threads
     }
     if (rc == 0)
         rc = class_table_end_map(&tj->table, tj->eval, tj->end_of_category, err);
-    free(path);
-    if (rc != 0)
-        return -1;
     size_t n = tj->eval->n_annotations;
+    if (rc != 0) {
+        free(path);
+        return -1;
+    }
     job_blob *blobs = progress_map(tj->job, n, (int)tj->cfg.threads, tables_image, tj, tj->progress, "avps tables");
-    if (!blobs)
-        return 0;
-    rc = report(tj, blobs, err);
-    job_blobs_free(blobs, n);
+    if (blobs) { /* the root */
+        rc = report(tj, blobs, err);
+        job_blobs_free(blobs, n);
+        if (rc == 0)
+            rc = publish_table(tj, path, err);
+    }
+    free(path);
     return rc;
 }
 

@@ -5,9 +5,14 @@
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 /* ERROR: a rank's message to the root. DATA_LEN, DATA: a rank's results. ABORT, DONE:
@@ -201,6 +206,53 @@ int job_output_files_in(avps_job *job, const char *dir, char *const *names, size
             return -1;
     }
     return 0;
+}
+
+int job_output_stage(avps_job *job, const char *dir, char **stage, avps_error *err) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (!(*stage = malloc(n + sizeof ".partial")))
+        return avps_fail(err, "out of memory");
+    memcpy(*stage, dir, n);
+    memcpy(*stage + n, ".partial", sizeof ".partial");
+    if (job->rank != 0)
+        return 0;
+    struct stat st;
+    if (dir_output_check(dir, err) != 0)
+        return -1;
+    if (lstat(*stage, &st) == 0)
+        return avps_fail(err, "%s: left by an interrupted job (or in use by one now); remove it", *stage);
+    return job_output_claim(job, *stage, err) != 0 || dir_create(*stage, err) != 0 ? -1 : 0;
+}
+
+static int move_into_place(const char *from, const char *to, avps_error *err) {
+    if (rename(from, to) != 0)
+        return avps_fail(err, "%s: cannot rename to %s: %s", from, to, strerror(errno));
+    return 0;
+}
+
+int job_output_publish(const char *stage, const char *dir, avps_error *err) {
+    if (rename(stage, dir) == 0)
+        return 0;
+    if (errno != ENOTEMPTY && errno != EEXIST && errno != ENOTDIR)
+        return avps_fail(err, "%s: cannot rename to %s: %s", stage, dir, strerror(errno));
+    DIR *d = opendir(stage);
+    if (!d)
+        return avps_fail(err, "%s: %s", stage, strerror(errno));
+    int rc = 0;
+    for (const struct dirent *e; rc == 0 && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *from = path_join(stage, e->d_name), *to = path_join(dir, e->d_name);
+        rc = from && to ? move_into_place(from, to, err) : avps_fail(err, "out of memory");
+        free(from);
+        free(to);
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(stage) != 0)
+        rc = avps_fail(err, "%s: %s", stage, strerror(errno));
+    return rc;
 }
 
 int job_output_json(avps_job *job, const char *path, avps_error *err) {

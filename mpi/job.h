@@ -45,6 +45,14 @@ int job_output_json(avps_job *job, const char *path, avps_error *err);
 /* An output folder and the n files the job writes in it: the folder claimed when it is
  * new, else each file that is not there yet. */
 int job_output_files_in(avps_job *job, const char *dir, char *const *names, size_t n, avps_error *err);
+/* An output folder that every rank writes files into, staged: *stage gets "DIR.partial"
+ * (on every rank; caller frees), which the root checks is not there (an interrupted job
+ * left it), makes and claims, so a failure removes it and leaves DIR as it was. Once the
+ * job's other outputs are written, the root's job_output_publish puts it in DIR's place:
+ * DIR itself when DIR is new (or empty), else file by file, replacing those of the same
+ * name and keeping the others. Call the job's barrier between the two and the writes. */
+int job_output_stage(avps_job *job, const char *dir, char **stage, avps_error *err);
+int job_output_publish(const char *stage, const char *dir, avps_error *err);
 
 typedef struct {
     uint8_t *data;

@@ -59,6 +59,10 @@ int run_config_load(const char *path, run_config *cfg, avps_error *err);
 void run_config_release(run_config *cfg);
 /* Head i of the config, made for the dataset; errors name the config and the head. */
 head *run_head_new(const run_config *cfg, size_t i, const pan_dataset *ds, avps_error *err);
+/* Makes and frees every replay head on ds: what it checks when it is made (its store's
+ * files for each image) is checked for a split the heads run on later, such as the
+ * held-out split of calibration, before any image of any split is run. */
+int run_heads_check(const run_config *cfg, const pan_dataset *ds, avps_error *err);
 /* FNV-1a 64 of bytes, chained from h (start with RUN_FNV_START). */
 #define RUN_FNV_START 0xcbf29ce484222325ull
 uint64_t run_fnv(uint64_t h, const void *p, size_t n);

@@ -423,6 +423,18 @@ void run_config_release(run_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
 }
 
+int run_heads_check(const run_config *cfg, const pan_dataset *ds, avps_error *err) {
+    for (size_t i = 0; i < cfg->n_heads; i++) {
+        if (strcmp(cfg->heads[i].backend, "replay") != 0)
+            continue; /* sim and native heads read nothing per image when made; native would load its weights twice */
+        head *h = run_head_new(cfg, i, ds, err);
+        if (!h)
+            return -1;
+        head_free(h);
+    }
+    return 0;
+}
+
 head *run_head_new(const run_config *cfg, size_t i, const pan_dataset *ds, avps_error *err) {
     const run_head *h = &cfg->heads[i];
     head_config hc = {h->name, h->backend, h->profile, h->store, cfg->seed};

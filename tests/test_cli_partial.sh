@@ -36,6 +36,9 @@ absent() { # WHAT PATH...: none of them exists
     ok
 }
 full_disk() { (trap '' XFSZ; ulimit -f "$1"; shift; exec "$@"); } # KIB COMMAND...
+# Makes every file under a folder hold its own name: outputs a rerun would not write again
+# byte for byte, so that a failed rerun that touched them shows.
+mark_old() { find "$1" -type f -exec sh -c 'for f; do echo "old $f" >"$f"; done' _ {} +; }
 
 "$AVPS" synth --out "$T/w" --images 6 --heldout 1 --size 96x64 --seed 4 >/dev/null || ko "synth"
 GT=$T/w/val.json
@@ -140,6 +143,108 @@ absent "combine, --out-json a folder: PNGs" "$T/c3/pan"
 fails "synth, a full disk" "File too large" full_disk 1 "$AVPS" synth --out "$T/sw" --images 3 --heldout 1 \
     --size 96x64 && ok
 absent "synth, a full disk" "$T/sw"
+
+# ---- fuse: an end's store that lacks, or cannot read, the last image; a full disk; a
+# device that is full. Nothing is left, and outputs that were there stay as they were.
+"$AVPS" calibrate --heldout-json "$T/w/heldout.json" --end net=sim:r50:2 --end htc=sim:htc_uw_dc:2 \
+    --out "$T/ct.json" >/dev/null 2>&1 || ko "calibrate"
+cp -r "$T/prev" "$T/trunc" && head -c 40 "$T/prev/$id.ss.npy.zst" >"$T/trunc/$id.ss.npy.zst"
+fuse() { # STORE OUT_JSON [EXTRA...]: run with RUNNER (empty: alone)
+    local store=$1 out=$2; shift 2
+    $RUNNER "$AVPS" fuse --gt-json "$GT" --end net=replay:"$store" --end htc=sim:htc_uw_dc:2 --class-table "$T/ct.json" \
+        --out-json "$out" "$@"
+}
+RUNNER="" fuse "$T/prev" "$T/fok/f.json" 2>/dev/null && [ -s "$T/fok/f.json" ] && [ -d "$T/fok/f" ] && ok || ko "fuse"
+for RUNNER in "" "$MPIRUN 2"; do
+    for store in holey trunc; do
+        rm -rf "$T/fo" && mkdir "$T/fo"
+        fails "fuse ($RUNNER), store $store" "image $id" fuse "$T/$store" "$T/fo/f.json" && ok
+        [ -z "$(ls -A "$T/fo")" ] && ok || ko "fuse ($RUNNER), store $store: left $(ls -A "$T/fo" | tr '\n' ' ')"
+    done
+done
+RUNNER=""
+for limit in "full_disk 1" "$MPIRUN 2 $T/limited"; do
+    rm -rf "$T/fo" && mkdir "$T/fo"
+    RUNNER=$limit fails "fuse (${limit:0:12}), a full disk" "File too large" fuse "$T/prev" "$T/fo/f.json" && ok
+    [ -z "$(ls -A "$T/fo")" ] && ok || ko "fuse (${limit:0:12}), a full disk: left $(ls -A "$T/fo" | tr '\n' ' ')"
+done
+rm -rf "$T/fo" && mkdir "$T/fo"
+fails "fuse --out-json /dev/full" "No space left" fuse "$T/prev" /dev/full --out-dir "$T/fo/png" && ok
+[ -z "$(ls -A "$T/fo")" ] && ok || ko "fuse --out-json /dev/full: left $(ls -A "$T/fo" | tr '\n' ' ')"
+# over the outputs of a previous fuse: a failure changes none of them
+mark_old "$T/fok"
+before=$(snapshot "$T/fok")
+fails "fuse over outputs, store trunc" "image $id" fuse "$T/trunc" "$T/fok/f.json" && ok
+RUNNER="full_disk 1" fails "fuse over outputs, a full disk" "File too large" fuse "$T/prev" "$T/fok/f.json" && ok
+[ "$(snapshot "$T/fok")" = "$before" ] && ok || ko "fuse over outputs: a failed fuse changed them"
+
+# ---- tables: the same for `avps tables` (its class table reaches the ranks through the
+# output folder under a staging name, and tables.md, tables.json and class_table.json
+# stand or fall together); a replay store is checked on the held-out split too
+tables_config() { # FILE STORE [CLASS_TABLE]
+    cat >"$1" <<EOF2
+{"seed": 2, "datasets": {"heldout": {"gt_json": "w/heldout.json"}, "eval": {"gt_json": "w/val.json"}},
+ "heads": [{"name": "net", "backend": "replay", "store": "$2"},
+           {"name": "htc", "backend": "sim", "profile": "htc_uw_dc"}],
+ "ensemble": {"members": ["net"]}, "lwl_htc": "htc", "fusion": {${3:+\"class_table\": \"$3\", }"stuff_area_limit": 256}}
+EOF2
+}
+for s in prev holey trunc; do tables_config "$T/t_$s.json" $s ct.json; done
+tables_config "$T/t_noheldout.json" prev
+"$AVPS" tables "$T/t_prev.json" --out "$T/tok" >/dev/null 2>&1 && [ -s "$T/tok/tables.json" ] &&
+    [ -s "$T/tok/tables.md" ] && [ -s "$T/tok/class_table.json" ] && ok || ko "tables"
+absent "tables: the staged class table" "$T/tok/class_table.json.partial"
+for runner in "" "$MPIRUN 2"; do
+    for s in holey trunc; do
+        rm -rf "$T/to"
+        fails "tables ($runner), store $s" "image $id" $runner "$AVPS" tables "$T/t_$s.json" --out "$T/to" && ok
+        absent "tables ($runner), store $s" "$T/to"
+    done
+done
+rm -rf "$T/to"
+fails "tables, a full disk" "File too large" full_disk 20 "$AVPS" tables "$T/t_prev.json" --out "$T/to" && ok
+absent "tables, a full disk" "$T/to"
+hid=$(sed -n 's/.*"image_id": *\([0-9]*\).*/\1/p' "$T/w/heldout.json" | head -1)
+fails "tables, a store without the held-out images" "image $hid: .*checked before any image is run" \
+    "$AVPS" tables "$T/t_noheldout.json" --out "$T/to" && ok
+absent "tables, a store without the held-out images" "$T/to"
+mark_old "$T/tok"
+before=$(snapshot "$T/tok")
+fails "tables over outputs, store trunc" "image $id" "$AVPS" tables "$T/t_trunc.json" --out "$T/tok" && ok
+fails "tables over outputs, a full disk" "File too large" full_disk 20 "$AVPS" tables "$T/t_prev.json" --out "$T/tok" && ok
+fails "tables over outputs, mpirun, store trunc" "image $id" $MPIRUN 2 "$AVPS" tables "$T/t_trunc.json" --out "$T/tok" && ok
+[ "$(snapshot "$T/tok")" = "$before" ] && ok || ko "tables over outputs: a failed tables changed them: $(ls -A "$T/tok")"
+
+# ---- infer (weights from scripts/native-reference: needs torch): a bad image, a full disk,
+# /dev/full, an output the weights cannot give; a previous JSON and dump folder stay as they were
+if /usr/bin/python3 -c "import torch, torchvision" >/dev/null 2>&1 &&
+    /usr/bin/python3 "$(dirname "$0")/../scripts/native-reference" --out "$T/nw" --variant narrow --no-reference \
+        >/dev/null 2>&1; then
+    infer() { "$AVPS" infer --weights "$T/nw/weights.safetensors" "$@"; }
+    mkdir -p "$T/iok" && infer --image "$T/nw/image.png" --json "$T/iok/i.json" --dump-dir "$T/iok/d" >/dev/null 2>&1 &&
+        [ -s "$T/iok/i.json" ] && [ -s "$T/iok/d/masks.npy" ] && ok || ko "infer"
+    head -c 200 "$T/nw/image.png" >"$T/bad.png"
+    mkdir -p "$T/io"
+    fails "infer, a truncated image" "bad.png" infer --image "$T/bad.png" --json "$T/io/i.json" --dump-dir "$T/io/d" && ok
+    fails "infer, a full disk" "File too large" full_disk 2000 "$AVPS" infer --weights "$T/nw/weights.safetensors" \
+        --image "$T/nw/image.png" --json "$T/io/i.json" --dump-dir "$T/io/d" && ok
+    fails "infer --json /dev/full" "No space left" infer --image "$T/nw/image.png" --json /dev/full --dump-dir "$T/io/d" && ok
+    fails "infer --panoptic-json of Mask R-CNN weights" "gives no panoptic result" infer --image "$T/nw/image.png" \
+        --json "$T/io/i.json" --panoptic-json "$T/io/p.json" && ok
+    [ -z "$(ls -A "$T/io")" ] && ok || ko "infer failures left $(ls -A "$T/io" | tr '\n' ' ')"
+    mark_old "$T/iok"
+    before=$(snapshot "$T/iok")
+    fails "infer over outputs, a full disk" "File too large" full_disk 2000 "$AVPS" infer \
+        --weights "$T/nw/weights.safetensors" --image "$T/nw/image.png" --json "$T/iok/i.json" --dump-dir "$T/iok/d" && ok
+    fails "infer over outputs, --panoptic-json of Mask R-CNN weights" "gives no panoptic result" \
+        infer --image "$T/nw/image.png" --json "$T/iok/i.json" --panoptic-json "$T/iok/p.json" && ok
+    fails "infer over outputs, a truncated image" "bad.png" infer --image "$T/bad.png" --json "$T/iok/i.json" \
+        --dump-dir "$T/iok/d" && ok
+    [ "$(snapshot "$T/iok")" = "$before" ] && ok || ko "infer over outputs: a failed infer changed them: $(ls -A "$T/iok")"
+    absent "infer: staging names" "$T/iok/d.partial" "$T/io/d.partial"
+else
+    echo "SKIP: no torch/torchvision for scripts/native-reference: the infer cases did not run"
+fi
 
 # ---- single outputs: a bad path fails before the work (nothing printed), the path left alone
 mkdir -p "$T/isdir"
