@@ -6,6 +6,8 @@ CC ?= cc
 PKGS := ompi-c libcjson libpng libzstd libdeflate
 # the native engine (issue 7): OpenBLAS for its GEMM, libjpeg-turbo for JPEG input
 PKGS += openblas libjpeg
+# avps show and the report's pictures (viz/): FreeType for class names
+PKGS += freetype2
 DEPS_OK := $(shell scripts/setup-deps >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error scripts/setup-deps could not install the dependencies; see above)
@@ -18,7 +20,7 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ffp-contract=off -g
 CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-MODULES := data model ensemble fusion eval mpi
+MODULES := data model ensemble fusion eval viz mpi
 # a module's sources and headers, in sub-folders too (the engine: model/nn/core, cpu, nets/...)
 SRCS := $(sort $(foreach m,$(MODULES),$(shell find $(m) -name '*.c')))
 LIB_SRCS := $(filter-out mpi/main.c,$(SRCS))
@@ -34,7 +36,8 @@ UNITS := $(UNIT_SRCS:tests/%.c=build/tests/%)
 SAN_UNITS := $(UNIT_SRCS:tests/%.c=build/tests/san_%)
 TOOLS := build/tests/json_compare build/tests/npy_tool build/tests/san_npy_tool build/tests/pan_compare \
          build/tests/deform_tool build/tests/san_deform_tool \
-         build/tests/upsnet_heads_tool build/tests/san_upsnet_heads_tool
+         build/tests/upsnet_heads_tool build/tests/san_upsnet_heads_tool \
+         build/tests/png_tool build/tests/san_png_tool
 
 .PHONY: all test demo bench clean check-clang
 all: bin/avps
@@ -74,6 +77,14 @@ build/tests/san_npy_tool: tests/npy_tool.c $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
 
+build/tests/png_tool: tests/png_tool.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+build/tests/san_png_tool: tests/png_tool.c $(SAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
+
 build/tests/deform_tool: tests/deform_tool.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
@@ -104,7 +115,7 @@ test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS) check-clang
 # No warnings with clang either (when it is installed).
 check-clang:
 	@if command -v clang >/dev/null 2>&1; then \
-	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c tests/deform_tool.c tests/upsnet_heads_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
+	  for f in $(SRCS) $(UNIT_SRCS) tests/npy_tool.c tests/png_tool.c tests/deform_tool.c tests/upsnet_heads_tool.c; do clang $(CFLAGS_BASE) -fsyntax-only $$f || exit 1; done; fi
 
 demo: bin/avps
 	@scripts/demo

@@ -34,10 +34,11 @@ static int preset_fill(const char *name, category_map *m) {
 }
 
 static int map_add(category_map *m, double key, const cJSON *v, const char *what, avps_error *err) {
-    if (key != (double)(long)key || key < 0 || key > CATEGORY_MAP_MAX_INDEX)
+    /* the range first: converting an out-of-range double to long is undefined */
+    if (!(key >= 0 && key <= CATEGORY_MAP_MAX_INDEX) || key != (double)(long)key)
         return avps_fail(err, "%s: index %g is not an integer 0..%d", what, key, CATEGORY_MAP_MAX_INDEX);
-    if (!cJSON_IsNull(v) && !(cJSON_IsNumber(v) && v->valuedouble == (double)(long)v->valuedouble &&
-                              v->valuedouble >= 1 && v->valuedouble <= 2147483647.0))
+    if (!cJSON_IsNull(v) && !(cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 2147483647.0 &&
+                              v->valuedouble == (double)(long)v->valuedouble))
         return avps_fail(err, "%s: index %ld must map to a category id (an integer >= 1) or null", what, (long)key);
     size_t k = (size_t)key;
     if (k >= m->n) {

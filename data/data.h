@@ -183,6 +183,9 @@ png_reader *png_reader_open(const char *path, avps_error *err);
  * the file, before anything is allocated from it. Every reader also refuses a header
  * claiming more pixels than the file's length can decode to. */
 png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err);
+/* As png_reader_open_sized, always through libpng, even for the 8-bit RGB(A) files the
+ * libdeflate path reads: the tests and the fuzzer read every file both ways. */
+png_reader *png_reader_open_libpng(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err);
 uint32_t png_reader_width(const png_reader *r);
 uint32_t png_reader_height(const png_reader *r);
 /* Bits per sample in the file (1, 2, 4, 8 or 16) before the conversion to 8-bit RGB, which
@@ -306,6 +309,7 @@ typedef struct {
     inst_image *images;          /* sorted by id, as COCOeval takes them */
     size_t n_categories;
     int32_t *category_ids;       /* sorted */
+    char **category_names;       /* by index into category_ids; NULL entries where none */
     size_t n_annotations;
     inst_annotation *annotations; /* in file order, only those kept */
 } inst_dataset;

@@ -150,6 +150,9 @@ void inst_dataset_free(inst_dataset *ds) {
         rle_free(&ds->annotations[i].rle);
     free(ds->annotations);
     free(ds->images);
+    for (size_t c = 0; ds->category_names && c < ds->n_categories; c++)
+        free(ds->category_names[c]);
+    free(ds->category_names);
     free(ds->category_ids);
     free(ds->path);
     free(ds);
@@ -232,6 +235,16 @@ static int parse_categories(inst_dataset *ds, const cJSON *cats, avps_error *err
     for (size_t i = 1; i < ds->n_categories; i++)
         if (ds->category_ids[i] == ds->category_ids[i - 1])
             return avps_fail(err, "%s: category %d appears twice in categories", ds->path, ds->category_ids[i]);
+    /* names, for tables people read (AP-person); ids are checked above */
+    if (!(ds->category_names = calloc(ds->n_categories + 1, sizeof *ds->category_names)))
+        return avps_fail(err, "%s: out of memory", ds->path);
+    cJSON_ArrayForEach(c, cats) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+        int64_t id = 0;
+        long k = json_int64(c, "id", &id) == 0 ? inst_category_index(ds, (int32_t)id) : -1;
+        if (k >= 0 && cJSON_IsString(name) && !(ds->category_names[k] = strdup(name->valuestring)))
+            return avps_fail(err, "%s: out of memory", ds->path);
+    }
     return 0;
 }
 
@@ -567,6 +580,18 @@ inst_dataset *inst_frame_from_pan(const pan_dataset *pan, avps_error *err) {
     for (size_t c = 0; c < pan->n_categories; c++)
         ds->category_ids[ds->n_categories++] = pan->categories[c].id;
     qsort(ds->category_ids, ds->n_categories, sizeof *ds->category_ids, int32_cmp);
+    int rc = (ds->category_names = calloc(ds->n_categories + 1, sizeof *ds->category_names)) ? 0 : -1;
+    for (size_t c = 0; rc == 0 && c < pan->n_categories; c++) {
+        long k = inst_category_index(ds, pan->categories[c].id);
+        if (k >= 0 && pan->categories[c].name && !ds->category_names[k] &&
+            !(ds->category_names[k] = strdup(pan->categories[c].name)))
+            rc = -1;
+    }
+    if (rc != 0) {
+        inst_dataset_free(ds);
+        avps_fail(err, "%s: out of memory", pan->path);
+        return NULL;
+    }
     if (frame_images(ds, pan, err) != 0) {
         inst_dataset_free(ds);
         return NULL;

@@ -19,6 +19,9 @@ struct png_reader {
     char libpng_msg[256];
     int fast;      /* decoded by png_fast */
     unsigned source_depth; /* bits per sample in the file, before conversion to RGB8 */
+    int indexed;           /* palette image: rows read as indexes, coloured here */
+    int colours;           /* entries of its PLTE */
+    png_color palette[256];
     png_fast fast_image;
 };
 
@@ -33,21 +36,45 @@ static void on_png_warning(png_structp png, png_const_charp msg) {
     (void)msg;
 }
 
-/* Converts whatever the file holds to 8-bit RGB, as PIL's RGB view does. */
-static void set_rgb8_transforms(png_structp png, png_infop info) {
-    int type = png_get_color_type(png, info);
-    if (png_get_bit_depth(png, info) == 16)
+/* Converts whatever the file holds to 8-bit RGB, as PIL's RGB view does, except palette
+ * images: those are read as one index a byte and coloured by palette_to_rgb, since libpng
+ * colours an index past the PLTE's end black (and Pillow grey). A tRNS chunk is left
+ * alone (panopticapi ignores transparency); only a real alpha channel is stripped. */
+static int set_rgb8_transforms(png_reader *r) {
+    png_structp png = r->png;
+    int type = png_get_color_type(png, r->info);
+    if (png_get_bit_depth(png, r->info) == 16)
         png_set_strip_16(png);
-    if (type == PNG_COLOR_TYPE_PALETTE)
-        png_set_palette_to_rgb(png);
+    if (type == PNG_COLOR_TYPE_PALETTE) {
+        png_colorp palette;
+        if (png_get_PLTE(png, r->info, &palette, &r->colours) == 0 || r->colours > 256)
+            return -1;
+        memcpy(r->palette, palette, (size_t)r->colours * sizeof *palette);
+        png_set_packing(png);
+        r->indexed = 1;
+    }
     if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA) {
         png_set_expand_gray_1_2_4_to_8(png);
         png_set_gray_to_rgb(png);
     }
-    /* png_set_palette_to_rgb also turns a tRNS chunk into an alpha channel: strip it too,
-     * since panopticapi ignores alpha. */
-    if ((type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
+    if (type & PNG_COLOR_MASK_ALPHA)
         png_set_strip_alpha(png);
+    return 0;
+}
+
+/* A row of width indexes, one a byte, made RGB in place (from the end, so no index is
+ * overwritten before it is read). An index past the PLTE's end is an error in a PNG. */
+static int palette_to_rgb(const png_reader *r, uint8_t *row, uint32_t y, avps_error *err) {
+    for (uint32_t x = r->width; x-- > 0;) {
+        unsigned i = row[x];
+        if ((int)i >= r->colours)
+            return avps_fail(err, "%s: corrupt PNG at row %u: palette index %u past the palette's %d colours",
+                             r->path, y, i, r->colours);
+        row[3 * (size_t)x] = r->palette[i].red;
+        row[3 * (size_t)x + 1] = r->palette[i].green;
+        row[3 * (size_t)x + 2] = r->palette[i].blue;
+    }
+    return 0;
 }
 
 static int reader_start(png_reader *r, avps_error *err) {
@@ -64,12 +91,20 @@ static int reader_start(png_reader *r, avps_error *err) {
     r->height = png_get_image_height(r->png, r->info);
     if ((uint64_t)r->width * r->height > ((uint64_t)1 << 31))
         return avps_fail(err, "%s: image of %ux%u pixels is too large", r->path, r->width, r->height);
-    set_rgb8_transforms(r->png, r->info);
+    /* Pillow opens 16-bit grey as 32-bit integers and clips them to 255 as RGB, and
+     * panopticapi's rgb2id cannot take grey at all: no reading of it keeps the values. */
+    if (png_get_color_type(r->png, r->info) == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(r->png, r->info) == 16)
+        return avps_fail(err, "%s: 16-bit grey PNG: panoptic ids are 8-bit RGB colours (Pillow would clip "
+                              "every value above 255); write the ids as RGB", r->path);
+    if (set_rgb8_transforms(r) != 0)
+        return avps_fail(err, "%s: corrupt PNG: a palette image without its palette", r->path);
     int passes = png_set_interlace_handling(r->png);
     png_read_update_info(r->png, r->info);
-    /* Rows are read into width * 3 bytes: refuse any layout the transforms did not make RGB8. */
-    if (png_get_channels(r->png, r->info) != 3 || png_get_bit_depth(r->png, r->info) != 8 ||
-        png_get_rowbytes(r->png, r->info) != (size_t)r->width * 3)
+    /* Rows are read into width * 3 bytes: refuse any layout the transforms did not make RGB8
+     * (or, for a palette image, one index a byte). */
+    unsigned channels = r->indexed ? 1 : 3;
+    if (png_get_channels(r->png, r->info) != channels || png_get_bit_depth(r->png, r->info) != 8 ||
+        png_get_rowbytes(r->png, r->info) != (size_t)r->width * channels)
         return avps_fail(err, "%s: PNG layout not read as 8-bit RGB (colour type %d)", r->path,
                          png_get_color_type(r->png, r->info));
     if (passes > 1) {
@@ -81,6 +116,9 @@ static int reader_start(png_reader *r, avps_error *err) {
         for (uint32_t y = 0; y < r->height; y++)
             r->rows[y] = r->whole + y * stride;
         png_read_image(r->png, r->rows);
+        for (uint32_t y = 0; y < r->height && r->indexed; y++)
+            if (palette_to_rgb(r, r->rows[y], y, err) != 0)
+                return -1;
     }
     return 0;
 }
@@ -95,13 +133,16 @@ static uint32_t be32(const uint8_t *p) {
 }
 
 /* Checks the IHDR of a PNG's bytes against the expected size (0 x 0: any) and against what
- * the file's length can decode to. Files without a readable IHDR are left to the decoders,
- * which refuse them. */
+ * the file's length can decode to. Files without the PNG signature are left to the
+ * decoders, which refuse them; a PNG whose first chunk is not IHDR (as the format requires)
+ * is refused here, since libpng skips chunks before a later IHDR that was never checked. */
 static int check_header(const char *path, const uint8_t *d, size_t n, uint32_t want_w, uint32_t want_h,
                         unsigned *source_depth, avps_error *err) {
     static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
-    if (n < 8 + 25 || memcmp(d, sig, 8) != 0 || memcmp(d + 12, "IHDR", 4) != 0)
+    if (n < 8 || memcmp(d, sig, 8) != 0)
         return 0;
+    if (n < 8 + 25 || be32(d + 8) != 13 || memcmp(d + 12, "IHDR", 4) != 0)
+        return avps_fail(err, "%s: corrupt PNG: the first chunk is not a 13-byte IHDR", path);
     uint32_t w = be32(d + 16), h = be32(d + 20);
     unsigned depth = d[24], type = d[25];
     *source_depth = depth;
@@ -121,7 +162,7 @@ png_reader *png_reader_open(const char *path, avps_error *err) {
     return png_reader_open_sized(path, 0, 0, err);
 }
 
-png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err) {
+static png_reader *reader_open(const char *path, uint32_t want_w, uint32_t want_h, int try_fast, avps_error *err) {
     png_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
@@ -141,7 +182,7 @@ png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t wa
         return NULL;
     }
     const char *why = NULL;
-    int fast = png_fast_open(bytes, len, &r->fast_image, &why);
+    int fast = try_fast ? png_fast_open(bytes, len, &r->fast_image, &why) : 0;
     free(bytes);
     if (fast != 0) {
         if (fast < 0) {
@@ -174,6 +215,14 @@ png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t wa
     return r;
 }
 
+png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err) {
+    return reader_open(path, want_w, want_h, 1, err);
+}
+
+png_reader *png_reader_open_libpng(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err) {
+    return reader_open(path, want_w, want_h, 0, err);
+}
+
 uint32_t png_reader_width(const png_reader *r) { return r->width; }
 uint32_t png_reader_height(const png_reader *r) { return r->height; }
 unsigned png_reader_source_depth(const png_reader *r) { return r->source_depth; }
@@ -195,7 +244,7 @@ int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err) {
         return avps_fail(err, "%s: corrupt PNG at row %u: %s", r->path, r->next_row, r->libpng_msg);
     png_read_row(r->png, rgb, NULL);
     r->next_row++;
-    return 0;
+    return r->indexed ? palette_to_rgb(r, rgb, r->next_row - 1, err) : 0;
 }
 
 void png_reader_free(png_reader *r) {

@@ -437,13 +437,6 @@ void ap_print_summary(FILE *fp, const ap_summary *s, iou_type type) {
                 s->stats[i]);
 }
 
-void ap_print_per_class(FILE *fp, const ap_summary *s, const inst_dataset *gt) {
-    (void)gt;
-    fprintf(fp, "%-12s %8s\n", "category_id", "AP");
-    for (size_t k = 0; k < s->n_categories; k++)
-        fprintf(fp, "%-12d %8.3f\n", s->class_ids[k], s->per_class_ap[k]);
-}
-
 static const char *const stat_names[12] = {"AP",  "AP50", "AP75",  "APs", "APm", "APl",
                                            "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
 

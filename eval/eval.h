@@ -92,6 +92,9 @@ void pq_class_ratios(const pq_class_stat *c, double *pq, double *sq, double *rq)
 
 /* panopticapi's table: All / Things / Stuff, PQ SQ RQ in percent and N. */
 void pq_print_table(FILE *fp, const pq_totals *t, const pan_dataset *gt);
+/* Per-class PQ, SQ, RQ in percent with TP, FP, FN, in panopticapi's table layout, for
+ * the classes panopticapi's per_class holds (those with a TP, FP or FN); table_text.c. */
+void pq_print_per_class(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 /* Warnings about the ground truth, one line per kind. */
 void pq_print_notes(FILE *fp, const pq_totals *t, const pan_dataset *gt);
 /* The JSON report, written atomically; floats with %.17g. */
@@ -215,7 +218,9 @@ int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *rec
                  double *per_class_ap, avps_error *err);
 void ap_summary_release(ap_summary *s);
 void ap_print_summary(FILE *fp, const ap_summary *s, iou_type type);
-void ap_print_per_class(FILE *fp, const ap_summary *s, const inst_dataset *gt);
+/* The summary and per-category AP in percent, as detectron2's COCOEvaluator logs them
+ * (tabulate pipe tables, category names: AP-person); table_text.c. */
+void ap_print_detectron2(FILE *fp, const ap_summary *s, const inst_dataset *gt, iou_type type);
 int ap_write_json(const char *path, const ap_summary *s, const inst_dataset *gt, avps_error *err);
 /* precision, recall and scores as float64 arrays of a .npz (np.load reads them). */
 int ap_write_npz(const char *path, const ap_summary *s, avps_error *err);

@@ -216,4 +216,8 @@ void store_writer_no_instances(store_writer *sw);
 int store_writer_finish(store_writer *sw, avps_error *err);
 void store_writer_free(store_writer *sw);
 
+/* Decodes a PNG or JPEG photo (by content) to 8-bit RGB, h x w x 3, as the native
+ * engine reads its input; caller frees *rgb. For pictures of results (avps show). */
+int model_image_read(const char *path, uint8_t **rgb, uint32_t *w, uint32_t *h, avps_error *err);
+
 #endif

@@ -51,7 +51,7 @@ static int fill_semantic(const nn_result *r, head_output *out, avps_error *err) 
     size_t n = (size_t)r->ss_c * r->ss_h * r->ss_w;
     ss->kind = SS_LOGITS;
     ss->channels = (uint32_t)r->ss_c, ss->h = (uint32_t)r->ss_h, ss->w = (uint32_t)r->ss_w;
-    ss->geo = (ss_geometry){r->ss_scale, r->ss_scale, 0, 0, (uint32_t)r->ss_valid_w, (uint32_t)r->ss_valid_h};
+    ss->geo = (ss_geometry){r->ss_scale_x, r->ss_scale_y, 0, 0, (uint32_t)r->ss_valid_w, (uint32_t)r->ss_valid_h};
     if (!(ss->scores = malloc(n * sizeof *ss->scores)) || !(ss->channel_category = malloc(sizeof(int32_t) * ss->channels)))
         return avps_fail(err, "native engine: out of memory");
     for (size_t i = 0; i < n; i++)

@@ -71,7 +71,10 @@ static int read_map(replay_state *s, const cJSON *map, const char *path, avps_er
     cJSON_ArrayForEach(m, map) {
         char *end;
         long from = strtol(m->string, &end, 10);
-        if (*end || !cJSON_IsNumber(m) || pan_dataset_category_index(s->ds, (int32_t)m->valuedouble) < 0)
+        /* ranges before the casts: a double out of int32's range has no defined conversion */
+        if (end == m->string || *end || from < 0 || from > INT32_MAX || !cJSON_IsNumber(m) ||
+            !(m->valuedouble >= 1 && m->valuedouble <= INT32_MAX) || m->valuedouble != floor(m->valuedouble) ||
+            pan_dataset_category_index(s->ds, (int32_t)m->valuedouble) < 0)
             return avps_fail(err, "%s: category_map \"%s\" must map a category id to one of %s", path, m->string,
                              s->ds->path);
         s->map[s->n_map][0] = (int32_t)from, s->map[s->n_map++][1] = (int32_t)m->valuedouble;

@@ -447,7 +447,8 @@ int calibrate_run(avps_job *job, const calib_params *p, head *const *ends, size_
             return avps_fail(err, "out of memory");
         }
     size_t n_items = cj.n_split[0] + cj.n_split[1];
-    job_blob *blobs = job_map(job, n_items, (int)n_threads, calib_image, &cj);
+    job_blob *blobs = progress_map(job, n_items, (int)n_threads, calib_image, &cj,
+                                   p->what ? p->progress : PROGRESS_NONE, p->what);
     int rc = blobs ? build(&cj, p, blobs, table, report, err) : 0;
     if (blobs)
         job_blobs_free(blobs, n_items);

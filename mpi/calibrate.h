@@ -23,6 +23,7 @@
 #include "../fusion/fusion.h"
 #include "../model/model.h"
 #include "job.h"
+#include "progress.h"
 
 /* A panoptic ground truth and the folder of its PNGs. */
 typedef struct {
@@ -39,6 +40,9 @@ typedef struct {
     /* A table to assess instead of choosing one (read with class_table_read for the
      * held-out dataset and these ends): its choices are kept, its scores measured anew. */
     const class_table *given;
+    /* The progress line of the pass (progress.h), headed `what`; what NULL: none. */
+    progress_mode progress;
+    const char *what;
 } calib_params;
 
 /* What the root learns beyond the table; arrays are n_classes (x n_ends) of the table. */

@@ -5,6 +5,7 @@
 
 #include "calibrate.h"
 #include "cli.h"
+#include "progress.h"
 #include "end_spec.h"
 
 #include <stdlib.h>
@@ -13,9 +14,10 @@
 
 const char calibrate_usage[] =
     "usage: avps calibrate --heldout-json F [--heldout-dir D] [--eval-json F [--eval-dir D]]\n"
+    "                      [--progress auto|bar|lines|none]\n"
     "                      --end NAME=SPEC --end NAME=SPEC ... --out class_table.json\n"
     "                      [--metric mask_ap|pq_th] [--min-instances N] [--bootstrap B] [--seed S]\n"
-    "                      [--report F.json] [--threads N]\n"
+    "                      [--report F.json] [--threads N] [--progress auto|bar|lines|none]\n"
     "  Measures every end's per-class mask AP (or, with pq_th, the per-class PQ of the end's\n"
     "  own panoptic result) on the held-out panoptic split F (PNGs in D, default F without\n"
     "  .json) and writes the class table: for each thing class the end with the better\n"
@@ -59,8 +61,13 @@ static int take_numbers(int argc, char **argv, int *i, calibrate_options *o, avp
 }
 
 static int parse_options(int argc, char **argv, calibrate_options *o, avps_error *err) {
-    o->p = (calib_params){"mask_ap", 10, 100, 1, 0, NULL};
+    o->p = (calib_params){"mask_ap", 10, 100, 1, 0, NULL, PROGRESS_AUTO, "avps calibrate"};
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "calibrate", &o->p.progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *end = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--heldout-json", &o->heldout_json, err)) ||

@@ -4,12 +4,14 @@
 #include "commands.h"
 
 #include "cli.h"
+#include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 const char convert_usage[] =
     "usage: avps convert panoptic-to-instances --gt-json F [--gt-dir D] --out F [--threads N]\n"
+    "                    [--progress auto|bar|lines|none]\n"
     "  Writes the thing segments of a COCO panoptic ground truth as COCO instances: one\n"
     "  annotation per segment (ids 1, 2, ... in dataset order), compressed RLE, iscrowd and\n"
     "  area from the panoptic JSON, bbox from the mask; thing categories only.\n";
@@ -17,6 +19,7 @@ const char convert_usage[] =
 typedef struct {
     const char *gt_json, *gt_dir, *out;
     long threads;
+    progress_mode progress;
     pan_dataset *gt;
 } convert_job;
 
@@ -24,6 +27,11 @@ static int parse_options(int argc, char **argv, convert_job *o, avps_error *err)
     if (argc < 1 || strcmp(argv[0], "panoptic-to-instances") != 0)
         return avps_fail(err, "convert: the only conversion is panoptic-to-instances\n%s", convert_usage);
     for (int i = 1; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "convert", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *threads = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
@@ -139,7 +147,7 @@ int cmd_convert(avps_job *job, int argc, char **argv) {
         rc = cj.gt ? 0 : -1;
     }
     if (rc == 0) {
-        job_blob *blobs = job_map(job, cj.gt->n_annotations, (int)cj.threads, convert_one, &cj);
+        job_blob *blobs = progress_map(job, cj.gt->n_annotations, (int)cj.threads, convert_one, &cj, cj.progress, "avps convert");
         if (blobs) {
             rc = write_instances(&cj, blobs, &err);
             job_blobs_free(blobs, cj.gt->n_annotations);

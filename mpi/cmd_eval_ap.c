@@ -5,6 +5,7 @@
 
 #include "../eval/eval.h"
 #include "cli.h"
+#include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@ const char eval_ap_usage[] =
     "usage: avps eval ap --gt F --dt F [--json OUT] [--iou-type segm|bbox] [--threads N]\n"
     "         [--img-ids I,..] [--cat-ids C,..] [--no-use-cats] [--max-dets 1,10,100]\n"
     "         [--iou-thrs T,..] [--rec-thrs R,..] [--area-rng LABEL:LO:HI,..] [--eval-out F.npz]\n"
+    "         [--progress auto|bar|lines|none]\n"
     "  COCO mask (or box) AP exactly as pycocotools' COCOeval: prints the 12-line summary\n"
     "  and AP per category; --json writes {\"stats\": {...}, \"per_class_AP\": {...}, ...};\n"
     "  the other options are COCOeval's Params, --eval-out its precision, recall, scores.\n";
@@ -20,6 +22,7 @@ const char eval_ap_usage[] =
 typedef struct {
     const char *gt, *dt, *out_json, *iou, *out_npz;
     long threads;
+    progress_mode progress;
     iou_type type;
     ap_params *params; /* COCOeval's Params, the defaults unless set */
 } ap_options;
@@ -52,6 +55,11 @@ static int parse_options(int argc, char **argv, ap_options *o, avps_error *err) 
     if (!(o->params = ap_params_new()))
         return avps_fail(err, "out of memory");
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "eval ap", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *threads = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt", &o->gt, err)) || (r = cli_take(argc, argv, &i, "--dt", &o->dt, err)) ||
@@ -113,7 +121,7 @@ static int report(const ap_options *o, const ap_job *aj, job_blob *blobs, avps_e
         rc = ap_write_json(o->out_json, &s, aj->gt, err);
     if (rc == 0) {
         ap_print_summary(stdout, &s, o->type);
-        ap_print_per_class(stdout, &s, aj->gt);
+        ap_print_detectron2(stdout, &s, aj->gt, o->type);
     }
     ap_summary_release(&s);
     free(rec);
@@ -197,7 +205,7 @@ static int run(avps_job *job, ap_options *o, ap_job *aj, avps_error *err) {
     if (!(aj->ix = ap_index_new_params(aj->gt, aj->dt, o->params, err)))
         return -1;
     notes(job, o, aj);
-    job_blob *blobs = job_map(job, aj->gt->n_images, (int)o->threads, eval_one, aj);
+    job_blob *blobs = progress_map(job, aj->gt->n_images, (int)o->threads, eval_one, aj, o->progress, "avps eval ap");
     if (!blobs)
         return 0;
     int rc = report(o, aj, blobs, err);

@@ -5,18 +5,23 @@
 
 #include "../eval/eval.h"
 #include "cli.h"
+#include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 const char eval_pq_usage[] =
     "usage: avps eval pq --gt-json F [--gt-dir D] --pred-json F [--pred-dir D] [--json OUT] [--threads N]\n"
+    "                    [--per-class] [--progress auto|bar|lines|none]\n"
     "  Panoptic quality exactly as panopticapi's pq_compute. Folders default to the JSON\n"
-    "  path without .json. Prints the All/Things/Stuff table; --json writes the report.\n";
+    "  path without .json. Prints the All/Things/Stuff table (--per-class: also\n"
+    "  each class by name, panopticapi's per_class in its table's layout); --json writes the report.\n";
 
 typedef struct {
     const char *gt_json, *gt_dir, *pred_json, *pred_dir, *out_json;
     long threads;
+    int per_class;
+    progress_mode progress;
 } pq_options;
 
 typedef struct {
@@ -28,6 +33,11 @@ typedef struct {
 
 static int parse_options(int argc, char **argv, pq_options *o, avps_error *err) {
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "eval pq", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *threads = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
@@ -40,6 +50,10 @@ static int parse_options(int argc, char **argv, pq_options *o, avps_error *err) 
                 return -1;
             if (threads && cli_int("--threads", threads, 1, 1024, &o->threads, err) != 0)
                 return -1;
+            continue;
+        }
+        if (strcmp(argv[i], "--per-class") == 0) {
+            o->per_class = 1;
             continue;
         }
         return avps_fail(err, "eval pq: unknown argument '%s'\n%s", argv[i], eval_pq_usage);
@@ -103,6 +117,10 @@ static int report(const pq_job *pj, job_blob *blobs, avps_error *err) {
     int rc = pj->opt->out_json ? pq_write_json(pj->opt->out_json, t, pj->gt, err) : 0;
     if (rc == 0)
         pq_print_table(stdout, t, pj->gt);
+    if (rc == 0 && pj->opt->per_class) {
+        fputc('\n', stdout);
+        pq_print_per_class(stdout, t, pj->gt);
+    }
     pq_totals_free(t);
     return rc;
 }
@@ -119,7 +137,7 @@ static int run(avps_job *job, pq_options *opt, pq_job *pj, avps_error *err) {
     for (long t = 0; t < opt->threads; t++)
         if (!(pj->scratch[t] = pq_scratch_new()))
             return avps_fail(err, "out of memory");
-    job_blob *blobs = job_map(job, pj->gt->n_annotations, (int)opt->threads, eval_one, pj);
+    job_blob *blobs = progress_map(job, pj->gt->n_annotations, (int)opt->threads, eval_one, pj, opt->progress, "avps eval pq");
     if (!blobs)
         return 0; /* not the root: its part is sent */
     int rc = report(pj, blobs, err);

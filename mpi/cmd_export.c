@@ -6,12 +6,14 @@
 #include "../ensemble/ensemble.h"
 #include "../model/model.h"
 #include "cli.h"
+#include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 const char export_usage[] =
     "usage: avps export --gt-json F [--gt-dir D] --head NAME --backend sim|replay [--profile P]\n"
+    "                   [--progress auto|bar|lines|none]\n"
     "                   [--store D] [--seed S] [--results F] [--semantic-dir D] [--semantic-json F]\n"
     "                   [--store-out D] [--threads N] [--weights F --images D]\n"
     "       avps export --gt-json F --head NAME --member NAME:PROFILE:WEIGHT ... [--member-store NAME:DIR:WEIGHT ...]\n"
@@ -40,6 +42,7 @@ typedef struct {
     size_t n_members;
     ensemble_options ensemble;
     long threads;
+    progress_mode progress;
     pan_dataset *gt;
     head *head;
 } export_job;
@@ -49,6 +52,11 @@ static int parse_options(int argc, char **argv, export_job *o, avps_error *err) 
     h->seed = 1;
     ensemble_options_default(&o->ensemble);
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "export", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *threads = NULL, *seed = NULL, *member = NULL, *member_store = NULL, *group_iou = NULL,
                    *nms_iou = NULL;
         long v;
@@ -355,7 +363,7 @@ int cmd_export(avps_job *job, int argc, char **argv) {
     if (rc == 0)
         job_barrier(job); /* the root has made the folders */
     if (rc == 0) {
-        job_blob *blobs = job_map(job, ej.gt->n_annotations, (int)ej.threads, export_one, &ej);
+        job_blob *blobs = progress_map(job, ej.gt->n_annotations, (int)ej.threads, export_one, &ej, ej.progress, "avps export");
         if (blobs && ej.results)
             rc = write_list(ej.results, &ej, blobs, 0, &err);
         if (blobs && rc == 0 && ej.semantic_json)

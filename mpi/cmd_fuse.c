@@ -6,6 +6,7 @@
 
 #include "../fusion/fusion.h"
 #include "cli.h"
+#include "progress.h"
 #include "end_spec.h"
 
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 const char fuse_usage[] =
     "usage: avps fuse --gt-json F [--gt-dir D] --end NAME=SPEC --end NAME=SPEC [--class-table F]\n"
+    "                 [--progress auto|bar|lines|none]\n"
     "                 --out-json F [--out-dir D] [--ss-weights A,B] [--combiner heuristic|upsnet]\n"
     "                 [--confidence-thr X] [--overlap-thr X] [--stuff-area-limit N] [--threads N]\n"
     "  Fuses two ends image by image: the SS averaged (weights A, B; default equal), each\n"
@@ -30,6 +32,7 @@ typedef struct {
     double ss_weights[2];
     fusion_params params;
     long threads;
+    progress_mode progress;
 } fuse_options;
 
 /* What each end gives, fixed once its head is made: an end without a semantic side
@@ -94,6 +97,11 @@ static int parse_options(int argc, char **argv, fuse_options *o, avps_error *err
     fusion_params_default(&o->params);
     o->ss_weights[0] = o->ss_weights[1] = 1;
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "fuse", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *end = NULL;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
@@ -242,7 +250,7 @@ static int run(avps_job *job, fuse_job *fj, avps_error *err) {
     /* every rank's inputs are good before any file is written */
     job_blobs_free(job_map(job, (size_t)job_size(job), 1, inputs_checked, NULL), (size_t)job_size(job));
     size_t n = fj->gt->n_annotations;
-    job_blob *blobs = job_map(job, n, (int)fj->opt->threads, fuse_one, fj);
+    job_blob *blobs = progress_map(job, n, (int)fj->opt->threads, fuse_one, fj, fj->opt->progress, "avps fuse");
     if (!blobs)
         return 0;
     int rc = write_json(fj, blobs, err);

@@ -7,6 +7,7 @@
 #include "commands.h"
 
 #include "cli.h"
+#include "progress.h"
 #include "import.h"
 
 #include <stdlib.h>
@@ -19,7 +20,7 @@ const char import_usage[] =
     "                   [--semantic-dir D [--semantic-format png|npy] [--semantic-kind probs|logits]\n"
     "                    [--ss-stride N] | --semantic-json S | --panoptic-json P [--panoptic-dir D]]\n"
     "                   [--category-map M] [--results-category-map M] [--semantic-category-map M]\n"
-    "                   [--ignore-label N|none] [--threads N]\n"
+    "                   [--ignore-label N|none] [--threads N] [--progress auto|bar|lines|none]\n"
     "  Makes a prediction store (docs/formats.md) for the images of the panoptic dataset F.\n"
     "  Instances: a COCO results JSON R. Semantic side: per image, in D, a label-map PNG\n"
     "  (8- or 16-bit grey, or palette indexes) or an array <stem>.npy / <stem>.npy.zst (C x h x w\n"
@@ -41,6 +42,11 @@ static int take_number(int argc, char **argv, int *i, import_job *o, avps_error 
 
 static int parse_options(int argc, char **argv, import_job *o, avps_error *err) {
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "import", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         int r = 0;
         if ((r = cli_take(argc, argv, &i, "--gt-json", &o->gt_json, err)) ||
             (r = cli_take(argc, argv, &i, "--results", &o->results, err)) ||
@@ -302,7 +308,7 @@ static int run(avps_job *job, import_job *ij, avps_error *err) {
     if (prepare(job, ij, err) != 0)
         return -1;
     size_t n = ij->gt->n_annotations;
-    job_blob *blobs = job_map(job, n, (int)ij->threads, import_one, ij);
+    job_blob *blobs = progress_map(job, n, (int)ij->threads, import_one, ij, ij->progress, "avps import");
     if (!blobs)
         return 0;
     job_blobs_free(blobs, n);

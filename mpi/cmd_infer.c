@@ -28,7 +28,10 @@ const char infer_usage[] =
     "  overrides a setting of the weights' metadata (min_size, max_size, ...), --semantic\n"
     "  writes the semantic logits before the final upsampling, --panoptic-json the network's\n"
     "  panoptic result as one COCO panoptic annotation with its PNG beside it (F without\n"
-    "  .json, + .png); boxes are UPSNet's [x, y, x2 - x1 + 1, y2 - y1 + 1]. See docs/model.md.\n";
+    "  .json, + .png); boxes are UPSNet's [x, y, x2 - x1 + 1, y2 - y1 + 1]. mmdetection HTC\n"
+    "  weights: the same --set (min_size/max_size as mmdetection's scale=(max_size,\n"
+    "  min_size)), category ids from the weights' class tables, --semantic the semantic\n"
+    "  head's logits (1, classes, H/8, W/8). See docs/model.md.\n";
 
 #define INFER_MAX_SETTINGS 64
 
@@ -193,6 +196,18 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Every output the command was asked for is checked and claimed before the network runs,
+ * so that a bad --out path fails in a second, not after the forward pass. */
+static int claim_outputs(avps_job *job, const infer_options *o, avps_error *err) {
+    const char *files[] = {o->json, o->panoptic_json, o->net.semantic};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i] && job_output_file(job, files[i], err) != 0)
+            return -1;
+    if (o->dump_dir && (job_output_dir(job, o->dump_dir, err) != 0 || dir_create(o->dump_dir, err) != 0))
+        return -1;
+    return 0;
+}
+
 int cmd_infer(avps_job *job, int argc, char **argv) {
     avps_error err;
     infer_options o;
@@ -200,8 +215,7 @@ int cmd_infer(avps_job *job, int argc, char **argv) {
         job_fail(job, &err);
     if (!job_is_root(job))
         return 0;
-    if (job_output_file(job, o.json, &err) != 0 || (o.dump_dir && job_output_dir(job, o.dump_dir, &err) != 0) ||
-        (o.dump_dir && dir_create(o.dump_dir, &err) != 0))
+    if (claim_outputs(job, &o, &err) != 0)
         job_fail(job, &err);
     native_net *net = native_net_load(o.weights, &o.net, &err);
     if (!net)

@@ -235,7 +235,8 @@ static void barrier(avps_job *job) {
 /* The held-out pass (calibrate_run, collective): the root writes OUT/class_table.json. */
 static int calibrate(run_job *rj, const char *table_path, avps_error *err) {
     calib_params p = {.metric = rj->cfg.metric, .min_instances = (uint64_t)rj->cfg.min_instances,
-                      .seed = rj->cfg.seed, .threads = (int)rj->cfg.threads};
+                      .seed = rj->cfg.seed, .threads = (int)rj->cfg.threads,
+                      .progress = rj->opt.progress, .what = "avps run (held-out)"};
     calib_split heldout = {rj->heldout, rj->cfg.heldout.gt_dir};
     class_table table = {0};
     calib_report report = {0};

@@ -5,6 +5,7 @@
 #include "commands.h"
 
 #include "cli.h"
+#include "progress.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 
 const char synth_usage[] =
     "usage: avps synth --out DIR [--images N] [--heldout M] [--size WxH] [--seed S] [--preset coco]\n"
+    "                  [--progress auto|bar|lines|none]\n"
     "                  [--pred] [--threads N]\n"
     "  Writes a synthetic COCO-like panoptic world (not real data; it exists to exercise and\n"
     "  measure the system): DIR/val.json + DIR/val/*.png, N evaluation images, and\n"
@@ -38,6 +40,7 @@ static const char *const dir_names[N_DIRS] = {"heldout", "val", "pred"};
 typedef struct {
     const char *out, *preset;
     long images, heldout, width, height, seed, threads; /* -1: not given */
+    progress_mode progress;
     int pred;
     char *dirs[N_DIRS];
 } synth_options;
@@ -72,6 +75,11 @@ static int take_number(int argc, char **argv, int *i, synth_options *o, avps_err
 
 static int parse_arguments(int argc, char **argv, synth_options *o, avps_error *err) {
     for (int i = 0; i < argc; i++) {
+        int pr = progress_take(argc, argv, &i, "synth", &o->progress, err);
+        if (pr < 0)
+            return -1;
+        if (pr > 0)
+            continue;
         const char *size = NULL;
         int r;
         if (strcmp(argv[i], "--pred") == 0) {
@@ -254,7 +262,7 @@ static int run(avps_job *job, synth_options *o, avps_error *err) {
     }
     job_barrier(job); /* the root has made the folders it claimed */
     size_t n = (size_t)(o->heldout + o->images);
-    job_blob *blobs = job_map(job, n, (int)o->threads, synth_one, o);
+    job_blob *blobs = progress_map(job, n, (int)o->threads, synth_one, o, o->progress, "avps synth");
     if (!blobs)
         return 0; /* not the root: its part is sent */
     int rc = write_json(o, blobs, err);
@@ -263,7 +271,7 @@ static int run(avps_job *job, synth_options *o, avps_error *err) {
 }
 
 int cmd_synth(avps_job *job, int argc, char **argv) {
-    synth_options o = {NULL, NULL, -1, -1, -1, -1, -1, -1, 0, {NULL, NULL, NULL}};
+    synth_options o = {NULL, NULL, -1, -1, -1, -1, -1, -1, PROGRESS_AUTO, 0, {NULL, NULL, NULL}};
     avps_error err = {{0}};
     int rc = parse_arguments(argc, argv, &o, &err);
     if (rc == 0)

@@ -16,7 +16,7 @@
 #include <string.h>
 
 const char tables_usage[] =
-    "usage: avps tables CONFIG [--out DIR] [--threads N]\n"
+    "usage: avps tables CONFIG [--out DIR] [--threads N] [--progress auto|bar|lines|none]\n"
     "  The paper's Tables 1-3 from the heads an `avps run` config names (docs/config.md):\n"
     "  PQ, SQ, RQ over all, things and stuff of every head alone, of the E-UPS ensemble, of\n"
     "  LWL-HTC and of the fusion. The class table is the config's \"fusion.class_table\", or\n"
@@ -33,6 +33,7 @@ typedef struct {
     int *end_of_category;
     pq_scratch **scratch;
     size_t n_rows;
+    progress_mode progress;
 } tables_job;
 
 static size_t row_e_ups(const tables_job *tj) { return tj->cfg.n_heads; }
@@ -139,7 +140,8 @@ static int choose_table(tables_job *tj, avps_error *err) {
             avps_prefix(err, "%s: \"fusion.class_table\"", cfg->path);
     } else if (rc == 0) {
         calib_params p = {.metric = cfg->metric, .min_instances = (uint64_t)cfg->min_instances, .seed = cfg->seed,
-                          .threads = (int)cfg->threads};
+                          .threads = (int)cfg->threads, .progress = tj->progress,
+                          .what = "avps tables (held-out)"};
         calib_split heldout = {tj->heldout, cfg->heldout.gt_dir};
         calib_report report = {0};
         rc = calibrate_run(tj->job, &p, ends, 2, &heldout, NULL, &tj->table, &report, err);
@@ -321,7 +323,7 @@ static int run(tables_job *tj, const char *config, const char *out, long threads
     if (rc != 0)
         return -1;
     size_t n = tj->eval->n_annotations;
-    job_blob *blobs = job_map(tj->job, n, (int)tj->cfg.threads, tables_image, tj);
+    job_blob *blobs = progress_map(tj->job, n, (int)tj->cfg.threads, tables_image, tj, tj->progress, "avps tables");
     if (!blobs)
         return 0;
     rc = report(tj, blobs, err);
@@ -334,9 +336,12 @@ int cmd_tables(avps_job *job, int argc, char **argv) {
     long threads = 0;
     avps_error err;
     int rc = 0;
+    progress_mode progress = PROGRESS_AUTO;
     for (int i = 0; rc == 0 && i < argc; i++) {
         int r;
-        if ((r = cli_take(argc, argv, &i, "--out", &out, &err)) || (r = cli_take(argc, argv, &i, "--threads", &threads_text, &err))) {
+        if ((r = progress_take(argc, argv, &i, "tables", &progress, &err))) {
+            rc = r < 0 ? -1 : 0;
+        } else if ((r = cli_take(argc, argv, &i, "--out", &out, &err)) || (r = cli_take(argc, argv, &i, "--threads", &threads_text, &err))) {
             if (r < 0 || (threads_text && cli_int("--threads", threads_text, 1, 1024, &threads, &err) != 0))
                 rc = -1;
         } else if (argv[i][0] != '-' && !config) {
@@ -347,7 +352,7 @@ int cmd_tables(avps_job *job, int argc, char **argv) {
     }
     if (rc == 0 && !config)
         rc = avps_fail(&err, "tables: a CONFIG file is required\n%s", tables_usage);
-    tables_job tj = {.job = job};
+    tables_job tj = {.job = job, .progress = progress};
     if (rc == 0)
         rc = run(&tj, config, out, threads, &err);
     for (size_t h = 0; h < RUN_MAX_HEADS; h++)

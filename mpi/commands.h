@@ -17,6 +17,7 @@ extern const char fuse_usage[];
 extern const char tables_usage[];
 extern const char calibrate_usage[];
 extern const char infer_usage[];
+extern const char show_usage[];
 
 int cmd_eval_pq(avps_job *job, int argc, char **argv);
 int cmd_synth(avps_job *job, int argc, char **argv);
@@ -30,5 +31,6 @@ int cmd_fuse(avps_job *job, int argc, char **argv);
 int cmd_tables(avps_job *job, int argc, char **argv);
 int cmd_calibrate(avps_job *job, int argc, char **argv);
 int cmd_infer(avps_job *job, int argc, char **argv);
+int cmd_show(avps_job *job, int argc, char **argv);
 
 #endif

@@ -4,6 +4,7 @@
 #define AVPS_IMPORT_H
 
 #include "../model/model.h"
+#include "progress.h"
 
 #include <cjson/cJSON.h>
 
@@ -20,6 +21,7 @@ typedef struct {
     const char *panoptic_json, *panoptic_dir, *out, *name;
     const char *map_spec, *results_map_spec, *semantic_map_spec, *ignore_text;
     long threads, stride; /* stride 0: a grid stretched over the image */
+    progress_mode progress;
     pan_dataset *gt;
     inst_dataset images;           /* the panoptic images as inst_results_load wants them */
     inst_dataset *res;

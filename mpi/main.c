@@ -21,6 +21,7 @@ static const char usage[] =
     "  run        the whole AntVisionPS evaluation (ensemble, class table, fusion, PQ) as one job\n"
     "  calibrate  the class table: which end gives each thing class its instances\n"
     "  infer      one image through a Mask R-CNN run by avps's own engine (COCO results)\n"
+    "  show       pictures: results over the images, the Figure-4 layout (PNG)\n"
     "  synth      write a synthetic COCO-like panoptic ground truth and prediction\n"
     "  version    print the version\n"
     "Run 'avps <command> --help' for a command's options.\n";
@@ -44,6 +45,7 @@ static const command commands[] = {
     {"tables", NULL, cmd_tables, tables_usage},
     {"calibrate", NULL, cmd_calibrate, calibrate_usage},
     {"infer", NULL, cmd_infer, infer_usage},
+    {"show", NULL, cmd_show, show_usage},
 };
 
 static int wants_help(int argc, char **argv) {

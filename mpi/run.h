@@ -9,6 +9,7 @@
 #include "../fusion/fusion.h"
 #include "../model/model.h"
 #include "job.h"
+#include "progress.h"
 
 /* ---- the config (run_config.c) --------------------------------------------------------- */
 
@@ -52,7 +53,8 @@ typedef struct {
 } run_config;
 
 /* Reads and checks the config; relative paths are taken from the config's folder. Unknown
- * keys and wrong types are errors naming the key ("fusion.ss_weights[1]"). */
+ * keys and wrong types are errors naming the key ("fusion.ss_weights[1]"). On an error
+ * nothing is left to release. */
 int run_config_load(const char *path, run_config *cfg, avps_error *err);
 void run_config_release(run_config *cfg);
 /* Head i of the config, made for the dataset; errors name the config and the head. */
@@ -125,22 +127,7 @@ int run_journal_read(const char *out_dir, uint64_t config_hash, size_t item, job
 /* Opens this process's journal file for appending. */
 int run_journal_open(run_state *rs, avps_error *err);
 
-/* ---- progress (run_progress.c) ------------------------------------------------------------ */
-
-typedef enum { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_LINES, PROGRESS_NONE } progress_mode;
-typedef struct {
-    progress_mode mode;
-    const char *what;
-    size_t total, already;
-    double start, last_print;
-    size_t last_done;
-    int printed;
-} run_progress;
-int run_progress_mode(const char *text, progress_mode *mode);
-/* Decides auto, on the root: a bar only on a terminal outside a launcher (docs/config.md). */
-void run_progress_start(run_progress *p, progress_mode mode, const char *what, size_t total, size_t already);
-void run_progress_update(void *ctx, size_t done); /* a job_progress_fn */
-double run_now(void);
+/* ---- progress: progress.h (run_progress.c) ------------------------------------------------ */
 
 /* ---- reports (run_report.c) ---------------------------------------------------------------- */
 

@@ -398,6 +398,8 @@ int run_config_load(const char *path, run_config *cfg, avps_error *err) {
                                                 : avps_fail(err, "out of memory");
     free(base);
     cJSON_Delete(root);
+    if (rc != 0)
+        run_config_release(cfg); /* what was read before the error */
     return rc;
 }
 

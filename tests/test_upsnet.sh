@@ -74,6 +74,32 @@ for case in $CASES; do
     # end to end: the COCO results and the panoptic annotation with its PNG
     out=$($PY "$ROOT/tests/upsnet_compare.py" --e2e "$K" "$T/$case.dets.json" "$T/$case.pan.json" 2>&1)
     if printf '%s\n' "$out" | grep -q '^1 passed, 0 failed$'; then ok; else ko "$case end to end: $(printf '%s\n' "$out" | head -5)"; fi
+    # ... and the end-to-end check can fail: 6 % of the detections' scores off by 2e-3,
+    # one segment relabelled, 6 % of the masks emptied (just over the 5 % allowed)
+    for bad in score category mask; do
+        $PY - "$bad" "$T/$case.dets.json" "$T/$case.pan.json" "$T/bad" <<'PYEOF' || ko "$case: could not write the $bad mutant"
+import json, os, shutil, sys
+bad, dets, pan, out = sys.argv[1:5]
+os.makedirs(out, exist_ok=True)
+d, p = json.load(open(dets)), json.load(open(pan))
+n = max(1, (len(d) * 6 + 99) // 100)
+if bad == "score":
+    for x in d[:n]:
+        x["score"] += 2e-3
+elif bad == "category":
+    s = p["segments_info"][0]
+    s["category_id"] = 1 if s["category_id"] != 1 else 2
+else:
+    for x in d[:n]:
+        x["segmentation"]["counts"] = ""  # no runs: an all-zero mask
+json.dump(d, open(out + "/dets.json", "w"))
+json.dump(p, open(out + "/pan.json", "w"))
+shutil.copy(os.path.join(os.path.dirname(pan), p["file_name"]), os.path.join(out, p["file_name"]))
+PYEOF
+        out=$($PY "$ROOT/tests/upsnet_compare.py" --e2e "$K" "$T/bad/dets.json" "$T/bad/pan.json" 2>&1)
+        want="FAIL: detections: "; [ $bad = category ] && want="FAIL: segment category "
+        printf '%s\n' "$out" | grep -q "^$want" && ok || ko "$case end to end: the $bad mutant: $(printf '%s\n' "$out" | head -3)"
+    done
     # the box head fed the key's proposals: its probabilities row by row
     if "$AVPS" infer --weights "$W" --image "$K/image.png" "${KEYSET[@]}" --dump-dir "$D.fed" \
         --proposals "$K/rpn_rois.npy" 2>"$T/err"; then
@@ -173,6 +199,48 @@ assert (ours == ref).mean() >= 0.95, (ours == ref).mean()
 PYEOF
 else
     ko "native head export: $(head -3 "$T/err")"
+fi
+
+# A checkpoint as UPSNet writes it (upsnet_end2end_train.py: torch.save of the model's
+# state_dict, bare names, with BatchNorm's int64 num_batches_tracked buffers), and the
+# same wrapped by DataParallel ("module." names), through scripts/pth-to-safetensors
+# --meta: avps infer gives the detections and panoptic result of the raw weights + --set.
+if [ "$QUICK" != --quick ] && $PY -c "import torch" 2>/dev/null; then
+    $PY - "$W" "$T/ups.pth" "$T/ups_dp.pth" <<'PYEOF' || ko "pth: could not write the checkpoints"
+import collections, json, struct, sys
+import numpy as np, torch
+src, bare, dp = sys.argv[1:4]
+with open(src, "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    h = json.loads(f.read(n))
+    data = f.read()
+sd = collections.OrderedDict()
+for k, v in h.items():
+    if k == "__metadata__":
+        continue
+    a, b = v["data_offsets"]
+    sd[k] = torch.from_numpy(np.frombuffer(data[a:b], np.float32).reshape(v["shape"]).copy())
+    if k.endswith(".running_var"):
+        sd[k[:-len("running_var")] + "num_batches_tracked"] = torch.tensor(0, dtype=torch.int64)
+torch.save(sd, bare)
+torch.save(collections.OrderedDict(("module." + k, v) for k, v in sd.items()), dp)
+PYEOF
+    for p in ups ups_dp; do
+        if $PY "$ROOT/scripts/pth-to-safetensors" "$T/$p.pth" "$T/$p.safetensors" --meta min_size=128 \
+            --meta max_size=224 2>"$T/err" &&
+            "$AVPS" infer --weights "$T/$p.safetensors" --image "$IMG" --image-id 1 --json "$T/$p.dets.json" \
+            --panoptic-json "$T/$p.pan.json" 2>"$T/err"; then
+            cmp -s "$T/$p.dets.json" "$T/resnet50.dets.json" && cmp -s "$T/$p.pan.png" "$T/resnet50.pan.png" &&
+                $PY -c "import json, sys; a, b = (json.load(open(f))['segments_info'] for f in sys.argv[1:]); sys.exit(a != b or not a)" \
+                    "$T/$p.pan.json" "$T/resnet50.pan.json" && ok ||
+                ko "$p.pth: its results differ from the raw weights'"
+        else
+            ko "$p.pth: conversion or infer failed: $(head -3 "$T/err")"
+        fi
+        rm -f "$T/$p.pth" "$T/$p.safetensors"
+    done
+elif [ "$QUICK" != --quick ]; then
+    echo "SKIP: $PY has no torch (the .pth conversion check)"
 fi
 
 # UPSNet's class orders (the COCO ids of --json and --panoptic-json) are categories.json's

@@ -111,6 +111,38 @@ PYEOF
 )
     printf '%s\n' "$out" | grep -q "^linear exact 256 close 256 of 256$" && ok || ko "cv2 INTER_LINEAR: $out"
     printf '%s\n' "$out" | grep -q "^nearest 5 of 5$" && ok || ko "cv2 INTER_NEAREST: $out"
+    # the trunk's resize by the scale factor (preprocessing) on BGR float images of odd
+    # sizes, down and up (the first and last rows of an upscale, where cv2 clips the rows
+    # it reads but keeps their weights) and the exact 2x downscale (cv2's area path, odd
+    # sides included): bit for bit with OpenCV's own code; its IPP path (what the keys'
+    # input.npy holds) rounds otherwise, up to ~5e-3 on values of +-150
+    out=$("$PYV" - "$TOOL" "$T/cv" <<'PYEOF' 2>&1
+import subprocess, sys
+import cv2
+import numpy as np
+tool, d = sys.argv[1:3]
+rng = np.random.default_rng(7)
+fs = [128 / 240, 0.31, 0.5, 0.77, 1.0, 1.3, 1.7, 2.0, 2.3, 3.0, 4.41, 128 / 29, 224 / 41]
+exact = n = 0
+for h, w in [(29, 41), (27, 43), (1, 5), (3, 2), (240, 330)]:
+    img = (rng.uniform(0, 255, (h, w, 3)) - [102.9801, 115.9465, 122.7717]).astype(np.float32)
+    np.save(d + '/bgr.npy', np.ascontiguousarray(img.transpose(2, 0, 1)))
+    for f in (f for f in fs if round(h * f) >= 1 and round(w * f) >= 1):
+        subprocess.run([tool, 'cv-linear-f', d + '/bgr.npy', repr(f), d + '/o.npy'], check=True)
+        got = np.load(d + '/o.npy').transpose(1, 2, 0)
+        cv2.ipp.setUseIPP(False)
+        ref = cv2.resize(img, None, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
+        cv2.ipp.setUseIPP(True)
+        n += 1
+        if ref.shape == got.shape and np.array_equal(ref, got):
+            exact += 1
+        else:
+            print('%dx%d by %.4f: %s' % (w, h, f, 'shape %s, cv2 %s' % (got.shape, ref.shape) if ref.shape != got.shape
+                                         else '%d values differ' % (got != ref).sum()))
+print('factor exact %d of %d' % (exact, n))
+PYEOF
+)
+    printf '%s\n' "$out" | grep -q "^factor exact 63 of 63$" && ok || ko "cv2 INTER_LINEAR by a factor: $(printf '%s\n' "$out" | tail -4)"
 else
     echo "SKIP: no cv2 in build/venv (scripts/setup-venv): the resizes are not checked against cv2"
 fi

@@ -191,6 +191,37 @@ static void test_png_header_bounds(check_tally *t) {
     free(path);
 }
 
+/* The format puts IHDR first; libpng skips an ancillary chunk before a later IHDR, which
+ * the size checks never saw (a fuzz finding: a 3x2 open returned a 6x5 image). Refused on
+ * every path, naming the file. */
+static void test_png_ihdr_not_first(check_tally *t) {
+    uint8_t png[128], out[160];
+    size_t n = tiny_png(png, 6, 5, 8, 2, 0);
+    static const uint8_t extra[12] = {0, 0, 0, 0, 'a', 'a', 'a', 'a', 0, 0, 0, 0};
+    uint8_t chunk[12];
+    memcpy(chunk, extra, sizeof chunk);
+    uint32_t crc = libdeflate_crc32(0, chunk + 4, 4);
+    chunk[8] = (uint8_t)(crc >> 24), chunk[9] = (uint8_t)(crc >> 16), chunk[10] = (uint8_t)(crc >> 8);
+    chunk[11] = (uint8_t)crc;
+    memcpy(out, png, 8);
+    memcpy(out + 8, chunk, sizeof chunk);
+    memcpy(out + 20, png + 8, n - 8);
+    char *path = path_join(tmpdir, "late_ihdr.png");
+    FILE *fp = fopen(path, "wb");
+    CHECK(t, fp && fwrite(out, 1, n + 12, fp) == n + 12 && fclose(fp) == 0);
+    avps_error err = {{0}};
+    png_reader *r = png_reader_open_sized(path, 3, 2, &err);
+    CHECK(t, r == NULL && strstr(err.msg, "late_ihdr.png: corrupt PNG: the first chunk is not a 13-byte IHDR"));
+    png_reader_free(r);
+    r = png_reader_open_libpng(path, 0, 0, &err);
+    CHECK(t, r == NULL && strstr(err.msg, "late_ihdr.png: corrupt PNG: the first chunk is not"));
+    png_reader_free(r);
+    png_label_reader *l = png_label_open(path, 3, 2, &err);
+    CHECK(t, l == NULL && strstr(err.msg, "late_ihdr.png: corrupt PNG: the first chunk is not"));
+    png_label_free(l);
+    free(path);
+}
+
 static const char gt_ok[] =
     "{\"images\": [{\"id\": 5, \"file_name\": \"a.jpg\", \"width\": 4, \"height\": 2}],\n"
     " \"annotations\": [{\"image_id\": 5, \"file_name\": \"a.png\", \"segments_info\": [\n"
@@ -290,6 +321,7 @@ int main(void) {
     test_png_filters_and_crc(&t);
     test_png_palette_trns(&t);
     test_png_header_bounds(&t);
+    test_png_ihdr_not_first(&t);
     test_json_reading(&t);
     test_json_refusals(&t);
     test_synth(&t);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 /* A string the test built, or NULL; frees it, so checks can compare in one line. */
 static int same_str(char *got, const char *want) {
@@ -379,6 +380,160 @@ static void check_polygon_file(check_tally *t, const char *path) {
     fclose(f);
 }
 
+/* ---- issue 12 item 4: every operation on masks with no pixels ----------------------
+ * Sizes with h = 0 or w = 0 (up to 2^32 - 1 on the other side), each as COCO encodes it
+ * (one empty run), with no runs at all, and with several empty runs. pycocotools 2.0.11
+ * gives, where it gives anything: encode "0", area 0, box 0 0 0 0, merge "0", IoU 0
+ * (crowd or not), frPoly/frBbox "0" when h = 0. Where it crashes (merging a mask with no
+ * runs reads cnts[0] of NULL) or returns runs that do not add up to the image (frPoly
+ * with w = 0 skips its x clipping: w - 1 wraps; toBbox of "000" on h = 0 divides by 0),
+ * the answer here is the empty mask of the image's size (docs/formats.md). */
+
+static uint64_t run_total(const rle_mask *r) {
+    uint64_t s = 0;
+    for (size_t j = 0; j < r->m; j++)
+        s += r->cnts[j];
+    return s;
+}
+
+/* Empty: the given size, runs that add up to 0 pixels, area 0, and pycocotools' box:
+ * 0 0 0 0, except for two runs or more on h > 0 (so w = 0), where its toBbox starts from
+ * x = w, y = h and wraps the unsigned height: 0 h 1 1-h (kept, for parity). For h = 0 it
+ * divides by zero; there the box is 0 0 0 0. */
+static int is_empty_mask(const rle_mask *r, uint32_t h, uint32_t w) {
+    double bb[4] = {1, 1, 1, 1};
+    rle_bbox(r, bb);
+    int box = r->m >= 2 && h > 0 ? box_is(bb, 0, h, 1, (uint32_t)(1 - h)) : box_is(bb, 0, 0, 0, 0);
+    return r->h == h && r->w == w && run_total(r) == 0 && rle_area(r) == 0 && box;
+}
+
+enum { N_VARIANTS = 5 };
+
+/* The masks of no pixels of one size: encoded, "", "0", "000", counts {0, 0}. */
+static int make_variants(uint32_t h, uint32_t w, rle_mask v[N_VARIANTS]) {
+    static const uint8_t none[1] = {0};
+    static const uint32_t two_zero[2] = {0, 0};
+    int bad = 0;
+    bad |= rle_encode(none, h, w, &v[0]);
+    bad |= rle_from_string("", h, w, &v[1]);
+    bad |= rle_from_string("0", h, w, &v[2]);
+    bad |= rle_from_string("000", h, w, &v[3]);
+    bad |= rle_from_counts(two_zero, 2, h, w, &v[4]);
+    return bad == 0;
+}
+
+static void check_variant_alone(check_tally *t, const rle_mask *r, uint32_t h, uint32_t w) {
+    CHECK(t, is_empty_mask(r, h, w));
+    uint8_t sentinel[2] = {7, 7}; /* 0 pixels: decode writes nothing */
+    rle_decode(r, sentinel);
+    CHECK(t, sentinel[0] == 7 && sentinel[1] == 7);
+    char *s = rle_to_string(r);
+    rle_mask back;
+    CHECK(t, s && rle_from_string(s, h, w, &back) == 0 && runs_are(&back, r->cnts, r->m));
+    free(s);
+    rle_free(&back);
+    rle_mask one;
+    for (int inter = 0; inter < 2; inter++) {
+        CHECK(t, rle_merge(r, 1, inter, &one) == 0 && is_empty_mask(&one, h, w));
+        rle_free(&one);
+    }
+}
+
+static void check_variant_pair(check_tally *t, const rle_mask *a, const rle_mask *b) {
+    rle_mask pair[2] = {*a, *b}, out;
+    for (int inter = 0; inter < 2; inter++) {
+        CHECK(t, rle_merge(pair, 2, inter, &out) == 0 && is_empty_mask(&out, a->h, a->w));
+        if (a->m > 0 && b->m > 0) /* pycocotools' "0"; with no runs it crashes */
+            CHECK(t, same_str(rle_to_string(&out), "0"));
+        rle_free(&out);
+    }
+    for (int crowd = 0; crowd < 2; crowd++)
+        CHECK(t, rle_iou(a, b, crowd) == 0);
+}
+
+static void check_shapes_on(check_tally *t, uint32_t h, uint32_t w) {
+    const double tri[6] = {0, 0, 2, 0, 2, 2}, huge[8] = {-1e6, -1e6, 1e6, -1e6, 1e6, 1e6, -1e6, 1e6};
+    const double dot[6] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5}, box[4] = {0, 0, 2, 2};
+    const double *polys[3] = {tri, huge, dot};
+    const size_t npts[3] = {3, 4, 3};
+    rle_mask r;
+    for (int i = 0; i < 3; i++) {
+        CHECK(t, rle_from_polygon(polys[i], npts[i], h, w, &r) == 0 && is_empty_mask(&r, h, w));
+        rle_free(&r);
+    }
+    CHECK(t, rle_from_bbox(box, h, w, &r) == 0 && is_empty_mask(&r, h, w));
+    rle_free(&r);
+}
+
+static void check_no_pixel_size(check_tally *t, uint32_t h, uint32_t w) {
+    rle_mask v[N_VARIANTS];
+    CHECK(t, make_variants(h, w, v));
+    CHECK(t, v[0].m == 1 && v[0].cnts[0] == 0 && same_str(rle_to_string(&v[0]), "0"));
+    for (int i = 0; i < N_VARIANTS; i++) {
+        check_variant_alone(t, &v[i], h, w);
+        for (int j = 0; j < N_VARIANTS; j++)
+            check_variant_pair(t, &v[i], &v[j]);
+    }
+    rle_mask three;
+    CHECK(t, rle_merge(v, 3, 0, &three) == 0 && is_empty_mask(&three, h, w));
+    rle_free(&three);
+    check_shapes_on(t, h, w);
+    for (int i = 0; i < N_VARIANTS; i++)
+        rle_free(&v[i]);
+}
+
+/* An image with pixels and none of them on: one run of h*w; no runs is refused, since
+ * the runs must add up to the image. */
+static void check_all_off(check_tally *t) {
+    uint8_t off[12] = {0};
+    rle_mask r, pair[2], out;
+    double bb[4];
+    CHECK(t, rle_encode(off, 3, 4, &r) == 0 && same_str(rle_to_string(&r), "<"));
+    rle_bbox(&r, bb);
+    CHECK(t, rle_area(&r) == 0 && box_is(bb, 0, 0, 0, 0));
+    pair[0] = pair[1] = r;
+    for (int inter = 0; inter < 2; inter++) {
+        CHECK(t, rle_merge(pair, 2, inter, &out) == 0 && same_str(rle_to_string(&out), "<"));
+        rle_free(&out);
+        CHECK(t, rle_iou(&r, &r, inter) == 0);
+    }
+    rle_free(&r);
+    CHECK(t, rle_from_string("", 3, 4, &r) != 0);
+    rle_free(&r);
+    CHECK(t, rle_from_counts(NULL, 0, 3, 4, &r) != 0);
+    rle_free(&r);
+    const double zero_box[4] = {0, 0, 0, 0}, box[4] = {0, 0, 2, 2};
+    CHECK(t, bbox_iou(zero_box, zero_box, 0) == 0 && bbox_iou(zero_box, box, 1) == 0 &&
+                 bbox_iou(box, zero_box, 1) == 0);
+}
+
+/* h = 0 with 2^32 - 1 columns must not walk the columns (7 s of CPU a walk at -O2): a
+ * second of this process's CPU time ends it with SIGVTALRM, whatever the machine's load. */
+static void cpu_guard(int on) {
+    struct itimerval tv = {.it_value = {.tv_sec = on ? 1 : 0, .tv_usec = 0}};
+    setitimer(ITIMER_VIRTUAL, &tv, NULL);
+}
+
+static void test_no_pixel_masks(check_tally *t) {
+    const uint32_t sizes[][2] = {{0, 0}, {0, 5}, {5, 0}, {0, UINT32_MAX}, {UINT32_MAX, 0}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        cpu_guard(1);
+        check_no_pixel_size(t, sizes[i][0], sizes[i][1]);
+        cpu_guard(0);
+    }
+    check_all_off(t);
+    rle_mask a = {0}, b = {0}, pair[2], out;
+    static const uint8_t none[1] = {0};
+    CHECK(t, rle_encode(none, 0, 5, &a) == 0 && rle_encode(none, 5, 0, &b) == 0);
+    pair[0] = a;
+    pair[1] = b;
+    CHECK(t, rle_merge(pair, 2, 0, &out) == -1);
+    rle_free(&out);
+    CHECK(t, rle_merge(NULL, 0, 1, &out) == 0 && is_empty_mask(&out, 0, 0) && out.m == 0);
+    rle_free(&a);
+    rle_free(&b);
+}
+
 int main(int argc, char **argv) {
     check_tally t = {0};
     if (argc > 1) {
@@ -389,6 +544,7 @@ int main(int argc, char **argv) {
     test_small_mask(&t);
     test_multi_chunk(&t);
     test_empty_masks(&t);
+    test_no_pixel_masks(&t);
     test_refusals(&t);
     test_polygon_square(&t);
     test_merge_and_iou(&t);

@@ -158,16 +158,17 @@ def e2e(key_dir, dets_path, pan_path):
     want = json.load(open(os.path.join(key_dir, "expected_detections.json")))
     got = json.load(open(dets_path))
     gm = [rle_decode(d["segmentation"]) for d in got]
-    found = 0
+    found, used = 0, set()  # one of ours per expected detection
     for e in want:
         em = rle_decode(e["segmentation"])
-        for d, m in zip(got, gm):
-            if d["category_id"] != e["category_id"] or d.get("image_id") != e["image_id"]:
+        for j, (d, m) in enumerate(zip(got, gm)):
+            if j in used or d["category_id"] != e["category_id"] or d.get("image_id") != e["image_id"]:
                 continue
             if box_iou(d["bbox"], e["bbox"]) > 0.98 and abs(d["score"] - e["score"]) <= 1e-3:
                 u = (m | em).sum()
                 if u == 0 or (m & em).sum() / u > 0.9:
                     found += 1
+                    used.add(j)
                     break
     if not (found >= 0.95 * len(want) and len(got) >= 0.95 * len(want) and len(got) <= len(want) / 0.95):
         fails.append(f"detections: {found} of {len(want)} expected found, {len(got)} given")

@@ -18,6 +18,7 @@
  * (int32, n x 2), writing OUT/linear_<i>.npy; cv-nearest resizes the u8 plane SRC by
  * the factor F into OUT (.npy), the size round(side F). */
 #include "../model/nn/nets/upsnet/heads.h"
+#include "../model/nn/nets/upsnet/upsnet.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -258,6 +259,34 @@ static int cv_linear(const char *src, const char *sizes, const char *out, avps_e
     return rc;
 }
 
+/* The trunk's resize by a factor (ups_cv_resize_linear) of each plane of a C x H x W
+ * array: cv2.resize(src, None, fx=f, fy=f) of the H x W x C image, size cvRound(side f). */
+static int cv_linear_factor(const char *src, double f, const char *out, avps_error *err) {
+    npy_array a, o;
+    npy_expect want = {.dtypes = NPY_DTYPE_BIT(NPY_F32), .ndim = 3};
+    if (npy_read(src, &want, &a, err))
+        return -1;
+    int c = (int)a.shape[0], sh = (int)a.shape[1], sw = (int)a.shape[2];
+    int dw = (int)lrint(sw * f), dh = (int)lrint(sh * f), rc = -1;
+    size_t shape[3] = {(size_t)c, (size_t)dh, (size_t)dw};
+    nn_arena ar;
+    nn_arena_init(&ar);
+    if (dw > 0 && dh > 0 && npy_array_alloc(&o, NPY_F32, 3, shape, err) == 0) {
+        rc = 0;
+        for (int k = 0; k < c && !rc; k++)
+            rc = ups_cv_resize_linear(&ar, (const float *)a.data + (size_t)k * sh * sw, sw, sh,
+                                      (float *)o.data + (size_t)k * dh * dw, dw, dh, f, f, err);
+        if (!rc)
+            rc = npy_write(out, &o, 0, err);
+        npy_array_release(&o);
+    } else if (!err->msg[0]) {
+        avps_fail(err, "cv-linear-f: size %d x %d", dw, dh);
+    }
+    nn_arena_release(&ar);
+    npy_array_release(&a);
+    return rc;
+}
+
 static int cv_nearest(const char *src, double f, const char *out, avps_error *err) {
     npy_array a, o;
     npy_expect want = {.dtypes = NPY_DTYPE_BIT(NPY_U8), .ndim = 2};
@@ -282,15 +311,16 @@ static int cv_nearest(const char *src, double f, const char *out, avps_error *er
 
 int main(int argc, char **argv) {
     avps_error err = {0};
-    if (argc == 5 && (!strcmp(argv[1], "cv-linear") || !strcmp(argv[1], "cv-nearest"))) {
-        int rc = !strcmp(argv[1], "cv-linear") ? cv_linear(argv[2], argv[3], argv[4], &err)
-                                               : cv_nearest(argv[2], strtod(argv[3], NULL), argv[4], &err);
+    if (argc == 5 && (!strcmp(argv[1], "cv-linear") || !strcmp(argv[1], "cv-nearest") || !strcmp(argv[1], "cv-linear-f"))) {
+        int rc = !strcmp(argv[1], "cv-linear")     ? cv_linear(argv[2], argv[3], argv[4], &err)
+                 : !strcmp(argv[1], "cv-linear-f") ? cv_linear_factor(argv[2], strtod(argv[3], NULL), argv[4], &err)
+                                                   : cv_nearest(argv[2], strtod(argv[3], NULL), argv[4], &err);
         if (rc)
             fprintf(stderr, "%s\n", err.msg);
         return rc ? 1 : 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: upsnet_heads_tool WEIGHTS KEYS OUT | cv-linear SRC SIZES OUT | cv-nearest SRC F OUT\n");
+        fprintf(stderr, "usage: upsnet_heads_tool WEIGHTS KEYS OUT | cv-linear SRC SIZES OUT | cv-linear-f SRC F OUT | cv-nearest SRC F OUT\n");
         return 1;
     }
     tool t = {argv[2], argv[3], &err, {{0}}, 0};

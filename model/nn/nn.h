@@ -121,6 +121,8 @@ typedef struct nn_backend {
     int (*deform_conv2d)(const struct nn_backend *b, nn_arena *a, const nn_conv *cv, const nn_tensor *in,
                          const nn_tensor *offset, const nn_tensor *mask, int dilation, int offset_groups, int relu,
                          nn_tensor *out, avps_error *err);
+    /* torch's interpolate(mode="bilinear", align_corners=True) to out's h x w */
+    void (*resize_bilinear_corners)(const nn_tensor *in, nn_tensor *out);
 } nn_backend;
 
 /* The CPU backend; use_blas picks OpenBLAS's sgemm over the plain C one. */
@@ -194,6 +196,11 @@ int st_read_f32(const st_file *f, const char *name, int ndim, const int64_t *sha
 /* Decodes a PNG or JPEG (by content) to 8-bit RGB, h x w x 3; caller frees *rgb. */
 int nn_image_read(const char *path, uint8_t **rgb, uint32_t *w, uint32_t *h, avps_error *err);
 
+/* OpenCV's resize(INTER_LINEAR) of an 8-bit sw x sh image of cn interleaved channels to
+ * dw x dh, to the byte (mmdetection's test pipeline resizes so); scratch from the arena. */
+int nn_resize_u8_linear(nn_arena *a, const uint8_t *src, int sw, int sh, int cn, uint8_t *dst, int dw, int dh,
+                        avps_error *err);
+
 /* ---- networks ------------------------------------------------------------------------
  * Every network of the engine (nets/<name>/) is a kind: it recognises its weights by the
  * tensors' names, loads from the open file, and runs on one RGB image. nets/nets.c holds
@@ -212,12 +219,13 @@ typedef struct {
     int mask_size;
     paste_convention paste;
     int box_plus_one;          /* COCO boxes x2 - x1 + 1 wide (UPSNet) */
-    /* semantic logits (UPSNet): ss_c x ss_h x ss_w on the padded grid, whose column u
-     * covers image column x by u + 0.5 = (x + 0.5) * ss_scale (the resize by the scale,
-     * then the stride); the first ss_valid_w x ss_valid_h cover the image. ss_c 0: none */
+    /* semantic logits (UPSNet, HTC): ss_c x ss_h x ss_w on the padded grid, whose column u
+     * covers image column x by u + 0.5 = (x + 0.5) * ss_scale_x (the resize by the scale,
+     * then the stride; rows by ss_scale_y); the first ss_valid_w x ss_valid_h cover the
+     * image. ss_c 0: none */
     const float *ss_logits;
     int ss_c, ss_h, ss_w, ss_valid_w, ss_valid_h;
-    double ss_scale;
+    double ss_scale_x, ss_scale_y;
     native_panoptic panoptic;  /* the network's own panoptic result, or width 0 */
 } nn_result;
 

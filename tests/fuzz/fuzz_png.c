@@ -25,6 +25,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         read_all(r);
         png_reader_free(r);
     }
+    /* libpng's path on what the libdeflate path reads too */
+    r = png_reader_open_libpng(path, 0, 0, &err);
+    if (r) {
+        read_all(r);
+        png_reader_free(r);
+    }
     /* the sized open refuses another size before allocating */
     r = png_reader_open_sized(path, 3, 2, &err);
     if (r) {

@@ -262,6 +262,37 @@ static void cpu_resize_bilinear(const nn_tensor *in, nn_tensor *out) {
     }
 }
 
+/* align_corners=True: source = dst * (in - 1) / (out - 1), the ratio in float as torch's
+ * area_pixel_compute_scale has it; the sums fused as in cpu_resize_bilinear. */
+static void corner_tap(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1) {
+    float scale = out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f, src = scale * (float)dst;
+    *i0 = (int)src < in - 1 ? (int)src : in - 1;
+    *i1 = *i0 + (*i0 < in - 1 ? 1 : 0);
+    float l = src - (float)*i0;
+    *l1 = l < 0 ? 0 : l > 1 ? 1 : l;
+    *l0 = 1.0f - *l1;
+}
+
+static void cpu_resize_bilinear_corners(const nn_tensor *in, nn_tensor *out) {
+    for (size_t p = 0; p < (size_t)in->n * in->c; p++) {
+        const float *src = in->data + p * in->h * in->w;
+        float *dst = out->data + p * out->h * out->w;
+        for (int y = 0; y < out->h; y++) {
+            int y0, y1;
+            float h0, h1;
+            corner_tap(y, in->h, out->h, &y0, &y1, &h0, &h1);
+            const float *r0 = src + (size_t)y0 * in->w, *r1 = src + (size_t)y1 * in->w;
+            for (int x = 0; x < out->w; x++) {
+                int x0, x1;
+                float w0, w1;
+                corner_tap(x, in->w, out->w, &x0, &x1, &w0, &w1);
+                float t0 = fmaf(r0[x0], w0, r0[x1] * w1), t1 = fmaf(r1[x0], w0, r1[x1] * w1);
+                dst[(size_t)y * out->w + x] = fmaf(t0, h0, t1 * h1);
+            }
+        }
+    }
+}
+
 static void cpu_softmax_rows(float *x, int rows, int cols) {
     for (int r = 0; r < rows; r++) {
         float *v = x + (size_t)r * cols, top = -INFINITY, sum = 0;
@@ -381,11 +412,11 @@ static int cpu_deform_conv2d(const nn_backend *b, nn_arena *a, const nn_conv *cv
 static const cpu_backend cpu_backends[2] = {
     {{"cpu", NN_DEVICE_CPU, cpu_conv2d, cpu_deconv2d, cpu_linear, cpu_relu, cpu_add, cpu_max_pool,
       cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align,
-      cpu_deform_conv2d},
+      cpu_deform_conv2d, cpu_resize_bilinear_corners},
      0},
     {{"cpu", NN_DEVICE_CPU, cpu_conv2d, cpu_deconv2d, cpu_linear, cpu_relu, cpu_add, cpu_max_pool,
       cpu_resize_nearest_add, cpu_resize_bilinear, cpu_softmax_rows, cpu_sigmoid, cpu_roi_align,
-      cpu_deform_conv2d},
+      cpu_deform_conv2d, cpu_resize_bilinear_corners},
      1},
 };
 

@@ -1,13 +1,14 @@
 /* nets.c: the table of the engine's networks and nn_net, which picks one by the names of
  * the tensors in a weights file. A new network adds its kind to the table. */
 #include "../nn.h"
+#include "htc/htc.h"
 #include "maskrcnn/maskrcnn.h"
 #include "upsnet/upsnet.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const nn_net_kind *const net_kinds[] = {&maskrcnn_kind, &upsnet_kind};
+static const nn_net_kind *const net_kinds[] = {&maskrcnn_kind, &upsnet_kind, &htc_kind};
 #define N_KINDS (sizeof net_kinds / sizeof net_kinds[0])
 
 struct nn_net {
@@ -29,7 +30,7 @@ nn_net *nn_net_load(const char *weights, const native_options *opt, avps_error *
             kind = net_kinds[i];
     nn_net *n = NULL;
     if (!kind)
-        avps_fail(err, "%s: not weights of a network the engine knows (it knows: torchvision's Mask R-CNN ResNet-FPN, UPSNet)",
+        avps_fail(err, "%s: not weights of a network the engine knows (it knows: torchvision's Mask R-CNN ResNet-FPN, UPSNet, mmdetection's HTC)",
                   weights);
     else if (!(n = calloc(1, sizeof *n)))
         avps_fail(err, "native engine: out of memory");

@@ -297,7 +297,7 @@ int upsnet_run(upsnet *u, const uint8_t *rgb, uint32_t w, uint32_t h, nn_result 
     const nn_tensor *lg = &im.sem_logits;
     int stride = im.input.w / lg->w;
     res->ss_logits = lg->data, res->ss_c = lg->c, res->ss_h = lg->h, res->ss_w = lg->w;
-    res->ss_scale = im.im_scale / stride;
+    res->ss_scale_x = res->ss_scale_y = im.im_scale / stride;
     res->ss_valid_w = (im.img_w + stride - 1) / stride, res->ss_valid_h = (im.img_h + stride - 1) / stride;
     print_timings(u);
     return 0;

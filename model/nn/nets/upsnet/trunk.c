@@ -4,6 +4,7 @@
  * GAP term (upsnet/models/fpn.py). */
 #include "upsnet.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -17,20 +18,51 @@ double ups_now(void) {
 /* ---- cv2.resize -------------------------------------------------------------------- */
 
 /* One axis's taps as cv2's resize computes them for INTER_LINEAR (ksize 2): the source
- * position in float from the scale 1 / f in double, floored; off the left edge the
- * first pixel, off the right edge the last. */
-static void cv_linear_taps(int src_n, int dst_n, double f, int *ofs, float *alpha) {
+ * position in float from the scale 1 / f in double, floored. Columns (clamp) off the
+ * left edge take the first pixel and off the right edge the last, with weights (1, 0);
+ * rows keep their position and weights, and the two rows read are clipped to the image
+ * instead (resize.cpp: xofs/alpha clamped, yofs/beta not), which differs in the last
+ * bit where an upscale reaches past the first or last row. */
+static void cv_linear_taps(int src_n, int dst_n, double f, int clamp, int *ofs, float *alpha) {
     double scale = 1.0 / f;
     for (int d = 0; d < dst_n; d++) {
         float fx = (float)((d + 0.5) * scale - 0.5);
         int sx = (int)floorf(fx);
         fx -= (float)sx;
-        if (sx < 0)
+        if (clamp && sx < 0)
             fx = 0, sx = 0;
-        if (sx >= src_n - 1)
+        if (clamp && sx >= src_n - 1)
             fx = 0, sx = src_n - 1;
         ofs[d] = sx;
         alpha[2 * d] = 1.0f - fx, alpha[2 * d + 1] = fx;
+    }
+}
+
+static int clip_row(int y, int n) { return y < 0 ? 0 : y >= n ? n - 1 : y; }
+
+/* cv2's INTER_AREA fast path, which INTER_LINEAR takes for an exact 2x downscale, for a
+ * multi-channel image (UPSNet resizes BGR; only 1 and 4 channels have a SIMD loop): a
+ * full 2x2 block is ((a + b) + c) + d times 0.25, row by row; the blocks the odd last
+ * row or column leaves partial (the size is cvRound(side / 2)) are the mean of the
+ * pixels they have, sum / count. */
+static void cv_area_half(const float *src, int sw, int sh, float *dst, int dw, int dh) {
+    for (int y = 0; y < dh; y++) {
+        int y0 = 2 * y, full_row = y0 + 2 <= sh;
+        for (int x = 0; x < dw; x++) {
+            int x0 = 2 * x;
+            float *out = dst + (size_t)y * dw + x;
+            if (full_row && x0 + 2 <= sw) {
+                const float *s0 = src + (size_t)y0 * sw + x0, *s1 = s0 + sw;
+                *out = (((s0[0] + s0[1]) + s1[0]) + s1[1]) * 0.25f;
+                continue;
+            }
+            float sum = 0;
+            int count = 0;
+            for (int yy = y0; yy < y0 + 2 && yy < sh; yy++)
+                for (int xx = x0; xx < x0 + 2 && xx < sw; xx++)
+                    sum += src[(size_t)yy * sw + xx], count++;
+            *out = count ? sum / (float)count : 0;
+        }
     }
 }
 
@@ -38,6 +70,10 @@ int ups_cv_resize_linear(nn_arena *a, const float *src, int sw, int sh, float *d
                          double fy, avps_error *err) {
     if (sw < 1 || sh < 1 || dw < 1 || dh < 1 || !(fx > 0) || !(fy > 0))
         return avps_fail(err, "native engine: resize of %dx%d to %dx%d", sw, sh, dw, dh);
+    if (fabs(1.0 / fx - 2) < DBL_EPSILON && fabs(1.0 / fy - 2) < DBL_EPSILON) {
+        cv_area_half(src, sw, sh, dst, dw, dh);
+        return 0;
+    }
     nn_arena_mark m = nn_arena_get_mark(a);
     int *xofs = nn_arena_alloc(a, sizeof(int) * (size_t)(dw + dh), err);
     float *alpha = nn_arena_alloc(a, sizeof(float) * 2 * (size_t)(dw + dh), err);
@@ -46,12 +82,12 @@ int ups_cv_resize_linear(nn_arena *a, const float *src, int sw, int sh, float *d
         return -1;
     int *yofs = xofs + dw;
     float *beta = alpha + 2 * (size_t)dw;
-    cv_linear_taps(sw, dw, fx, xofs, alpha);
-    cv_linear_taps(sh, dh, fy, yofs, beta);
+    cv_linear_taps(sw, dw, fx, 1, xofs, alpha);
+    cv_linear_taps(sh, dh, fy, 0, yofs, beta);
     int row_y[2] = {-1, -1}; /* which source rows the two buffers hold */
     for (int dy = 0; dy < dh; dy++) {
         for (int k = 0; k < 2; k++) {
-            int sy = yofs[dy] + k < sh ? yofs[dy] + k : sh - 1;
+            int sy = clip_row(yofs[dy] + k, sh);
             if (row_y[k] == sy)
                 continue;
             const float *s = src + (size_t)sy * sw;

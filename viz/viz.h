@@ -1,0 +1,58 @@
+/* viz: pictures of results, at the end of the data flow (data -> model -> ensemble ->
+ * fusion -> eval -> viz); mpi's `avps show` and the report drive it.
+ *
+ * Contract:
+ * - A canvas is 8-bit RGB, row-major; drawing clips to it, so no call writes outside.
+ * - A layer is a result as people see it: per pixel the index of its segment (0: none),
+ *   per segment a colour and an optional label. viz_draw_layer blends the colours over
+ *   what is on the canvas, draws each segment's contour and labels the larger ones.
+ * - Text is rasterised by FreeType from a TrueType font (DejaVu Sans, from Debian's
+ *   fonts-dejavu-core, unless AVPS_FONT names another file).
+ * - viz reads only data.h: images, results and metrics come from its caller.
+ */
+#ifndef AVPS_VIZ_H
+#define AVPS_VIZ_H
+
+#include "../data/data.h"
+
+typedef struct {
+    uint32_t width, height;
+    uint8_t *rgb;
+} viz_canvas;
+
+viz_canvas *viz_canvas_new(uint32_t width, uint32_t height, const uint8_t background[3]);
+void viz_canvas_free(viz_canvas *c);
+/* Copies a w x h RGB picture with its top-left corner at (x, y). */
+void viz_canvas_blit(viz_canvas *c, int x, int y, uint32_t w, uint32_t h, const uint8_t *rgb);
+void viz_fill_rect(viz_canvas *c, int x, int y, int w, int h, const uint8_t rgb[3]);
+int viz_canvas_write_png(const viz_canvas *c, const char *path, avps_error *err);
+
+typedef struct {
+    uint32_t width, height;
+    const uint32_t *segment; /* width x height: 1..n_segments, 0 where there is none */
+    size_t n_segments;
+    const uint8_t (*color)[3];  /* per segment (index - 1) */
+    const char *const *label;   /* per segment, NULL entries (or NULL) for none */
+} viz_layer;
+
+typedef struct viz_font viz_font;
+/* Opens the font at pixel size px (path NULL: AVPS_FONT, else DejaVu Sans). */
+viz_font *viz_font_open(const char *path, int px, avps_error *err);
+void viz_font_free(viz_font *f);
+/* The width in pixels text takes. */
+int viz_text_width(viz_font *f, const char *text);
+/* Draws UTF-8 text with its top-left at (x, y); on a box of colour box unless box is NULL. */
+void viz_draw_text(viz_canvas *c, viz_font *f, int x, int y, const char *text, const uint8_t rgb[3],
+                   const uint8_t *box);
+
+/* Draws the layer with its top-left at (x, y): colours blended with weight alpha (0..1),
+ * contours in white, and the label of every segment of at least min_label_area pixels
+ * (font NULL: no labels) near its centre. Returns -1 with err when out of memory. */
+int viz_draw_layer(viz_canvas *c, int x, int y, const viz_layer *layer, double alpha, viz_font *font,
+                   size_t min_label_area, avps_error *err);
+
+/* The colour a segment is drawn in: its category's for stuff; for things that colour
+ * jittered by the segment's number, so that neighbouring instances differ. */
+void viz_segment_color(const pan_category *cat, uint32_t segment_number, uint8_t rgb[3]);
+
+#endif
