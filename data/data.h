@@ -151,6 +151,19 @@ int pan_dataset_category_index(const pan_dataset *ds, int32_t category_id);
 /* Writes images, annotations (segments with id, category_id, iscrowd, area, bbox) and
  * categories as COCO panoptic JSON, atomically. */
 int pan_dataset_write(const pan_dataset *ds, const char *path, avps_error *err);
+/* The same file written annotation by annotation, so that a writer holds one image's
+ * segments at a time: open writes frame's images (and later its categories), add appends
+ * one annotation, commit finishes and renames it in place; abort removes it. */
+typedef struct {
+    atomic_file af;
+    const pan_dataset *frame;
+    size_t n_written;
+    int open;
+} pan_writer;
+int pan_writer_open(pan_writer *w, const char *path, const pan_dataset *frame, avps_error *err);
+void pan_writer_add(pan_writer *w, const pan_annotation *a);
+int pan_writer_commit(pan_writer *w, avps_error *err);
+void pan_writer_abort(pan_writer *w);
 /* A dataset without annotations, as panopticapi's combiner takes its inputs: the
  * "images" of images_path (a COCO file) and the categories of categories_path (a JSON
  * list of categories, or a file with "categories"). */

@@ -469,7 +469,7 @@ static void write_segment(FILE *fp, const pan_segment *s) {
             s->id, s->category_id, s->iscrowd, s->area, s->bbox[0], s->bbox[1], s->bbox[2], s->bbox[3]);
 }
 
-static void write_dataset(FILE *fp, const pan_dataset *ds) {
+static void write_images(FILE *fp, const pan_dataset *ds) {
     fputs("{\"images\": [", fp);
     for (size_t i = 0; i < ds->n_images; i++) {
         const pan_image *im = &ds->images[i];
@@ -480,20 +480,23 @@ static void write_dataset(FILE *fp, const pan_dataset *ds) {
         fprintf(fp, ", \"width\": %u, \"height\": %u}", im->width, im->height);
     }
     fputs("],\n\"annotations\": [", fp);
-    for (size_t i = 0; i < ds->n_annotations; i++) {
-        const pan_annotation *a = &ds->annotations[i];
-        fputs(i ? ",\n  {\"image_id\": " : "\n  {\"image_id\": ", fp);
-        json_put_image_id(fp, a->image_id);
-        fputs(", \"file_name\": ", fp);
-        json_put_string(fp, a->file_name);
-        fputs(", \"segments_info\": [", fp);
-        for (size_t j = 0; j < a->n_segments; j++) {
-            if (j)
-                fputs(", ", fp);
-            write_segment(fp, &a->segments[j]);
-        }
-        fputs("]}", fp);
+}
+
+static void write_annotation(FILE *fp, const pan_annotation *a, int first) {
+    fputs(first ? "\n  {\"image_id\": " : ",\n  {\"image_id\": ", fp);
+    json_put_image_id(fp, a->image_id);
+    fputs(", \"file_name\": ", fp);
+    json_put_string(fp, a->file_name);
+    fputs(", \"segments_info\": [", fp);
+    for (size_t j = 0; j < a->n_segments; j++) {
+        if (j)
+            fputs(", ", fp);
+        write_segment(fp, &a->segments[j]);
     }
+    fputs("]}", fp);
+}
+
+static void write_categories(FILE *fp, const pan_dataset *ds) {
     fputs("],\n\"categories\": [", fp);
     for (size_t i = 0; i < ds->n_categories; i++) {
         const pan_category *c = &ds->categories[i];
@@ -514,6 +517,35 @@ int pan_dataset_write(const pan_dataset *ds, const char *path, avps_error *err) 
     atomic_file af;
     if (file_atomic_open(&af, path, err) != 0)
         return -1;
-    write_dataset(af.fp, ds);
+    write_images(af.fp, ds);
+    for (size_t i = 0; i < ds->n_annotations; i++)
+        write_annotation(af.fp, &ds->annotations[i], i == 0);
+    write_categories(af.fp, ds);
     return file_atomic_commit(&af, err);
+}
+
+int pan_writer_open(pan_writer *w, const char *path, const pan_dataset *frame, avps_error *err) {
+    memset(w, 0, sizeof *w);
+    if (file_atomic_open(&w->af, path, err) != 0)
+        return -1;
+    w->frame = frame;
+    w->open = 1;
+    write_images(w->af.fp, frame);
+    return 0;
+}
+
+void pan_writer_add(pan_writer *w, const pan_annotation *a) {
+    write_annotation(w->af.fp, a, w->n_written++ == 0);
+}
+
+int pan_writer_commit(pan_writer *w, avps_error *err) {
+    write_categories(w->af.fp, w->frame);
+    w->open = 0;
+    return file_atomic_commit(&w->af, err);
+}
+
+void pan_writer_abort(pan_writer *w) {
+    if (w->open)
+        file_atomic_abort(&w->af);
+    w->open = 0;
 }

@@ -4,9 +4,9 @@
  * the output folder; then (1) the held-out split is run and the root builds the class
  * table (skipped when the config names one, or on --resume when OUT has one); (2) the
  * evaluation images are handed out dynamically (job_map_dynamic), each rank writing its
- * PNGs and per-image records, journalled for --resume; (3) the root adds the records in
- * dataset order and writes report.json, table3.md, panoptic.json, class_table.json and
- * timings.json. The output folder must be seen by every rank (a shared file system). */
+ * PNGs and per-image records, journalled for --resume, while the root adds the records
+ * in dataset order as they come (run_fold.c) and appends them to panoptic.json; (3) it
+ * writes report.json, table3.md, class_table.json and timings.json. The output folder must be seen by every rank (a shared file system). */
 #include "commands.h"
 
 #include "../ensemble/ensemble.h"
@@ -57,6 +57,7 @@ typedef struct {
     size_t images_now; /* evaluation images done by this invocation (not resumed) */
     char gpu[64];      /* the root's device, "" for none */
     int calibrated;    /* the held-out pass ran in this invocation */
+    size_t buffered_max; /* the most records the root held waiting for an earlier one */
 } run_job;
 
 /* ---- options ------------------------------------------------------------------------ */
@@ -231,17 +232,6 @@ static void barrier(avps_job *job) {
     job_blobs_free(job_map(job, (size_t)job_size(job), 1, no_work, NULL), (size_t)job_size(job));
 }
 
-static int add_records(const pan_dataset *gt, job_blob *blobs, run_totals *t, avps_error *err) {
-    for (size_t i = 0; i < gt->n_annotations; i++) {
-        run_record rec;
-        if (run_record_parse(blobs[i].data, blobs[i].len, &rec) != 0)
-            return avps_fail(err, "image %s: malformed record", gt->annotations[i].image_id);
-        if (run_totals_add(t, gt, i, &rec, err) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* The held-out pass (calibrate_run, collective): the root writes OUT/class_table.json. */
 static int calibrate(run_job *rj, const char *table_path, avps_error *err) {
     calib_params p = {.metric = rj->cfg.metric, .min_instances = (uint64_t)rj->cfg.min_instances,
@@ -309,7 +299,8 @@ static int write_timings(const run_job *rj, const run_totals *t, avps_error *err
         json_put_string(af.fp, rj->gpu);
     else
         fputs("null", af.fp);
-    fprintf(af.fp, ",\n  \"root_peak_rss_kib\": %ld\n}\n", ru.ru_maxrss);
+    fprintf(af.fp, ",\n  \"root_records_buffered_max\": %zu,\n  \"root_peak_rss_kib\": %ld\n}\n", rj->buffered_max,
+            ru.ru_maxrss);
     free(path);
     return file_atomic_commit(&af, err);
 }
@@ -360,46 +351,25 @@ static void remove_temporaries(const char *dir) {
         closedir(d);
 }
 
-static int write_end_panoptic(const run_job *rj, job_blob *blobs, avps_error *err) {
-    char *ends = path_join(rj->cfg.out, "ends");
-    int rc = ends ? 0 : avps_fail(err, "out of memory");
-    for (int e = 0; rc == 0 && e < 2; e++) {
-        char name[32];
-        snprintf(name, sizeof name, "%s.json", run_end_names[e]);
-        char *p = path_join(ends, name);
-        rc = p ? run_panoptic_write(p, rj->eval, blobs, e, err) : avps_fail(err, "out of memory");
-        free(p);
-        remove_temporaries(rj->rs.end_png_dir[e]);
-    }
-    free(ends);
-    return rc;
-}
-
-static int report(run_job *rj, job_blob *blobs, avps_error *err) {
-    double t0 = run_now();
-    run_totals t;
-    run_report_input in = {.cfg = &rj->cfg, .gt = rj->eval, .totals = &t};
+/* The reports, from the totals of every record. */
+static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
+    run_report_input in = {.cfg = &rj->cfg, .gt = rj->eval, .totals = &fold->totals};
     char *report = path_join(rj->cfg.out, "report.json"), *table3 = path_join(rj->cfg.out, "table3.md");
-    char *pan = path_join(rj->cfg.out, "panoptic.json");
-    int rc = report && table3 && pan ? run_totals_init(&t, rj->eval->n_categories, err) : avps_fail(err, "out of memory");
-    if (rc == 0)
-        rc = add_records(rj->eval, blobs, &t, err);
+    int rc = report && table3 ? 0 : avps_fail(err, "out of memory");
     if (rc == 0)
         rc = digest_inputs(rj, &in, err);
-    if (rc == 0)
-        rc = run_panoptic_write(pan, rj->eval, blobs, END_FUSION, err);
-    if (rc == 0 && rj->cfg.write_end_panoptic)
-        rc = write_end_panoptic(rj, blobs, err);
     if (rc == 0)
         rc = run_report_write(report, &in, err);
     if (rc == 0)
         rc = run_table3_write(table3, rj->opt.quiet ? NULL : stdout, &in, err);
     rj->stage_seconds[STAGE_REPORT] = run_now() - t0;
     if (rc == 0)
-        rc = write_timings(rj, &t, err);
+        rc = write_timings(rj, &fold->totals, err);
     if (rc == 0) {
         remove_temporaries(rj->rs.png_dir);
         remove_temporaries(rj->rs.work_dir);
+        for (int e = 0; e < 2; e++)
+            remove_temporaries(rj->rs.end_png_dir[e]);
     }
     if (rc == 0 && !rj->opt.quiet) {
         fprintf(stderr, "avps run: stages");
@@ -407,16 +377,47 @@ static int report(run_job *rj, job_blob *blobs, avps_error *err) {
             fprintf(stderr, " %s %.2f s%s", stage_names[s], rj->stage_seconds[s], s + 1 < STAGE_COUNT ? "," : "");
         fprintf(stderr, "; results in %s\n", rj->cfg.out);
     }
-    if (t.pq[0])
-        run_totals_release(&t);
     free(report);
     free(table3);
-    free(pan);
     return rc;
 }
 
-/* The evaluation pass: the images still to do, handed out dynamically; the root merges
- * them with the journalled ones, in dataset order. */
+/* The root's running totals and the panoptic files they write: OUT/panoptic.json and,
+ * when asked, OUT/ends/<end>.json. */
+static int fold_open(run_job *rj, run_fold *fold, const uint8_t *resumed, avps_error *err) {
+    char *paths[RUN_ENDS] = {0};
+    char *ends = path_join(rj->cfg.out, "ends");
+    int rc = ends && (paths[END_FUSION] = path_join(rj->cfg.out, "panoptic.json")) ? 0 : avps_fail(err, "out of memory");
+    for (int e = 0; rc == 0 && rj->cfg.write_end_panoptic && e < 2; e++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.json", run_end_names[e]);
+        if (!(paths[e] = path_join(ends, name)))
+            rc = avps_fail(err, "out of memory");
+    }
+    if (rc == 0)
+        rc = run_fold_open(fold, rj->eval, rj->cfg.out, rj->cfg.hash, resumed, paths, err);
+    for (int e = 0; e < RUN_ENDS; e++)
+        free(paths[e]);
+    free(ends);
+    return rc;
+}
+
+/* The root's share of the evaluation pass: what earlier runs finished, and the totals. */
+static int evaluate_prepare(run_job *rj, run_fold *fold, uint8_t **resumed, size_t **todo, size_t *n_todo,
+                            avps_error *err) {
+    size_t n = rj->eval->n_annotations;
+    if (!(*resumed = calloc(n + 1, 1)))
+        return avps_fail(err, "out of memory");
+    if (run_journal_load(rj->cfg.out, rj->cfg.hash, rj->eval, NULL, todo, n_todo, err) != 0)
+        return -1;
+    memset(*resumed, 1, n);
+    for (size_t k = 0; k < *n_todo; k++)
+        (*resumed)[(*todo)[k]] = 0;
+    return fold_open(rj, fold, *resumed, err);
+}
+
+/* The evaluation pass: the images still to do, handed out dynamically; the root folds
+ * their records, with the journalled ones, in dataset order as they come. */
 static int evaluate(run_job *rj, avps_error *err) {
     run_state *rs = &rj->rs;
     size_t n = rj->eval->n_annotations, n_todo = 0, *todo = NULL;
@@ -425,36 +426,36 @@ static int evaluate(run_job *rj, avps_error *err) {
     rs->end_of_category = rj->end_of_category;
     if (run_journal_open(rs, err) != 0)
         return -1;
-    job_blob *done = NULL;
-    if (job_is_root(rj->job)) {
-        if (!(done = calloc(n + 1, sizeof *done)))
-            return avps_fail(err, "out of memory");
-        if (run_journal_load(rj->cfg.out, rj->cfg.hash, rj->eval, done, &todo, &n_todo, err) != 0) {
-            job_blobs_free(done, n);
-            return -1;
-        }
-    }
+    run_fold fold = {0};
+    uint8_t *resumed = NULL;
+    int root = job_is_root(rj->job), rc = 0;
+    if (root && evaluate_prepare(rj, &fold, &resumed, &todo, &n_todo, err) != 0)
+        rc = -1;
+    /* small enough to balance and to bound what the root holds, large enough that asking is rare */
     size_t chunk = rj->cfg.chunk ? (size_t)rj->cfg.chunk : 0;
-    if (!chunk) /* small enough to balance, large enough that asking is rare */
+    if (!chunk)
         chunk = n_todo / ((size_t)job_size(rj->job) * (size_t)rj->cfg.threads * 8) + 1;
+    if (!rj->cfg.chunk && chunk > 8)
+        chunk = 8;
     run_progress prog;
     run_progress_start(&prog, rj->opt.progress, "avps run", n, n - n_todo);
     double t0 = run_now();
-    job_blob *blobs = job_map_dynamic(rj->job, n, todo, n_todo, chunk, (int)rj->cfg.threads, run_image, rs,
-                                      run_progress_update, &prog);
+    job_dynamic plan = {.chunk = chunk, .threads = (int)rj->cfg.threads, .fn = run_image, .ctx = rs,
+                        .sink = run_fold_sink, .sink_ctx = &fold, .progress = run_progress_update, .progress_ctx = &prog};
+    if (rc != 0) /* only the root can fail here, before any rank asks for work */
+        job_fail(rj->job, err);
+    job_map_dynamic(rj->job, n, todo, n_todo, &plan);
     rj->stage_seconds[STAGE_EVALUATE] = run_now() - t0;
     rj->images_now = n_todo;
+    rj->buffered_max = plan.buffered_max;
     free(todo);
-    if (!blobs)
-        return 0;
-    for (size_t i = 0; i < n; i++) /* records from this run where there are any */
-        if (blobs[i].len == 0) {
-            blobs[i] = done[i];
-            done[i] = (job_blob){0};
-        }
-    job_blobs_free(done, n);
-    int rc = report(rj, blobs, err);
-    job_blobs_free(blobs, n);
+    double t1 = run_now();
+    if (root)
+        rc = run_fold_finish(&fold, err);
+    if (root && rc == 0)
+        rc = report(rj, &fold, t1, err);
+    run_fold_release(&fold);
+    free(resumed);
     return rc;
 }
 

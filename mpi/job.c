@@ -2,6 +2,7 @@
  * results on the root, and ending the whole job on any rank's error. */
 #include "job.h"
 
+#include <limits.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
@@ -551,27 +552,35 @@ job_blob *job_map(avps_job *job, size_t n_items, int threads, job_item_fn fn, vo
 
 /* ---- dynamic scheduling ------------------------------------------------------------------
  *
- * REQUEST: a rank asks the root for work, carrying how many items it finished since it
- * last asked. CHUNK: the root's answer, a list of item indexes; an empty list means no
- * more. A rank keeps one request outstanding and asks again while its queue is shorter
- * than its thread count, so its threads rarely wait for the network. */
-enum { TAG_REQUEST = TAG_BYE + 1, TAG_CHUNK };
+ * REQUEST: a rank asks the root for work. CHUNK: the root's answer, a list of item
+ * indexes; an empty list means no more. RESULT: one item's result, its index first, sent
+ * as soon as it is made. END: a rank has sent its last result. A rank keeps one request
+ * outstanding and asks again while its queue is shorter than its thread count, so its
+ * threads rarely wait for the network; the root holds a request back while the window
+ * is full (the result it waits for is then being made somewhere). */
+enum { TAG_REQUEST = TAG_BYE + 1, TAG_CHUNK, TAG_RESULT, TAG_END };
+#define NOT_TODO SIZE_MAX
 
 typedef struct {
     avps_job *job;
     size_t n_items;
-    job_item_fn fn;
-    void *ctx;
-    job_blob *blobs;          /* indexed by item */
-    /* root: positions in todo; other ranks: the queue the root filled */
-    const size_t *todo;
+    job_dynamic *plan;
+    const size_t *todo; /* root */
     size_t n_todo;
-    atomic_size_t next;       /* root: next todo position */
-    size_t *queue;            /* other ranks: items received */
+    size_t window;
+    /* root, under lock: the next todo position to hand out, and results held back */
+    size_t next;
+    size_t *pos_of;           /* root: each item's todo position, or NOT_TODO */
+    job_reorder order;
+    size_t sunk;              /* root's main thread: results given to the sink */
+    uint8_t *deferred;        /* root: per rank, a request held back */
+    /* other ranks */
+    job_blob *blobs;          /* indexed by item, until sent */
+    size_t *queue;            /* items received */
     size_t q_len, q_next;     /* under lock */
     int exhausted;            /* under lock: the root said no more */
-    size_t *mine;             /* items this rank did, in the order done (under lock) */
-    size_t n_mine;
+    size_t *finished;         /* items made and not yet sent (under lock) */
+    size_t n_finished;
     atomic_size_t done_local; /* items finished here */
     atomic_int failed, workers_left;
     pthread_mutex_t lock;
@@ -597,21 +606,24 @@ typedef struct {
     int thread;
 } dyn_worker_arg;
 
-/* The next item for a worker, or 0 when there is none (and will be none). */
+/* The next item for a worker, or 0 when there is none (and will be none). The root's
+ * threads wait while the window is full. */
 static int dyn_take(dyn_state *st, size_t *item) {
-    if (st->job->rank == 0) {
-        size_t k = atomic_fetch_add(&st->next, 1);
-        if (k >= st->n_todo)
-            return 0;
-        *item = st->todo[k];
-        return 1;
-    }
     pthread_mutex_lock(&st->lock);
-    while (st->q_next == st->q_len && !st->exhausted && !atomic_load(&st->failed))
-        pthread_cond_wait(&st->more, &st->lock);
-    int got = st->q_next < st->q_len && !atomic_load(&st->failed);
-    if (got)
-        *item = st->queue[st->q_next++];
+    int got;
+    if (st->job->rank == 0) {
+        while (!atomic_load(&st->failed) && st->next < st->n_todo && st->next >= st->order.base + st->window)
+            pthread_cond_wait(&st->more, &st->lock);
+        got = !atomic_load(&st->failed) && st->next < st->n_todo;
+        if (got)
+            *item = st->todo[st->next++];
+    } else {
+        while (st->q_next == st->q_len && !st->exhausted && !atomic_load(&st->failed))
+            pthread_cond_wait(&st->more, &st->lock);
+        got = st->q_next < st->q_len && !atomic_load(&st->failed);
+        if (got)
+            *item = st->queue[st->q_next++];
+    }
     pthread_mutex_unlock(&st->lock);
     return got;
 }
@@ -625,19 +637,35 @@ static void dyn_record_failure(dyn_state *st, const avps_error *err) {
     pthread_mutex_unlock(&st->lock);
 }
 
+/* A finished item: on the root into the reorder buffer, elsewhere onto the list to send. */
+static int dyn_finish(dyn_state *st, size_t item, job_blob *blob, avps_error *err) {
+    int rc = 0;
+    pthread_mutex_lock(&st->lock);
+    if (st->job->rank == 0)
+        rc = job_reorder_put(&st->order, st->pos_of[item], blob);
+    else
+        st->finished[st->n_finished++] = item;
+    pthread_mutex_unlock(&st->lock);
+    if (rc != 0) {
+        free(blob->data);
+        *blob = (job_blob){0};
+        return avps_fail(err, "root: item %zu finished outside the window", item);
+    }
+    return 0;
+}
+
 static void *dyn_worker_main(void *p) {
     dyn_worker_arg *a = p;
     dyn_state *st = a->st;
     size_t item;
     while (!atomic_load(&st->failed) && dyn_take(st, &item)) {
         avps_error err;
-        if (st->fn(st->ctx, a->thread, item, &st->blobs[item], &err) != 0) {
+        job_blob local = {0}, *out = st->job->rank == 0 ? &local : &st->blobs[item];
+        if (st->plan->fn(st->plan->ctx, a->thread, item, out, &err) != 0 || dyn_finish(st, item, out, &err) != 0) {
+            free(local.data);
             dyn_record_failure(st, &err);
             break;
         }
-        pthread_mutex_lock(&st->lock);
-        st->mine[st->n_mine++] = item;
-        pthread_mutex_unlock(&st->lock);
         atomic_fetch_add(&st->done_local, 1);
     }
     atomic_fetch_sub(&st->workers_left, 1);
@@ -669,12 +697,22 @@ static void dyn_progress_tick(dyn_progress *p, size_t done) {
     }
 }
 
-static void dyn_answer_request(dyn_state *st, int src, size_t chunk, size_t *remote_done) {
-    uint64_t delta;
-    MPI_Recv(&delta, 1, MPI_UINT64_T, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    *remote_done += (size_t)delta;
-    size_t k = atomic_fetch_add(&st->next, chunk);
-    size_t n = k < st->n_todo ? (st->n_todo - k < chunk ? st->n_todo - k : chunk) : 0;
+/* Answers a rank's request with the next chunk that fits the window; 0 (nothing sent)
+ * when the window is full and items remain. */
+static int dyn_try_answer(dyn_state *st, int src) {
+    size_t chunk = st->plan->chunk;
+    pthread_mutex_lock(&st->lock);
+    size_t k = st->next, room = st->order.base + st->window - k;
+    size_t n = k < st->n_todo ? st->n_todo - k : 0;
+    if (n > chunk)
+        n = chunk;
+    if (n > room)
+        n = room;
+    int held = n == 0 && k < st->n_todo;
+    st->next += n;
+    pthread_mutex_unlock(&st->lock);
+    if (held)
+        return 0;
     uint64_t *items = malloc((n ? n : 1) * sizeof *items);
     if (!items)
         root_fail(st->job, "root: out of memory handing out work");
@@ -682,34 +720,103 @@ static void dyn_answer_request(dyn_state *st, int src, size_t chunk, size_t *rem
         items[j] = st->todo[k + j];
     MPI_Send(items, (int)n, MPI_UINT64_T, src, TAG_CHUNK, MPI_COMM_WORLD);
     free(items);
+    return 1;
 }
 
-/* The root's main thread: hands out chunks, takes results and errors, reports progress. */
-static void dyn_root_watch(dyn_state *st, size_t chunk, dyn_progress *prog) {
+static void dyn_answer_request(dyn_state *st, int src) {
+    uint64_t ignored;
+    MPI_Recv(&ignored, 1, MPI_UINT64_T, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (!dyn_try_answer(st, src))
+        st->deferred[src] = 1;
+}
+
+static void dyn_receive_result(dyn_state *st, int src, int count) {
+    uint8_t *buf = malloc(count > 0 ? (size_t)count : 1);
+    if (!buf)
+        root_fail(st->job, "root: out of memory receiving results");
+    MPI_Recv(buf, count, MPI_BYTE, src, TAG_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    uint64_t item;
+    job_blob blob = {0};
+    int ok = count >= (int)sizeof item;
+    if (ok) {
+        memcpy(&item, buf, sizeof item);
+        ok = item < st->n_items && st->pos_of[item] != NOT_TODO &&
+             job_blob_append(&blob, buf + sizeof item, (size_t)count - sizeof item) == 0;
+    }
+    free(buf);
+    if (ok) {
+        pthread_mutex_lock(&st->lock);
+        ok = job_reorder_put(&st->order, st->pos_of[item], &blob) == 0;
+        pthread_mutex_unlock(&st->lock);
+    }
+    if (!ok) {
+        free(blob.data);
+        root_fail(st->job, "root: malformed results from a rank");
+    }
+}
+
+/* Gives the sink every result whose predecessors have all come; frees the window. */
+static int dyn_sink_ready(dyn_state *st) {
+    int any = 0;
+    for (;;) {
+        job_blob blob;
+        pthread_mutex_lock(&st->lock);
+        int got = job_reorder_pop(&st->order, &blob);
+        if (got)
+            pthread_cond_broadcast(&st->more);
+        pthread_mutex_unlock(&st->lock);
+        if (!got)
+            break;
+        any = 1;
+        avps_error err;
+        size_t item = st->todo[st->sunk++];
+        if (st->plan->sink(st->plan->sink_ctx, item, &blob, &err) != 0)
+            job_fail(st->job, &err);
+    }
+    for (int r = 1; any && st->job->mpi && r < st->job->size; r++)
+        if (st->deferred[r] && dyn_try_answer(st, r))
+            st->deferred[r] = 0;
+    return any;
+}
+
+/* The root's main thread: hands out chunks, takes results and errors, sinks results in
+ * order, reports progress. */
+static void dyn_root_watch(dyn_state *st, dyn_progress *prog) {
     int pending = st->job->mpi ? st->job->size - 1 : 0;
     size_t remote_done = 0;
-    while (pending > 0 || atomic_load(&st->workers_left) > 0) {
+    while (pending > 0 || st->sunk < st->n_todo) {
         if (atomic_load(&st->failed))
             job_fail(st->job, &st->err);
+        int sank = dyn_sink_ready(st);
         dyn_progress_tick(prog, atomic_load(&st->done_local) + remote_done);
         int flag = 0;
         MPI_Status status;
         if (pending > 0)
             MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &status);
         if (!flag) {
-            sleep_ms(1);
+            if (!sank)
+                sleep_ms(1);
             continue;
         }
-        if (status.MPI_TAG == TAG_ERROR)
+        int count = 0;
+        switch (status.MPI_TAG) {
+        case TAG_ERROR:
             receive_error(st->job, status.MPI_SOURCE);
-        if (status.MPI_TAG == TAG_REQUEST) {
-            dyn_answer_request(st, status.MPI_SOURCE, chunk, &remote_done);
-            continue;
+        case TAG_REQUEST:
+            dyn_answer_request(st, status.MPI_SOURCE);
+            break;
+        case TAG_RESULT:
+            MPI_Get_count(&status, MPI_BYTE, &count);
+            dyn_receive_result(st, status.MPI_SOURCE, count);
+            remote_done++;
+            break;
+        case TAG_END:
+            MPI_Recv(NULL, 0, MPI_BYTE, status.MPI_SOURCE, TAG_END, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            pending--;
+            break;
+        default:
+            root_fail(st->job, "root: unexpected message from a rank");
         }
-        /* results: job_map's format, and the rank's last items are now done */
-        map_state ms = {.job = st->job, .n_items = st->n_items, .blobs = st->blobs};
-        receive_from(&ms, status.MPI_SOURCE);
-        pending--;
     }
     if (atomic_load(&st->failed))
         job_fail(st->job, &st->err);
@@ -750,15 +857,39 @@ static void dyn_take_chunk(dyn_state *st) {
     free(items);
 }
 
-/* Another rank's main thread: asks for work while its queue runs short; stops at ABORT. */
+/* Sends the results made since the last call, one message each, and frees them. */
+static void dyn_send_finished(dyn_state *st) {
+    for (;;) {
+        pthread_mutex_lock(&st->lock);
+        size_t item = st->n_finished ? st->finished[--st->n_finished] : NOT_TODO;
+        pthread_mutex_unlock(&st->lock);
+        if (item == NOT_TODO)
+            return;
+        job_blob *b = &st->blobs[item], msg = {0};
+        uint64_t head = item;
+        if (b->len > (size_t)INT_MAX - sizeof head || job_blob_append(&msg, &head, sizeof head) != 0 ||
+            job_blob_append(&msg, b->data, b->len) != 0) {
+            avps_error err;
+            avps_fail(&err, "rank %d: item %zu: result too large to send (%zu bytes)", st->job->rank, item, b->len);
+            job_fail(st->job, &err);
+        }
+        MPI_Send(msg.data, (int)msg.len, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+        free(msg.data);
+        free(b->data);
+        *b = (job_blob){0};
+    }
+}
+
+/* Another rank's main thread: sends results, asks for work while its queue runs short;
+ * stops at ABORT. */
 static void dyn_rank_watch(dyn_state *st, int threads, pthread_t *tids, int started) {
     int outstanding = 0;
-    size_t reported = 0;
     while (atomic_load(&st->workers_left) > 0) {
         int flag = 0;
         MPI_Iprobe(0, TAG_ABORT, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
         if (flag)
             dyn_rank_stop(st, tids, started);
+        dyn_send_finished(st);
         if (outstanding) {
             MPI_Iprobe(0, TAG_CHUNK, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
             if (flag) {
@@ -771,10 +902,8 @@ static void dyn_rank_watch(dyn_state *st, int threads, pthread_t *tids, int star
         int want = !st->exhausted && !atomic_load(&st->failed) && st->q_len - st->q_next < (size_t)threads;
         pthread_mutex_unlock(&st->lock);
         if (want && !outstanding) {
-            size_t done = atomic_load(&st->done_local);
-            uint64_t delta = done - reported;
-            reported = done;
-            MPI_Send(&delta, 1, MPI_UINT64_T, 0, TAG_REQUEST, MPI_COMM_WORLD);
+            uint64_t done = atomic_load(&st->done_local);
+            MPI_Send(&done, 1, MPI_UINT64_T, 0, TAG_REQUEST, MPI_COMM_WORLD);
             outstanding = 1;
             continue;
         }
@@ -785,39 +914,56 @@ static void dyn_rank_watch(dyn_state *st, int threads, pthread_t *tids, int star
         dyn_take_chunk(st);
 }
 
-static void dyn_send_local(dyn_state *st) {
-    job_blob all = {0};
-    int rc = 0;
-    for (size_t k = 0; rc == 0 && k < st->n_mine; k++) {
-        size_t item = st->mine[k];
-        uint64_t head[2] = {item, st->blobs[item].len};
-        rc = job_blob_append(&all, head, sizeof head) || job_blob_append(&all, st->blobs[item].data, st->blobs[item].len);
+static void dyn_alloc(avps_job *job, dyn_state *st, int threads) {
+    size_t n = st->n_items ? st->n_items : 1;
+    int ok = 1;
+    if (job->rank == 0) {
+        st->pos_of = malloc(n * sizeof *st->pos_of);
+        st->deferred = calloc((size_t)job->size, 1);
+        ok = st->pos_of && st->deferred && job_reorder_init(&st->order, st->window) == 0;
+        for (size_t i = 0; ok && i < st->n_items; i++)
+            st->pos_of[i] = NOT_TODO;
+        for (size_t k = 0; ok && k < st->n_todo; k++)
+            if (st->todo[k] < st->n_items)
+                st->pos_of[st->todo[k]] = k;
+    } else {
+        st->blobs = calloc(n, sizeof *st->blobs);
+        st->queue = calloc(n, sizeof *st->queue);
+        st->finished = calloc(n, sizeof *st->finished);
+        ok = st->blobs && st->queue && st->finished;
     }
-    if (rc != 0) {
+    st->tids = calloc((size_t)threads, sizeof *st->tids);
+    if (!ok || !st->tids) {
         avps_error err;
-        avps_fail(&err, "rank %d: out of memory packing results", st->job->rank);
-        job_fail(st->job, &err);
+        avps_fail(&err, "rank %d: out of memory", job->rank);
+        job_fail(job, &err);
     }
-    send_packed(&all);
 }
 
-job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, size_t chunk, int threads,
-                          job_item_fn fn, void *ctx, job_progress_fn progress, void *progress_ctx) {
-    dyn_state st = {.job = job, .n_items = n_items, .fn = fn, .ctx = ctx, .todo = todo, .n_todo = n_todo};
-    dyn_progress prog = {progress, progress_ctx, (size_t)-1, 0};
+static void dyn_free(dyn_state *st) {
+    free(st->tids);
+    free(st->pos_of);
+    free(st->deferred);
+    job_reorder_release(&st->order);
+    if (st->blobs)
+        job_blobs_free(st->blobs, st->n_items);
+    free(st->queue);
+    free(st->finished);
+}
+
+void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, job_dynamic *plan) {
+    dyn_state st = {.job = job, .n_items = n_items, .plan = plan, .todo = todo, .n_todo = n_todo};
+    dyn_progress prog = {plan->progress, plan->progress_ctx, (size_t)-1, 0};
     avps_error err;
-    if (threads < 1)
-        threads = 1;
-    if (chunk < 1)
-        chunk = 1;
+    int threads = plan->threads < 1 ? 1 : plan->threads;
+    if (plan->chunk < 1)
+        plan->chunk = 1;
+    st.window = plan->window ? plan->window : 4 * (size_t)job->size * ((size_t)threads + plan->chunk);
     if (job->mpi && job->rank == 0)
         job->peers_listening = job->size > 1;
-    st.blobs = calloc(n_items ? n_items : 1, sizeof *st.blobs);
-    st.mine = calloc(n_items ? n_items : 1, sizeof *st.mine);
-    st.queue = job->rank != 0 ? calloc(n_items ? n_items : 1, sizeof *st.queue) : NULL;
-    pthread_t *tids = calloc((size_t)threads, sizeof *tids);
+    dyn_alloc(job, &st, threads);
     dyn_worker_arg *args = calloc((size_t)threads, sizeof *args);
-    if (!st.blobs || !st.mine || (job->rank != 0 && !st.queue) || !tids || !args) {
+    if (!args) {
         avps_fail(&err, "rank %d: out of memory", job->rank);
         job_fail(job, &err);
     }
@@ -827,7 +973,7 @@ job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, siz
     int started = 0;
     for (; started < threads; started++) {
         args[started] = (dyn_worker_arg){&st, started};
-        if (pthread_create(&tids[started], NULL, dyn_worker_main, &args[started]) != 0)
+        if (pthread_create(&st.tids[started], NULL, dyn_worker_main, &args[started]) != 0)
             break;
     }
     if (started < threads) {
@@ -835,34 +981,32 @@ job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, siz
         dyn_record_failure(&st, &err);
         atomic_fetch_sub(&st.workers_left, threads - started);
     }
-    st.tids = tids, st.started = started;
+    st.started = started;
     if (job->rank == 0) {
         job->stop_workers = dyn_stop, job->stop_ctx = &st;
-        dyn_root_watch(&st, chunk, &prog);
+        dyn_root_watch(&st, &prog);
     } else {
-        dyn_rank_watch(&st, threads, tids, started);
+        dyn_rank_watch(&st, threads, st.tids, started);
     }
     for (int t = 0; t < st.started; t++)
-        pthread_join(tids[t], NULL);
+        pthread_join(st.tids[t], NULL);
     job->stop_workers = NULL;
     pthread_cond_destroy(&st.more);
     pthread_mutex_destroy(&st.lock);
-    free(tids);
     free(args);
-    free(st.queue);
     if (atomic_load(&st.failed))
         job_fail(job, &st.err);
+    plan->buffered_max = st.order.max_count;
     if (job->mpi && job->rank != 0) {
-        dyn_send_local(&st);
-        free(st.mine);
-        job_blobs_free(st.blobs, n_items);
+        dyn_send_finished(&st);
+        MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_END, MPI_COMM_WORLD);
+        dyn_free(&st);
         rank_await_verdict();
-        return NULL;
+        return;
     }
-    free(st.mine);
+    dyn_free(&st);
     if (job->mpi && job->peers_listening) {
         tell_peers(job, TAG_DONE);
         job->peers_listening = 0;
     }
-    return st.blobs;
 }

@@ -5,7 +5,8 @@
  *   (a singleton init costs ~0.4 s) and behaves as rank 0 of 1.
  * - job_map shards items over ranks (item i on rank i mod size) and threads; each item's
  *   output blob reaches the root, which gets them all back indexed by item, so that
- *   reductions run in dataset order whatever the number of ranks and threads.
+ *   reductions run in dataset order whatever the number of ranks and threads;
+ *   job_map_dynamic hands them to the root one by one in that order instead.
  * - Any failure on any rank ends the whole job with that rank's message, printed once by
  *   the root; no rank waits forever on one that died.
  */
@@ -80,13 +81,43 @@ void job_barrier(avps_job *job);
  * Images cost unequal time, so static blocks leave ranks idle. job_map_dynamic runs fn on
  * the items listed in todo (the root's list; other ranks pass NULL and 0): the root hands
  * them out in chunks of `chunk` items to whichever rank asks (its own threads take single
- * items from the same list), so a fast rank simply asks more often. As job_map, the root
- * gets back the n_items blobs indexed by item (only those in todo filled) and a failure on
- * any rank ends the job. progress, when not NULL, is called on the root's main thread with
- * the number of todo items known to be done, at least every 100 ms while work goes on and
- * once at the end. */
+ * items from the same list), so a fast rank simply asks more often. Each rank sends every
+ * result as soon as it is made; the root hands them to sink, on its main thread, in the
+ * order of todo, each as soon as all earlier ones have come. Items are handed out at most
+ * `window` positions past the last one sunk, so the root never holds more than window
+ * results: its memory is bounded by the images in flight, not by the job. A failure on
+ * any rank (or of sink) ends the job. progress, when not NULL, is called on the root's
+ * main thread with the number of todo items known to be done, at least every 100 ms while
+ * work goes on and once at the end. */
 typedef void (*job_progress_fn)(void *ctx, size_t done);
-job_blob *job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, size_t chunk, int threads,
-                          job_item_fn fn, void *ctx, job_progress_fn progress, void *progress_ctx);
+/* Takes one result (blob->data is the sink's to keep or free). */
+typedef int (*job_sink_fn)(void *ctx, size_t item, job_blob *blob, avps_error *err);
+typedef struct {
+    size_t chunk;  /* items per request (0: 1) */
+    int threads;
+    size_t window; /* 0: 4 x ranks x (threads + chunk) */
+    job_item_fn fn;
+    void *ctx;
+    job_sink_fn sink;
+    void *sink_ctx;
+    job_progress_fn progress;
+    void *progress_ctx;
+    size_t buffered_max; /* out, root: the most results held at once, waiting for an earlier one */
+} job_dynamic;
+void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, job_dynamic *plan);
+
+/* The reorder buffer behind it (job_reorder.c): results keyed by hand-out position, taken
+ * out in position order. put takes the blob (and fails for a position outside
+ * [base, base + window) or one already held); pop moves out the result at base, if
+ * there, and returns 1. */
+typedef struct {
+    job_blob *slots;
+    uint8_t *full;
+    size_t window, base, count, max_count;
+} job_reorder;
+int job_reorder_init(job_reorder *r, size_t window);
+int job_reorder_put(job_reorder *r, size_t pos, job_blob *blob);
+int job_reorder_pop(job_reorder *r, job_blob *out);
+void job_reorder_release(job_reorder *r);
 
 #endif

@@ -121,10 +121,13 @@ int run_record_parse(const uint8_t *data, size_t len, run_record *rec);
 
 /* Writes the record atomically to OUT/work/<item>.rec, then notes it in the journal. */
 int run_journal_put(run_state *rs, size_t item, const job_blob *blob, avps_error *err);
-/* Reads the records of finished images (those in a journal whose record checks out) into
- * blobs[item]; *todo gets the items still to do, in dataset order. */
+/* Finds the finished images (those in a journal whose record checks out) and reads their
+ * records into blobs[item] (only checks them when blobs is NULL); *todo gets the items
+ * still to do, in dataset order. */
 int run_journal_load(const char *out_dir, uint64_t config_hash, const pan_dataset *gt, job_blob *blobs, size_t **todo,
                      size_t *n_todo, avps_error *err);
+/* Reads OUT/work/<item>.rec back: 0 when it is whole and made by this config. */
+int run_journal_read(const char *out_dir, uint64_t config_hash, size_t item, job_blob *blob);
 /* Opens this process's journal file for appending. */
 int run_journal_open(run_state *rs, avps_error *err);
 
@@ -155,8 +158,28 @@ typedef struct {
 } run_report_input;
 int run_report_write(const char *path, const run_report_input *in, avps_error *err);
 int run_table3_write(const char *path, FILE *also, const run_report_input *in, avps_error *err);
-/* The panoptic JSON of one end, images in dataset order, segments from the records. */
-int run_panoptic_write(const char *path, const pan_dataset *gt, job_blob *blobs, int end, avps_error *err);
+
+/* ---- the root's running totals (run_fold.c) ------------------------------------------------ */
+
+typedef struct {
+    const pan_dataset *gt;
+    const char *out_dir;
+    uint64_t hash;
+    const uint8_t *resumed;  /* per item: its record is on disk from an earlier run */
+    run_totals totals;
+    pan_writer pan[RUN_ENDS]; /* each end's panoptic JSON, where asked for */
+    pan_image *images;        /* the images in the order of the annotations */
+    pan_dataset frame;
+    size_t next;              /* the next item to fold */
+    size_t folded;
+} run_fold;
+/* pan_paths[e]: where end e's panoptic JSON goes, or NULL for none. */
+int run_fold_open(run_fold *f, const pan_dataset *gt, const char *out_dir, uint64_t hash, const uint8_t *resumed,
+                  char *const pan_paths[RUN_ENDS], avps_error *err);
+int run_fold_sink(void *ctx, size_t item, job_blob *blob, avps_error *err); /* a job_sink_fn */
+/* Folds the resumed records after the last one sunk and commits the panoptic files. */
+int run_fold_finish(run_fold *f, avps_error *err);
+void run_fold_release(run_fold *f);
 
 /* ---- GPUs (run_gpu.c) ---------------------------------------------------------------------- */
 

@@ -82,12 +82,19 @@ static int load_record(const char *work_dir, uint64_t hash, size_t item, job_blo
         ok = memcmp(h.magic, rec_magic, sizeof h.magic) == 0 && h.config_hash == hash && h.item == item &&
              h.len == len - sizeof h && h.checksum == run_fnv(RUN_FNV_START, data + sizeof h, h.len);
     }
-    if (ok) {
+    if (ok && blob) {
         blob->len = 0;
         ok = job_blob_append(blob, data + sizeof h, h.len) == 0;
     }
     free(data);
     return ok;
+}
+
+int run_journal_read(const char *out_dir, uint64_t config_hash, size_t item, job_blob *blob) {
+    char *wdir = path_join(out_dir, "work");
+    int ok = wdir && load_record(wdir, config_hash, item, blob);
+    free(wdir);
+    return ok ? 0 : -1;
 }
 
 /* Marks the items named by one journal file. */
@@ -130,7 +137,7 @@ int run_journal_load(const char *out_dir, uint64_t config_hash, const pan_datase
     if (d)
         closedir(d);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (!named[i] || !load_record(wdir, config_hash, i, &blobs[i]))
+        if (!named[i] || !load_record(wdir, config_hash, i, blobs ? &blobs[i] : NULL))
             (*todo)[(*n_todo)++] = i;
     free(named);
     free(jdir);

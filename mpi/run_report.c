@@ -1,7 +1,6 @@
 /* run_report.c: what `avps run` writes on the root: report.json (per end the PQ report of
  * `avps eval pq --json`, the SS mIoU, and the run's provenance), table3.md (the layout of
- * the paper's Table 3) and each end's COCO panoptic JSON. Records are added in dataset
- * order, so every byte of report.json is the same for any number of ranks and threads;
+ * the paper's Table 3). Records are added in dataset order (run_fold.c), so every byte of report.json is the same for any number of ranks and threads;
  * timings, which are not, go to timings.json (cmd_run.c). */
 #include "run.h"
 
@@ -140,36 +139,4 @@ int run_table3_write(const char *path, FILE *also, const run_report_input *in, a
     if (also)
         table3(also, in);
     return file_atomic_commit(&af, err);
-}
-
-int run_panoptic_write(const char *path, const pan_dataset *gt, job_blob *blobs, int end, avps_error *err) {
-    size_t n = gt->n_annotations;
-    pan_annotation *anns = calloc(n + 1, sizeof *anns);
-    pan_image *images = calloc(n + 1, sizeof *images);
-    char **names = calloc(n + 1, sizeof *names);
-    int rc = anns && images && names ? 0 : avps_fail(err, "out of memory");
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        run_record rec;
-        const pan_image *im = pan_dataset_find_image(gt, gt->annotations[i].image_id);
-        if (run_record_parse(blobs[i].data, blobs[i].len, &rec) != 0 || (uint32_t)end >= rec.n_ends || !im)
-            rc = avps_fail(err, "image %s: malformed record", gt->annotations[i].image_id);
-        else if (!(names[i] = panoptic_png_name(im->file_name)))
-            rc = avps_fail(err, "out of memory");
-        else {
-            images[i] = *im;
-            anns[i] = (pan_annotation){im->id, names[i], rec.n_segments[end], (pan_segment *)rec.segments[end]};
-        }
-    }
-    if (rc == 0) {
-        /* images in the order of the annotations: dataset order */
-        pan_dataset view = {.path = gt->path, .n_images = n, .images = images, .n_annotations = n,
-                            .annotations = anns, .n_categories = gt->n_categories, .categories = gt->categories};
-        rc = pan_dataset_write(&view, path, err);
-    }
-    for (size_t i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-    free(anns);
-    free(images);
-    return rc;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_cli_run.sh: `avps run` end to end on a tiny synthetic world: report.json byte for
-# byte the same for 1 thread, 3 threads, mpirun -np 2 and -np 3; each end's PQ equal to
+# byte the same for 1 thread, 3 threads, mpirun -np 1, 2 and 3 (the root holding no more
+# records than its window); each end's PQ equal to
 # `avps eval pq` on that end's panoptic output on disk; panoptic.json and its PNGs agree
 # segment for segment (what panopticapi requires); --resume after ranks killed midway
 # gives the same report; a replay head gives what the sim head it stored gives; a
@@ -51,6 +52,24 @@ for r in r3 n2 n3; do
     cmp -s r1/report.json $r/report.json && ok || ko "$r: report.json differs from 1 thread's"
     cmp -s r1/panoptic.json $r/panoptic.json && diff -r r1/panoptic $r/panoptic >/dev/null && ok ||
         ko "$r: panoptic output differs from 1 thread's"
+done
+
+# ---- the root folds records as they come (issue 16 item 6): on 60 images, the same bytes
+# for mpirun -np 1, 2 and 3, and the root never held more records than its window,
+# 4 x ranks x (threads + chunk), far fewer than the images
+"$AVPS" synth --out "$T/w60" --images 60 --heldout 8 --size 48x32 --seed 7 >/dev/null || ko "synth 60"
+sed 's#"w/#"w60/#g' c.json >c60.json
+for np in 1 2 3; do
+    $MPIRUN $np "$AVPS" run c60.json --out m$np --threads 1 --chunk 1 --quiet || ko "mpirun -np $np run, 60 images"
+done
+for np in 2 3; do
+    cmp -s m1/report.json m$np/report.json && cmp -s m1/panoptic.json m$np/panoptic.json &&
+        cmp -s m1/ends/e_ups.json m$np/ends/e_ups.json && ok || ko "60 images: -np $np's report or panoptic JSON differs from -np 1's"
+done
+for np in 1 2 3; do
+    held=$(sed -n 's/.*"root_records_buffered_max": \([0-9]*\).*/\1/p' m$np/timings.json)
+    [ -n "$held" ] && [ "$held" -ge 1 ] && [ "$held" -le $((4 * np * 2)) ] && ok ||
+        ko "-np $np: the root held ${held:-?} records at once (window $((4 * np * 2)))"
 done
 
 # ---- one config, one report, however its path is spelled (issue 12 item 11)

@@ -1,10 +1,13 @@
 /* unit_run.c: the pure parts of avps run: the GPU a node-local rank takes, FNV-1a 64
  * (the config hash and input digests) against its published test vectors, progress
- * modes, and a per-image record refused when it is cut short or not a record. */
+ * modes, a per-image record refused when it is cut short or not a record, and the root's
+ * reorder buffer: results in todo order, never more held than the window. */
 #include "../mpi/run.h"
 #include "check.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void gpu_pick(check_tally *t) {
     char out[32];
@@ -57,11 +60,80 @@ static void records(check_tally *t) {
     CHECK(t, run_record_parse(buf, n, &rec) != 0);
 }
 
+/* The reorder buffer: results put in any order come out in position order, and only
+ * positions inside the window are taken. */
+static void reorder(check_tally *t) {
+    job_reorder r;
+    CHECK(t, job_reorder_init(&r, 3) == 0);
+    job_blob b = {0}, out;
+    const size_t order[] = {2, 1, 0, 5, 4, 3};
+    size_t popped = 0;
+    int in_order = 1;
+    for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
+        CHECK(t, job_blob_append(&b, &order[k], sizeof order[k]) == 0);
+        CHECK(t, job_reorder_put(&r, order[k], &b) == 0 && b.data == NULL);
+        while (job_reorder_pop(&r, &out)) {
+            size_t v;
+            memcpy(&v, out.data, sizeof v);
+            in_order &= v == popped++;
+            free(out.data);
+        }
+    }
+    CHECK(t, in_order && popped == 6 && r.count == 0 && r.max_count == 3);
+    CHECK(t, job_blob_append(&b, "x", 1) == 0);
+    CHECK(t, job_reorder_put(&r, 5, &b) != 0);                /* already sunk */
+    CHECK(t, job_reorder_put(&r, 9, &b) != 0 && b.data);      /* past the window */
+    CHECK(t, job_reorder_put(&r, 8, &b) == 0 && b.data == NULL);
+    job_reorder_release(&r); /* frees what it still holds */
+}
+
+typedef struct {
+    size_t next, n_bad;
+} sink_check;
+
+static int slow_item(void *ctx, int thread, size_t item, job_blob *out, avps_error *err) {
+    (void)ctx, (void)thread, (void)err;
+    struct timespec ts = {0, (long)((item * 7919) % 5) * 300000L}; /* unequal costs */
+    nanosleep(&ts, NULL);
+    return job_blob_append(out, &item, sizeof item);
+}
+
+static int check_sink(void *ctx, size_t item, job_blob *blob, avps_error *err) {
+    (void)err;
+    sink_check *c = ctx;
+    size_t v = (size_t)-1;
+    if (blob->len == sizeof v)
+        memcpy(&v, blob->data, sizeof v);
+    c->n_bad += item != c->next * 2 || v != item;
+    c->next++;
+    free(blob->data);
+    return 0;
+}
+
+/* job_map_dynamic in one process: every second item, four threads, a window of 5: the
+ * sink sees them in todo order, and the root never holds more than the window. */
+static void dynamic_order(check_tally *t) {
+    int argc = 1;
+    char *args[] = {"unit_run", NULL}, **argv = args;
+    avps_job *job = job_start(&argc, &argv);
+    size_t todo[200];
+    for (size_t k = 0; k < 200; k++)
+        todo[k] = 2 * k;
+    sink_check c = {0, 0};
+    job_dynamic plan = {.chunk = 1, .threads = 4, .window = 5, .fn = slow_item, .sink = check_sink, .sink_ctx = &c};
+    job_map_dynamic(job, 400, todo, 200, &plan);
+    CHECK(t, c.next == 200 && c.n_bad == 0);
+    CHECK(t, plan.buffered_max >= 1 && plan.buffered_max <= 5);
+    job_finish(job, 0);
+}
+
 int main(void) {
     check_tally t = {0, 0};
     gpu_pick(&t);
     fnv(&t);
     progress_modes(&t);
     records(&t);
+    reorder(&t);
+    dynamic_order(&t);
     return check_report(&t);
 }
