@@ -258,6 +258,10 @@ int rle_merge(const rle_mask *masks, size_t n, int intersect, rle_mask *out);
 /* IoU of a detection and a ground truth; for a crowd ground truth the union is the
  * detection's area. -1 when the sizes differ. */
 double rle_iou(const rle_mask *dt, const rle_mask *gt, int gt_iscrowd);
+/* rle_iou with each mask's rle_bbox and the detection's rle_area already computed, so a
+ * caller pairing many masks measures each one once. */
+double rle_iou_boxed(const rle_mask *dt, const double dt_box[4], uint64_t dt_area, const rle_mask *gt,
+                     const double gt_box[4], int gt_iscrowd);
 /* COCO's polygon rasteriser (frPoly): xy holds k points, scaled by 5, walked along the
  * edges and sampled back, exactly as the COCO API does; points may lie anywhere outside
  * the image, at a cost bounded by the image. -2 for a coordinate that is not finite or

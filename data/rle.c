@@ -368,8 +368,13 @@ double rle_iou(const rle_mask *dt, const rle_mask *gt, int gt_iscrowd) {
     double db[4], gb[4];
     rle_bbox(dt, db);
     rle_bbox(gt, gb);
+    return rle_iou_boxed(dt, db, rle_area(dt), gt, gb, gt_iscrowd);
+}
+
+double rle_iou_boxed(const rle_mask *dt, const double dt_box[4], uint64_t dt_area, const rle_mask *gt,
+                     const double gt_box[4], int gt_iscrowd) {
     /* Disjoint boxes settle it before the sizes are even compared, as in COCO. */
-    double box = bbox_iou(db, gb, gt_iscrowd);
+    double box = bbox_iou(dt_box, gt_box, gt_iscrowd);
     if (!(box > 0))
         return box;
     if (dt->h != gt->h || dt->w != gt->w)
@@ -379,7 +384,7 @@ double rle_iou(const rle_mask *dt, const rle_mask *gt, int gt_iscrowd) {
     if (i == 0)
         u = 1;
     else if (gt_iscrowd)
-        u = (uint32_t)rle_area(dt);
+        u = (uint32_t)dt_area;
     return (double)i / (double)u;
 }
 

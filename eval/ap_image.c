@@ -206,12 +206,33 @@ static void sort_by_score(const inst_annotation **d, size_t n) {
     }
 }
 
-static void compute_ious(cat_work *w) {
-    for (size_t d = 0; d < w->n_dt; d++)
+/* Each mask's box (and each detection's area) is measured once, not once per pair. */
+static int compute_ious(cat_work *w) {
+    if (w->type != IOU_SEGM) {
+        for (size_t d = 0; d < w->n_dt; d++)
+            for (size_t g = 0; g < w->n_gt; g++)
+                w->iou[d * w->n_gt + g] = bbox_iou(w->dt[d]->bbox, w->gt[g]->bbox, w->gt[g]->iscrowd);
+        return 0;
+    }
+    if (w->n_gt == 0)
+        return 0;
+    double *boxes = malloc(((w->n_dt + w->n_gt) * 4 + 1) * sizeof *boxes);
+    if (!boxes)
+        return -1;
+    double *gt_boxes = boxes + w->n_dt * 4;
+    for (size_t g = 0; g < w->n_gt; g++)
+        rle_bbox(&w->gt[g]->rle, gt_boxes + g * 4);
+    for (size_t d = 0; d < w->n_dt; d++) {
+        const rle_mask *dm = &w->dt[d]->rle;
+        double *db = boxes + d * 4;
+        rle_bbox(dm, db);
+        uint64_t area = rle_area(dm);
         for (size_t g = 0; g < w->n_gt; g++)
-            w->iou[d * w->n_gt + g] = w->type == IOU_SEGM
-                                          ? rle_iou(&w->dt[d]->rle, &w->gt[g]->rle, w->gt[g]->iscrowd)
-                                          : bbox_iou(w->dt[d]->bbox, w->gt[g]->bbox, w->gt[g]->iscrowd);
+            w->iou[d * w->n_gt + g] =
+                rle_iou_boxed(dm, db, area, &w->gt[g]->rle, gt_boxes + g * 4, w->gt[g]->iscrowd);
+    }
+    free(boxes);
+    return 0;
 }
 
 static int outside(double area, const ap_area_range *r) { return area < r->lo || area > r->hi; }
@@ -277,8 +298,7 @@ static int eval_category(cat_work *w, uint32_t cat, ap_records *out) {
     w->iou = malloc((w->n_dt * g + 1) * sizeof *w->iou);
     int rc = -1;
     if (order && flags && w->iou) {
-        compute_ious(w);
-        rc = 0;
+        rc = compute_ious(w);
         for (size_t a = 0; a < w->ix->dims.A && rc == 0; a++)
             rc = match_area(w, a, cat, order, flags, flags + g + 1, out);
     }
