@@ -92,6 +92,41 @@ for r, b, s, l in zip(res, boxes, scores, labels):
     assert r["segmentation"]["size"] == [113, 150]
 PYEOF
 
+# ---- numerics=mmdet_v1 (no runnable v1 reference: the operators are checked by hand in
+# tests/unit_mmdet_v1.c): what comes before the boxes is unchanged, the boxes change, and
+# each stage's refined RoIs are v1's delta2bbox (+1 sizes, corners -+ 0.5) of its inputs,
+# as numpy computes it here, which 3.x's formula does not give (and does give the plain run)
+"$AVPS" infer --weights "$W" --image "$R/image.png" --json "$T/v1.json" --dump-dir "$T/v1" --set numerics=mmdet_v1 ||
+    ko "infer --set numerics=mmdet_v1"
+/usr/bin/python3 - "$T/narrow" "$T/v1" <<'PYEOF' && ok || ko "numerics=mmdet_v1 does not change what it should and only that"
+import sys
+import numpy as np
+a, b = sys.argv[1], sys.argv[2]
+L = lambda d, n: np.load("%s/%s.npy" % (d, n)).astype(np.float64)
+for n in ["input", "backbone_3", "fpn_0", "fpn_4", "semantic_logits"]:
+    assert (L(a, n) == L(b, n)).all(), n
+assert L(a, "proposals").shape == L(b, "proposals").shape and not np.allclose(L(a, "proposals"), L(b, "proposals"))
+def decode(rois, d, stds, one):
+    d = d * np.array(stds)
+    clip = abs(np.log(16 / 1000))
+    dw, dh = np.clip(d[:, 2], -clip, clip), np.clip(d[:, 3], -clip, clip)
+    pw, ph = rois[:, 2] - rois[:, 0] + one, rois[:, 3] - rois[:, 1] + one
+    gx, gy = (rois[:, 0] + rois[:, 2]) / 2 + pw * d[:, 0], (rois[:, 1] + rois[:, 3]) / 2 + ph * d[:, 1]
+    gw, gh = pw * np.exp(dw), ph * np.exp(dh)
+    h = one / 2
+    return np.stack([gx - gw / 2 + h, gy - gh / 2 + h, gx + gw / 2 - h, gy + gh / 2 - h], 1)
+stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1]]
+for s in (0, 1):
+    for d, one, other in ((b, 1, 0), (a, 0, 1)):
+        rois, delta, nxt = L(d, "stage%d_rois" % s), L(d, "stage%d_bbox" % s), L(d, "stage%d_rois" % (s + 1))
+        want, wrong = decode(rois, delta, stds[s], one), decode(rois, delta, stds[s], other)
+        inside = (want[:, :2] > 1).all(1) & (want[:, 2] < 300) & (want[:, 3] < 230) & (wrong[:, :2] > 1).all(1)
+        assert inside.sum() > 100, inside.sum()
+        err = np.abs(nxt[inside] - want[inside]).max()
+        assert err < 2e-3, (d, s, err)
+        assert np.abs(nxt[inside] - wrong[inside]).max() > 0.2, (d, s)
+PYEOF
+
 # ---- --semantic: the head's logits as .npy, the dump's
 "$AVPS" infer --weights "$W" --image "$R/image.png" --semantic "$T/sem.npy" || ko "infer --semantic"
 /usr/bin/python3 -c "
@@ -185,6 +220,7 @@ expect_error() { # WHAT PATTERN ARGS...
 expect_error "unknown --set key" "--set no_such_key=1: not a setting" --weights "$W" --image "$R/image.png" \
     --set no_such_key=1
 expect_error "bad --set value" "min_size" --weights "$W" --image "$R/image.png" --set min_size=0
+expect_error "unknown numerics" "mmdet_v1" --weights "$W" --image "$R/image.png" --set numerics=mmdet_v2
 /usr/bin/python3 - "$W" "$T" <<'PYEOF' || ko "could not write the broken weights"
 import json, struct, sys
 src, out = sys.argv[1], sys.argv[2]

@@ -208,7 +208,7 @@ static void test_roi_align(check_tally *t) {
             f.data[y * 10 + x] = (float)x;
     float box[4] = {0, 0, 8, 8}, scale = 1;
     int level = 0;
-    nn_roi_align_params p = {2, 2, 2, 0};
+    nn_roi_align_params p = {2, 2, 2, 0, 0};
     const nn_backend *be = nn_cpu_backend(0);
     CHECK(t, be->roi_align(&a, &f, &scale, box, &level, 1, &p, &out, &err) == 0);
     CHECK(t, fabsf(out.data[0] - 2) < 1e-6f && fabsf(out.data[1] - 6) < 1e-6f && fabsf(out.data[2] - 2) < 1e-6f);

@@ -89,6 +89,8 @@ typedef struct {
     int out_h, out_w;
     int sampling_ratio;  /* > 0: that many samples per bin and axis; else adaptive */
     int aligned;         /* torchvision's aligned flag: half-pixel offset, no min size */
+    int plus_one;        /* mmdetection v1 (aligned ignored): start x1 * scale, end (x2 + 1) * scale,
+                          * no offset, width max(end - start, 0) */
 } nn_roi_align_params;
 
 typedef struct nn_backend {
@@ -154,6 +156,21 @@ int nn_nms(const float *boxes, const int *order, int n, float iou_thresh, unsign
  * writes at most max_keep indexes to keep and returns how many. Scratch from the arena. */
 int nn_batched_nms(nn_arena *a, const float *boxes, const float *scores, const int *cls, int n, float iou_thresh,
                    int max_keep, int *keep, avps_error *err);
+/* The same with pixel widths x2 - x1 + plus_one in the areas and the intersection
+ * (plus_one 1: mmdetection v1's nms kernel; 0: the two above). */
+int nn_nms_px(const float *boxes, const int *order, int n, float iou_thresh, float plus_one, unsigned char *suppressed,
+              int *keep);
+int nn_batched_nms_px(nn_arena *a, const float *boxes, const float *scores, const int *cls, int n, float iou_thresh,
+                      float plus_one, int max_keep, int *keep, avps_error *err);
+/* mmdetection's delta2bbox, plus_one 0 (3.x: size x2 - x1, corners gx -+ gw / 2, clipped
+ * to [0, img_w] x [0, img_h]) or 1 (v1: size x2 - x1 + 1, corners gx - gw / 2 + 0.5 and
+ * gx + gw / 2 - 0.5, clipped to [0, img_w - 1] x [0, img_h - 1]); deltas * stds + means,
+ * log sizes clamped at |log(wh_ratio_clip)|. */
+void nn_mmdet_decode(const float prior[4], const float delta[4], const float means[4], const float stds[4],
+                     float wh_ratio_clip, float img_w, float img_h, float plus_one, float out[4]);
+/* SingleRoIExtractor.map_roi_levels: floor(log2(sqrt(w * h) / finest_scale + 1e-6)) in
+ * [0, levels - 1], w = x2 - x1 + plus_one (v1: 1), h likewise; NaN goes to level 0. */
+int nn_mmdet_roi_level(const float box[4], int finest_scale, int levels, float plus_one);
 /* Indexes of the min(k, n) largest of x[0..n) (ties: lower index first), sorted
  * descending. Scratch from the arena. */
 int nn_top_k(nn_arena *a, const float *x, int n, int k, int *idx, avps_error *err);

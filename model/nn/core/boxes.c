@@ -41,7 +41,8 @@ void nn_box_clip(float box[4], float w, float h) {
     box[1] = clampf(box[1], 0, h), box[3] = clampf(box[3], 0, h);
 }
 
-int nn_nms(const float *boxes, const int *order, int n, float iou_thresh, unsigned char *suppressed, int *keep) {
+int nn_nms_px(const float *boxes, const int *order, int n, float iou_thresh, float plus_one, unsigned char *suppressed,
+              int *keep) {
     memset(suppressed, 0, (size_t)n);
     int kept = 0;
     for (int i = 0; i < n; i++) {
@@ -49,20 +50,48 @@ int nn_nms(const float *boxes, const int *order, int n, float iou_thresh, unsign
             continue;
         keep[kept++] = order[i];
         const float *a = boxes + 4 * (size_t)order[i];
-        float area_a = (a[2] - a[0]) * (a[3] - a[1]);
+        float area_a = (a[2] - a[0] + plus_one) * (a[3] - a[1] + plus_one);
         for (int j = i + 1; j < n; j++) {
             if (suppressed[j])
                 continue;
             const float *b = boxes + 4 * (size_t)order[j];
             float xx1 = a[0] > b[0] ? a[0] : b[0], yy1 = a[1] > b[1] ? a[1] : b[1];
             float xx2 = a[2] < b[2] ? a[2] : b[2], yy2 = a[3] < b[3] ? a[3] : b[3];
-            float iw = xx2 - xx1 > 0 ? xx2 - xx1 : 0, ih = yy2 - yy1 > 0 ? yy2 - yy1 : 0;
-            float inter = iw * ih, area_b = (b[2] - b[0]) * (b[3] - b[1]);
+            float iw = xx2 - xx1 + plus_one, ih = yy2 - yy1 + plus_one;
+            iw = iw > 0 ? iw : 0, ih = ih > 0 ? ih : 0;
+            float inter = iw * ih, area_b = (b[2] - b[0] + plus_one) * (b[3] - b[1] + plus_one);
             if (inter / (area_a + area_b - inter) > iou_thresh)
                 suppressed[j] = 1;
         }
     }
     return kept;
+}
+
+int nn_nms(const float *boxes, const int *order, int n, float iou_thresh, unsigned char *suppressed, int *keep) {
+    return nn_nms_px(boxes, order, n, iou_thresh, 0.0f, suppressed, keep);
+}
+
+void nn_mmdet_decode(const float prior[4], const float delta[4], const float means[4], const float stds[4],
+                     float wh_ratio_clip, float img_w, float img_h, float plus_one, float out[4]) {
+    float max_ratio = fabsf((float)log((double)wh_ratio_clip));
+    float dx = delta[0] * stds[0] + means[0], dy = delta[1] * stds[1] + means[1];
+    float dw = delta[2] * stds[2] + means[2], dh = delta[3] * stds[3] + means[3];
+    float px = (prior[0] + prior[2]) * 0.5f, py = (prior[1] + prior[3]) * 0.5f;
+    float pw = prior[2] - prior[0] + plus_one, ph = prior[3] - prior[1] + plus_one;
+    dw = dw < -max_ratio ? -max_ratio : dw > max_ratio ? max_ratio : dw;
+    dh = dh < -max_ratio ? -max_ratio : dh > max_ratio ? max_ratio : dh;
+    float gx = px + pw * dx, gy = py + ph * dy, gw = pw * expf(dw), gh = ph * expf(dh);
+    float half = 0.5f * plus_one;
+    float b[4] = {gx - gw * 0.5f + half, gy - gh * 0.5f + half, gx + gw * 0.5f - half, gy + gh * 0.5f - half};
+    float lim[4] = {img_w - plus_one, img_h - plus_one, img_w - plus_one, img_h - plus_one};
+    for (int k = 0; k < 4; k++)
+        out[k] = b[k] < 0 ? 0 : b[k] > lim[k] ? lim[k] : b[k];
+}
+
+int nn_mmdet_roi_level(const float box[4], int finest_scale, int levels, float plus_one) {
+    float s = sqrtf((box[2] - box[0] + plus_one) * (box[3] - box[1] + plus_one));
+    float l = floorf(log2f(s / (float)finest_scale + 1e-6f));
+    return isnan(l) || l < 0 ? 0 : l > (float)(levels - 1) ? levels - 1 : (int)l;
 }
 
 typedef struct {
@@ -102,6 +131,11 @@ int nn_top_k(nn_arena *a, const float *x, int n, int k, int *idx, avps_error *er
 
 int nn_batched_nms(nn_arena *a, const float *boxes, const float *scores, const int *cls, int n, float iou_thresh,
                    int max_keep, int *keep, avps_error *err) {
+    return nn_batched_nms_px(a, boxes, scores, cls, n, iou_thresh, 0.0f, max_keep, keep, err);
+}
+
+int nn_batched_nms_px(nn_arena *a, const float *boxes, const float *scores, const int *cls, int n, float iou_thresh,
+                      float plus_one, int max_keep, int *keep, avps_error *err) {
     if (n <= 0)
         return 0;
     int n_cls = 0;
@@ -131,7 +165,7 @@ int nn_batched_nms(nn_arena *a, const float *boxes, const float *scores, const i
     memset(flag, 0, (size_t)n);
     for (int c = 0; c < n_cls; c++) {
         int m = start[c + 1] - start[c];
-        int k = nn_nms(boxes, bucketed + start[c], m, iou_thresh, supp, kept);
+        int k = nn_nms_px(boxes, bucketed + start[c], m, iou_thresh, plus_one, supp, kept);
         for (int i = 0; i < k; i++)
             flag[kept[i]] = 1;
     }

@@ -361,7 +361,12 @@ static int cpu_roi_align(nn_arena *a, const nn_tensor *feats, const float *scale
         const float *box = rois + 4 * (size_t)r;
         float x0 = box[0] * scale - offset, y0 = box[1] * scale - offset;
         float rw = box[2] * scale - offset - x0, rh = box[3] * scale - offset - y0;
-        if (!p->aligned) {
+        if (p->plus_one) { /* mmdetection v1: end (x2 + 1) * scale, no offset, no min size */
+            x0 = box[0] * scale, y0 = box[1] * scale;
+            rw = (box[2] + 1.0f) * scale - x0, rh = (box[3] + 1.0f) * scale - y0;
+            rw = rw > 0.0f ? rw : 0.0f;
+            rh = rh > 0.0f ? rh : 0.0f;
+        } else if (!p->aligned) {
             rw = rw > 1.0f ? rw : 1.0f;
             rh = rh > 1.0f ? rh : 1.0f;
         }

@@ -191,33 +191,18 @@ static int backbone_fpn(pass *p, const nn_tensor *batch) {
 
 /* ---- boxes -------------------------------------------------------------------------------- */
 
-/* mmdetection 3.x's delta2bbox: centre and size of the prior (no +1), deltas scaled by
- * stds and shifted by means, log sizes clamped at |log(wh_ratio_clip)|, the result
- * clipped to the resized image. */
+/* mmdetection's delta2bbox (3.x's, or v1's +1 widths under numerics=mmdet_v1), clipped
+ * to the resized image. */
 static void decode(const pass *p, const float prior[4], const float delta[4], const float means[4], const float stds[4],
                    float out[4]) {
-    float max_ratio = fabsf((float)log((double)p->m->wh_ratio_clip));
-    float dx = delta[0] * stds[0] + means[0], dy = delta[1] * stds[1] + means[1];
-    float dw = delta[2] * stds[2] + means[2], dh = delta[3] * stds[3] + means[3];
-    float px = (prior[0] + prior[2]) * 0.5f, py = (prior[1] + prior[3]) * 0.5f;
-    float pw = prior[2] - prior[0], ph = prior[3] - prior[1];
-    dw = dw < -max_ratio ? -max_ratio : dw > max_ratio ? max_ratio : dw;
-    dh = dh < -max_ratio ? -max_ratio : dh > max_ratio ? max_ratio : dh;
-    float gx = px + pw * dx, gy = py + ph * dy, gw = pw * expf(dw), gh = ph * expf(dh);
-    float b[4] = {gx - gw * 0.5f, gy - gh * 0.5f, gx + gw * 0.5f, gy + gh * 0.5f};
-    float lim[4] = {(float)p->img_w, (float)p->img_h, (float)p->img_w, (float)p->img_h};
-    for (int k = 0; k < 4; k++)
-        out[k] = b[k] < 0 ? 0 : b[k] > lim[k] ? lim[k] : b[k];
+    nn_mmdet_decode(prior, delta, means, stds, p->m->wh_ratio_clip, (float)p->img_w, (float)p->img_h, p->m->plus_one,
+                    out);
 }
 
-/* SingleRoIExtractor.map_roi_levels: floor(log2(sqrt(area) / finest_scale + 1e-6)). */
+/* SingleRoIExtractor.map_roi_levels (v1's with +1 sizes under numerics=mmdet_v1). */
 static void roi_levels(const pass *p, const float *boxes, int n, int *level) {
-    for (int i = 0; i < n; i++) {
-        const float *b = boxes + 4 * (size_t)i;
-        float s = sqrtf((b[2] - b[0]) * (b[3] - b[1]));
-        float l = floorf(log2f(s / (float)p->m->finest_scale + 1e-6f));
-        level[i] = isnan(l) || l < 0 ? 0 : l > HTC_LEVELS - 1 ? HTC_LEVELS - 1 : (int)l;
-    }
+    for (int i = 0; i < n; i++)
+        level[i] = nn_mmdet_roi_level(boxes + 4 * (size_t)i, p->m->finest_scale, HTC_LEVELS, p->m->plus_one);
 }
 
 /* ---- RPN ------------------------------------------------------------------------------------ */
@@ -270,7 +255,7 @@ static int rpn(pass *p, float **boxes_out, int *n_out) {
             scores[n] = obj[idx], level[n] = l, n++;
         }
     }
-    int kept = nn_batched_nms(p->a, boxes, scores, level, n, m->rpn_nms, m->rpn_max, keep, p->err);
+    int kept = nn_batched_nms_px(p->a, boxes, scores, level, n, m->rpn_nms, m->plus_one, m->rpn_max, keep, p->err);
     if (kept < 0)
         return -1;
     float *out = alloc(p, (size_t)kept * 4, sizeof(float)), *out_scores = alloc(p, (size_t)kept, sizeof(float));
@@ -348,7 +333,7 @@ static int roi_features(pass *p, const float *boxes, int n, int size, int fuse, 
     if (!level)
         return -1;
     roi_levels(p, boxes, n, level);
-    nn_roi_align_params rp = {size, size, m->sampling_ratio, 1};
+    nn_roi_align_params rp = {size, size, m->sampling_ratio, 1, m->plus_one > 0};
     if (p->be->roi_align(p->a, p->fpn, p->scales, boxes, level, n, &rp, out, p->err))
         return -1;
     if (!fuse || !m->has_semantic)
@@ -356,7 +341,7 @@ static int roi_features(pass *p, const float *boxes, int n, int size, int fuse, 
     nn_arena_mark mark = nn_arena_get_mark(p->a);
     nn_tensor s;
     float sem_scale = 1.0f / m->sem_stride;
-    nn_roi_align_params sp = {m->sem_roi, m->sem_roi, m->sampling_ratio, 1};
+    nn_roi_align_params sp = {m->sem_roi, m->sem_roi, m->sampling_ratio, 1, m->plus_one > 0};
     memset(level, 0, sizeof(int) * (size_t)n);
     if (p->be->roi_align(p->a, &p->sem_feat, &sem_scale, boxes, level, n, &sp, &s, p->err))
         return -1;
@@ -438,7 +423,7 @@ static int cascade(pass *p, const float *props, int n, nn_result *res, int **cla
             }
         }
     }
-    int kept = nn_batched_nms(p->a, cand, scores, labels, k, m->nms_thr, m->max_per_img, keep, p->err);
+    int kept = nn_batched_nms_px(p->a, cand, scores, labels, k, m->nms_thr, m->plus_one, m->max_per_img, keep, p->err);
     if (kept < 0)
         return -1;
     res->n = kept;

@@ -84,6 +84,7 @@ struct htc {
     float rpn_nms, rpn_min_size, score_thr, nms_thr, mask_thr, wh_ratio_clip;
     int box_roi, mask_roi, sem_roi, sampling_ratio, finest_scale, fusion_level;
     float sem_stride;
+    float plus_one; /* numerics: 0 mmdet3, 1 mmdet_v1 (+1 box widths, RoIAlign end, NMS areas, levels) */
     int fuse_bbox, fuse_mask, mask_info_flow, mask_merge_mean;
     int32_t *thing_category, *semantic_category; /* class -> dataset category id */
 

@@ -136,8 +136,9 @@ static int load_table(htc *m, const htc_meta *ms, const char *key, int n, int32_
 int htc_settings_read(htc *m, const htc_meta *ms, avps_error *err) {
     const st_file *st = ms->st;
     const char *arch = meta_get(ms, "numerics");
-    if (arch && strcmp(arch, "mmdet3") != 0)
-        return avps_fail(err, "%s: setting numerics = \"%s\": this engine has mmdet3", st->path, arch);
+    if (arch && strcmp(arch, "mmdet3") != 0 && strcmp(arch, "mmdet_v1") != 0)
+        return avps_fail(err, "%s: setting numerics = \"%s\": \"mmdet3\" or \"mmdet_v1\"", st->path, arch);
+    m->plus_one = arch && strcmp(arch, "mmdet_v1") == 0 ? 1.0f : 0.0f;
     float scale[2] = {1333, 800}, mean[3] = {123.675f, 116.28f, 103.53f}, stdv[3] = {58.395f, 57.12f, 57.375f};
     float roi_strides[HTC_LEVELS] = {4, 8, 16, 32}, strides[HTC_LEVELS + 1] = {4, 8, 16, 32, 64};
     m->pad_div = 32, m->rpn_nms_pre = 1000, m->rpn_max = 1000, m->max_per_img = 100;

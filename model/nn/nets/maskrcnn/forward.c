@@ -230,7 +230,7 @@ static int box_head(pass *p, const float *props, int n_props, nn_result *res) {
     if (!level)
         return -1;
     roi_levels(p, props, n_props, level);
-    nn_roi_align_params rp = {m->box_pool, m->box_pool, 2, 0};
+    nn_roi_align_params rp = {m->box_pool, m->box_pool, 2, 0, 0};
     nn_tensor pooled, h6, h7, cls, reg;
     if (be->roi_align(p->a, p->fpn, p->scales, props, level, n_props, &rp, &pooled, p->err) ||
         be->linear(be, p->a, &m->fc6, &pooled, 1, &h6, p->err) || be->linear(be, p->a, &m->fc7, &h6, 1, &h7, p->err) ||
@@ -289,7 +289,7 @@ static int mask_head(pass *p, nn_result *res) {
     if (n == 0)
         return 0;
     roi_levels(p, res->boxes, n, level);
-    nn_roi_align_params rp = {m->mask_pool, m->mask_pool, 2, 0};
+    nn_roi_align_params rp = {m->mask_pool, m->mask_pool, 2, 0, 0};
     nn_tensor x, y;
     if (be->roi_align(p->a, p->fpn, p->scales, res->boxes, level, n, &rp, &x, p->err))
         return -1;

@@ -30,7 +30,7 @@ int ups_roi_align(const ups_heads *h, nn_arena *a, const nn_tensor *fpn, const f
         level[i] = roi_level(rois + 4 * (size_t)i);
     /* Detectron's RoIAlign is torchvision's with aligned=False: no half-pixel shift, RoI
      * sides at least 1, a fixed 2 x 2 samples per bin */
-    nn_roi_align_params p = {pool, pool, 2, 0};
+    nn_roi_align_params p = {pool, pool, 2, 0, 0};
     return h->be->roi_align(a, fpn, scales, rois, level, n, &p, out, err);
 }
 
