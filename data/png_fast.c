@@ -1,7 +1,8 @@
 /* png_fast.c: the common panoptic PNG (8-bit RGB or RGBA, not interlaced) decoded with
  * libdeflate instead of zlib, which inflates several times faster; libpng reads
  * everything else. Chunk CRCs and the zlib checksum are verified as libpng does; rows are
- * unfiltered one at a time as they are asked for. */
+ * unfiltered in place, one at a time as they are asked for, against the row above them in
+ * the same buffer (so no row is copied to be remembered). */
 #include "png_fast.h"
 
 #include <libdeflate.h>
@@ -14,7 +15,7 @@ static uint32_t be32(const uint8_t *p) {
 
 void png_fast_release(png_fast *f) {
     free(f->pixels);
-    free(f->prev);
+    free(f->zero_row);
     memset(f, 0, sizeof *f);
 }
 
@@ -68,13 +69,15 @@ int png_fast_open(const uint8_t *data, size_t n, png_fast *f, const char **why) 
             return *why = "the image data is too short for the header's size", -1;
         }
         struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
-        f->pixels = malloc(size);
-        f->prev = calloc(stride, 1);
-        if (!dec || !f->pixels || !f->prev)
+        f->pixels = malloc(size + 4);
+        f->zero_row = calloc(stride + 4, 1);
+        if (!dec || !f->pixels || !f->zero_row)
             *why = "out of memory", rc = -1;
         else if (libdeflate_zlib_decompress(dec, z, zlen, f->pixels, size, &got) != LIBDEFLATE_SUCCESS ||
                  got != size)
             *why = "bad image data", rc = -1;
+        else
+            memset(f->pixels + size, 0, 4); /* the slack the last pixel's word reads */
         libdeflate_free_decompressor(dec);
     }
     free(z);
@@ -88,29 +91,96 @@ static uint8_t paeth(uint8_t a, uint8_t b, uint8_t c) {
     return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
-/* Undoes the row's filter in place (prev holds the previous unfiltered row). */
-static int unfilter(uint8_t *row, const uint8_t *prev, size_t stride, unsigned bpp, int type) {
-    size_t i;
+/* 16 bytes at a time: the Up filter (two thirds of the rows panopticapi's and PIL's
+ * encoders write) is a plain byte-wise add, which the vector unit does 16 lanes wide. */
+typedef uint8_t bytes16 __attribute__((vector_size(16)));
+
+static void unfilter_up(uint8_t *row, const uint8_t *above, size_t stride) {
+    size_t i = 0;
+    for (; i + 16 <= stride; i += 16) {
+        bytes16 a, b;
+        memcpy(&a, row + i, 16);
+        memcpy(&b, above + i, 16);
+        a += b;
+        memcpy(row + i, &a, 16);
+    }
+    for (; i < stride; i++)
+        row[i] = (uint8_t)(row[i] + above[i]);
+}
+
+/* Sub and Paeth depend on the pixel to the left, so they go a pixel at a time, its 3 or 4
+ * bytes as the lanes of one 32-bit word. A pixel's word is read 4 bytes wide even when it
+ * has 3 (the buffers have 4 bytes of slack) but written as its own bytes only: a store
+ * that overlaps the next pixel's load would stall the load until the store retires. */
+static uint32_t load4(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static void store_pixel(uint8_t *p, uint32_t v, unsigned bpp) {
+    if (bpp == 3)
+        memcpy(p, &v, 3);
+    else
+        memcpy(p, &v, 4);
+}
+
+/* (a + b) mod 256 in each byte lane. */
+static uint32_t add_lanes(uint32_t a, uint32_t b) {
+    return ((a & 0x7f7f7f7fu) + (b & 0x7f7f7f7fu)) ^ ((a ^ b) & 0x80808080u);
+}
+
+static uint32_t pixel_lanes(unsigned bpp) { return bpp == 3 ? 0xffffffu : 0xffffffffu; }
+
+static void unfilter_sub(uint8_t *row, size_t stride, unsigned bpp) {
+    uint32_t lanes = pixel_lanes(bpp), left = load4(row) & lanes;
+    for (size_t i = bpp; i < stride; i += bpp) {
+        uint32_t out = add_lanes(load4(row + i), left);
+        store_pixel(row + i, out, bpp);
+        left = out & lanes;
+    }
+}
+
+static uint32_t paeth_lanes(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t v = 0;
+    for (int k = 0; k < 32; k += 8)
+        v |= (uint32_t)paeth((uint8_t)(a >> k), (uint8_t)(b >> k), (uint8_t)(c >> k)) << k;
+    return v;
+}
+
+/* Where the pixel above equals the one above-left, Paeth predicts the left pixel; where
+ * the left equals the above-left, the one above: in flat regions (most of a panoptic
+ * PNG) a pixel costs two comparisons. */
+static void unfilter_paeth(uint8_t *row, const uint8_t *above, size_t stride, unsigned bpp) {
+    uint32_t lanes = pixel_lanes(bpp), left = add_lanes(load4(row), load4(above) & lanes);
+    store_pixel(row, left, bpp);
+    left &= lanes;
+    for (size_t i = bpp; i < stride; i += bpp) {
+        uint32_t b = load4(above + i) & lanes, c = load4(above + i - bpp) & lanes;
+        uint32_t predicted = b == c ? left : left == c ? b : paeth_lanes(left, b, c);
+        uint32_t out = add_lanes(load4(row + i), predicted);
+        store_pixel(row + i, out, bpp);
+        left = out & lanes;
+    }
+}
+
+/* Undoes the row's filter in place (above: the row above, already unfiltered). */
+static int unfilter(uint8_t *row, const uint8_t *above, size_t stride, unsigned bpp, int type) {
     switch (type) {
     case 0:
         return 0;
     case 1:
-        for (i = bpp; i < stride; i++)
-            row[i] = (uint8_t)(row[i] + row[i - bpp]);
+        unfilter_sub(row, stride, bpp);
         return 0;
     case 2:
-        for (i = 0; i < stride; i++)
-            row[i] = (uint8_t)(row[i] + prev[i]);
+        unfilter_up(row, above, stride);
         return 0;
     case 3:
-        for (i = 0; i < stride; i++)
-            row[i] = (uint8_t)(row[i] + ((i >= bpp ? row[i - bpp] : 0) + prev[i]) / 2);
+        for (size_t i = 0; i < stride; i++)
+            row[i] = (uint8_t)(row[i] + ((i >= bpp ? row[i - bpp] : 0) + above[i]) / 2);
         return 0;
     case 4:
-        for (i = 0; i < bpp; i++)
-            row[i] = (uint8_t)(row[i] + prev[i]);
-        for (; i < stride; i++)
-            row[i] = (uint8_t)(row[i] + paeth(row[i - bpp], prev[i], prev[i - bpp]));
+        unfilter_paeth(row, above, stride, bpp);
         return 0;
     }
     return -1;
@@ -118,10 +188,12 @@ static int unfilter(uint8_t *row, const uint8_t *prev, size_t stride, unsigned b
 
 int png_fast_read_row(png_fast *f, uint8_t *rgb) {
     size_t stride = (size_t)f->width * f->bpp;
-    uint8_t *row = f->pixels + (size_t)f->next_row * (stride + 1);
-    if (f->next_row >= f->height || unfilter(row + 1, f->prev, stride, f->bpp, row[0]) != 0)
+    if (f->next_row >= f->height)
         return -1;
-    memcpy(f->prev, row + 1, stride);
+    uint8_t *row = f->pixels + (size_t)f->next_row * (stride + 1);
+    const uint8_t *above = f->next_row ? row - stride : f->zero_row;
+    if (unfilter(row + 1, above, stride, f->bpp, row[0]) != 0)
+        return -1;
     if (f->bpp == 3) {
         memcpy(rgb, row + 1, stride);
     } else {

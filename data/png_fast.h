@@ -8,8 +8,8 @@
 typedef struct {
     uint32_t width, height, next_row;
     unsigned bpp;     /* 3 (RGB) or 4 (RGBA) */
-    uint8_t *pixels;  /* the inflated, still filtered rows, each with its filter byte */
-    uint8_t *prev;    /* the previous unfiltered row */
+    uint8_t *pixels;  /* the inflated rows, each with its filter byte; unfiltered up to next_row */
+    uint8_t *zero_row; /* what the first row is unfiltered against */
 } png_fast;
 
 /* 1: decoded, rows ready; 0: not a kind this path reads (use libpng); -1: corrupt, with

@@ -230,38 +230,62 @@ static uint32_t pred_slot(image_work *w, uint32_t id) {
     return SLOT_OTHER(w->np);
 }
 
+/* A pixel's id, R + 256 G + 65536 B, from one 4-byte load (rows have a byte of slack). */
+static uint32_t id_at(const uint8_t *p) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v & 0xffffffu;
+#else
+    return rgb_to_id(p);
+#endif
+}
+
+/* The run of equal (GT id, pred id) pairs being counted: both ids in one 64-bit key, so
+ * that staying in a run costs one comparison. */
+typedef struct {
+    uint64_t key;   /* gt id | pred id << 32; ids are 24-bit, so UINT64_MAX is no pair */
+    uint32_t gs, ps; /* the slots of the key's ids */
+    size_t cell;    /* gs x stride + ps */
+    uint32_t length;
+} pair_run;
+
+/* Ends the run in hand and starts one at key; only an id that changed is looked up. */
+static void pair_change(image_work *w, pair_run *r, uint64_t key) {
+    w->s->counts[r->cell] += r->length;
+    uint32_t gid = (uint32_t)key, pid = (uint32_t)(key >> 32);
+    if (r->key == UINT64_MAX || gid != (uint32_t)r->key)
+        r->gs = gt_slot(w, gid);
+    if (r->key == UINT64_MAX || pid != (uint32_t)(r->key >> 32))
+        r->ps = pred_slot(w, pid);
+    r->key = key;
+    r->cell = (size_t)r->gs * w->stride + r->ps;
+    r->length = 1;
+}
+
 /* Counts the pixels every (GT slot, pred slot) pair shares, a row at a time. */
 static int count_pixels(image_work *w, png_reader *gr, png_reader *pr, avps_error *err) {
     pq_scratch *s = w->s;
     uint32_t width = png_reader_width(gr), height = png_reader_height(gr);
-    if (grow(&s->gt_row, &s->cap_gt_row, (size_t)width * 3, 1) ||
-        grow(&s->pred_row, &s->cap_pred_row, (size_t)width * 3, 1))
+    if (grow(&s->gt_row, &s->cap_gt_row, (size_t)width * 3 + 1, 1) ||
+        grow(&s->pred_row, &s->cap_pred_row, (size_t)width * 3 + 1, 1))
         return avps_fail(err, "out of memory");
-    uint32_t *counts = s->counts;
-    uint32_t last_g = UINT32_MAX, last_p = UINT32_MAX, gs = 0, ps = 0;
-    size_t cell = 0;
-    uint32_t run = 0;
+    s->gt_row[(size_t)width * 3] = s->pred_row[(size_t)width * 3] = 0; /* the slack id_at reads */
+    pair_run r = {UINT64_MAX, 0, 0, 0, 0};
     for (uint32_t y = 0; y < height; y++) {
         if (png_reader_read_row(gr, s->gt_row, err) != 0 || (pr && png_reader_read_row(pr, s->pred_row, err) != 0))
             return -1;
         const uint8_t *g = s->gt_row, *p = s->pred_row;
         const uint32_t *ids = pr ? NULL : w->in->pred_ids + (size_t)y * width;
         for (uint32_t x = 0; x < width; x++, g += 3, p += 3) {
-            uint32_t gid = rgb_to_id(g), pid = ids ? ids[x] : rgb_to_id(p);
-            if (gid == last_g && pid == last_p) {
-                run++;
-                continue;
-            }
-            counts[cell] += run;
-            if (gid != last_g)
-                gs = gt_slot(w, last_g = gid);
-            if (pid != last_p)
-                ps = pred_slot(w, last_p = pid);
-            cell = (size_t)gs * w->stride + ps;
-            run = 1;
+            uint64_t key = id_at(g) | (uint64_t)(ids ? ids[x] : id_at(p)) << 32;
+            if (key == r.key)
+                r.length++;
+            else
+                pair_change(w, &r, key);
         }
     }
-    counts[cell] += run;
+    s->counts[r.cell] += r.length;
     return 0;
 }
 

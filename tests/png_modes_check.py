@@ -53,6 +53,15 @@ def encoder_files(rng):
                                                       "_adam7" if il else "")
                         yield name, png_encode.encode(samples, ct, depth, palette=palette, trns=trns,
                                                       interlace=il, filters=None)
+    # flat regions, as in panoptic PNGs: the unfilters' shortcuts for equal neighbours, with
+    # colours that differ in one channel only, every filter on all rows and cycled by row
+    colours = np.array([[10, 200, 30, 255], [10, 200, 31, 255], [250, 0, 30, 128], [10, 7, 30, 255]])
+    ys, xs = np.mgrid[0:11, 0:37]
+    blocks = colours[(xs // 3 + ys // 2 + (xs * ys) // 29) % 4]
+    for ct in (2, 6):
+        for filters in (None, 0, 1, 2, 3, 4):
+            name = "%s8_blocks_filter%s.png" % (NAMES[ct], "cycled" if filters is None else filters)
+            yield name, png_encode.encode(blocks[:, :, :png_encode.CHANNELS[ct]], ct, 8, filters=filters)
     # palette indexes past the PLTE's end
     samples = np.array([[[0], [1], [2], [3]], [[1], [0], [1], [0]]])
     for il in (False, True):
