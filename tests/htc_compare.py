@@ -157,12 +157,17 @@ def stage_proposals(ref, out):
     sa, sb = load(out, "proposal_scores"), load(ref, "ref_proposal_scores")
     if any(x is None for x in (a, b, sa, sb)):
         return
-    check(len(a) == len(b), "proposals: %d, reference %d" % (len(a), len(b)))
+    # NMS at 0.7 can keep one box more or fewer where an IoU sits at the threshold within
+    # a float32 rounding (measured: 991 against 992 with OpenBLAS's FMA kernels on AMD
+    # EPYC, 992 with its SSE3 one), so the sets are matched both ways, not counted
+    check(abs(len(a) - len(b)) <= 0.01 * len(b), "proposals: %d, reference %d" % (len(a), len(b)))
     if len(b) == 0 or len(a) == 0:
         return
-    found = float((iou_matrix(b, a).max(1) > 0.99).mean())
+    iou = iou_matrix(b, a)
+    found, ours_found = float((iou.max(1) > 0.99).mean()), float((iou.max(0) > 0.99).mean())
     value("proposals found", found)
     check(found >= 0.99, "proposals: %.4f of the reference's found" % found)
+    check(ours_found >= 0.99, "proposals: %.4f of ours are in the reference" % ours_found)
     if len(a) == len(b):
         r = rel(np.sort(sa), np.sort(sb))
         value("proposal scores", r)
