@@ -90,6 +90,7 @@ struct pq_scratch {
     size_t cap_counts;
     uint8_t *gt_row, *pred_row;
     size_t cap_gt_row, cap_pred_row;
+    png_buffer gt_pixels, pred_pixels; /* the decoded PNGs, kept from one image to the next */
 };
 
 pq_scratch *pq_scratch_new(void) { return calloc(1, sizeof(pq_scratch)); }
@@ -104,6 +105,8 @@ void pq_scratch_free(pq_scratch *s) {
     free(s->counts);
     free(s->gt_row);
     free(s->pred_row);
+    png_buffer_release(&s->gt_pixels);
+    png_buffer_release(&s->pred_pixels);
     free(s);
 }
 
@@ -151,10 +154,11 @@ typedef struct {
 #define SLOT_OTHER(n) ((uint32_t)(n) + 1)
 #define MAX_COUNT_CELLS ((size_t)1 << 25)
 
-static int open_pair(const pq_image_input *in, png_reader **gr, png_reader **pr, avps_error *err) {
+static int open_pair(const pq_image_input *in, pq_scratch *s, png_reader **gr, png_reader **pr, avps_error *err) {
     const char *img = in->gt_ann->image_id;
-    *gr = in->gt_image ? png_reader_open_sized(in->gt_png, in->gt_image->width, in->gt_image->height, err)
-                       : png_reader_open(in->gt_png, err);
+    *gr = in->gt_image ? png_reader_open_buffered(in->gt_png, in->gt_image->width, in->gt_image->height,
+                                                  &s->gt_pixels, err)
+                       : png_reader_open_buffered(in->gt_png, 0, 0, &s->gt_pixels, err);
     if (!*gr)
         return avps_prefix(err, "%s: image %s", in->gt->path, img);
     uint32_t gw = png_reader_width(*gr), gh = png_reader_height(*gr);
@@ -163,7 +167,7 @@ static int open_pair(const pq_image_input *in, png_reader **gr, png_reader **pr,
                          in->gt_png, gw, gh, in->gt_image->width, in->gt_image->height);
     if (in->pred_ids)
         return 0; /* made at the ground truth's size by the caller */
-    *pr = png_reader_open_sized(in->pred_png, gw, gh, err);
+    *pr = png_reader_open_buffered(in->pred_png, gw, gh, &s->pred_pixels, err);
     if (!*pr)
         return avps_prefix(err, "%s: image %s: ground truth %s", in->pred_json_path, img, in->gt_png);
     uint32_t pw = png_reader_width(*pr), ph = png_reader_height(*pr);
@@ -498,7 +502,7 @@ int pq_image_eval(pq_scratch *s, const pq_image_input *in, pq_events *out, avps_
     w.pred = calloc(w.np + 1, sizeof *w.pred);
     if (!w.gt || !w.pred)
         avps_fail(err, "image %s: out of memory", in->gt_ann->image_id);
-    else if (open_pair(in, &gr, &pr, err) == 0)
+    else if (open_pair(in, s, &gr, &pr, err) == 0)
         rc = evaluate(&w, gr, pr, out, err);
     png_reader_free(gr);
     png_reader_free(pr);
