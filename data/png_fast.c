@@ -14,7 +14,8 @@ static uint32_t be32(const uint8_t *p) {
 }
 
 void png_fast_release(png_fast *f) {
-    free(f->pixels);
+    if (!f->pixels_borrowed)
+        free(f->pixels);
     free(f->zero_row);
     memset(f, 0, sizeof *f);
 }
@@ -54,7 +55,23 @@ static int gather_idat(const uint8_t *d, size_t n, png_fast *f, uint8_t **z, siz
     }
 }
 
-int png_fast_open(const uint8_t *data, size_t n, png_fast *f, const char **why) {
+/* The pixel buffer: the caller's, grown if short (its contents need not survive), or one
+ * of the image's own. */
+static uint8_t *pixel_buffer(png_fast *f, png_buffer *keep, size_t n) {
+    if (!keep)
+        return malloc(n);
+    if (keep->cap < n) {
+        free(keep->bytes);
+        keep->cap = 0;
+        if (!(keep->bytes = malloc(n)))
+            return NULL;
+        keep->cap = n;
+    }
+    f->pixels_borrowed = 1;
+    return keep->bytes;
+}
+
+int png_fast_open(const uint8_t *data, size_t n, png_fast *f, png_buffer *keep, const char **why) {
     uint8_t *z = NULL;
     size_t zlen = 0;
     memset(f, 0, sizeof *f);
@@ -69,7 +86,7 @@ int png_fast_open(const uint8_t *data, size_t n, png_fast *f, const char **why) 
             return *why = "the image data is too short for the header's size", -1;
         }
         struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
-        f->pixels = malloc(size + 4);
+        f->pixels = pixel_buffer(f, keep, size + 4);
         f->zero_row = calloc(stride + 4, 1);
         if (!dec || !f->pixels || !f->zero_row)
             *why = "out of memory", rc = -1;

@@ -162,7 +162,8 @@ png_reader *png_reader_open(const char *path, avps_error *err) {
     return png_reader_open_sized(path, 0, 0, err);
 }
 
-static png_reader *reader_open(const char *path, uint32_t want_w, uint32_t want_h, int try_fast, avps_error *err) {
+static png_reader *reader_open(const char *path, uint32_t want_w, uint32_t want_h, int try_fast, png_buffer *keep,
+                               avps_error *err) {
     png_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path))) {
         free(r);
@@ -182,7 +183,7 @@ static png_reader *reader_open(const char *path, uint32_t want_w, uint32_t want_
         return NULL;
     }
     const char *why = NULL;
-    int fast = try_fast ? png_fast_open(bytes, len, &r->fast_image, &why) : 0;
+    int fast = try_fast ? png_fast_open(bytes, len, &r->fast_image, keep, &why) : 0;
     free(bytes);
     if (fast != 0) {
         if (fast < 0) {
@@ -216,11 +217,22 @@ static png_reader *reader_open(const char *path, uint32_t want_w, uint32_t want_
 }
 
 png_reader *png_reader_open_sized(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err) {
-    return reader_open(path, want_w, want_h, 1, err);
+    return reader_open(path, want_w, want_h, 1, NULL, err);
+}
+
+png_reader *png_reader_open_buffered(const char *path, uint32_t want_w, uint32_t want_h, png_buffer *keep,
+                                     avps_error *err) {
+    return reader_open(path, want_w, want_h, 1, keep, err);
 }
 
 png_reader *png_reader_open_libpng(const char *path, uint32_t want_w, uint32_t want_h, avps_error *err) {
-    return reader_open(path, want_w, want_h, 0, err);
+    return reader_open(path, want_w, want_h, 0, NULL, err);
+}
+
+void png_buffer_release(png_buffer *keep) {
+    free(keep->bytes);
+    keep->bytes = NULL;
+    keep->cap = 0;
 }
 
 uint32_t png_reader_width(const png_reader *r) { return r->width; }
