@@ -55,4 +55,58 @@ int viz_draw_layer(viz_canvas *c, int x, int y, const viz_layer *layer, double a
  * jittered by the segment's number, so that neighbouring instances differ. */
 void viz_segment_color(const pan_category *cat, uint32_t segment_number, uint8_t rgb[3]);
 
+/* ---- charts (chart.c: the model and its layout; chart_svg.c, chart_png.c: the two renderings)
+ *
+ * A chart is plain data: a title, axis labels and series, drawn either as grouped bars
+ * (one group per category, one bar per series) or as lines (x, y points per series).
+ * Both renderings lay the chart out the same way (viz_chart_layout), so a bar is as tall
+ * in the SVG as in the PNG. Values outside [y_min, y_max] are clamped; NAN draws nothing
+ * (no bar; a break in a line). */
+
+typedef enum { VIZ_CHART_BARS, VIZ_CHART_LINES } viz_chart_kind;
+
+typedef struct {
+    const char *name;     /* in the legend */
+    uint8_t color[3];
+    size_t n;             /* bars: the chart's n_categories; lines: the points */
+    const double *y;      /* n values */
+    const double *x;      /* lines only: n values, increasing */
+} viz_series;
+
+typedef struct {
+    viz_chart_kind kind;
+    const char *title, *x_label, *y_label;
+    double y_min, y_max;              /* the value axis */
+    double x_min, x_max;              /* lines only */
+    size_t n_categories;              /* bars: the groups, left to right */
+    const char *const *category;      /* n_categories names */
+    const char *const *note;          /* bars: per category a second line under its name, or NULL */
+    const int *highlight;             /* bars: per category the series whose bar is outlined
+                                         (the class table's pick), -1 for none; or NULL */
+    size_t n_series;
+    const viz_series *series;
+} viz_chart;
+
+/* Where things go, in pixels from the top-left (the PNG's pixels; the SVG's user units). */
+typedef struct {
+    int width, height;
+    int plot_x, plot_y, plot_w, plot_h; /* the plotting area, inside the axes */
+    int group_w, bar_w;                 /* bars: a category's slot and one bar's width */
+} viz_chart_box;
+
+/* Refuses a chart whose series do not match its kind and categories (err names it). */
+int viz_chart_check(const viz_chart *c, avps_error *err);
+void viz_chart_layout(const viz_chart *c, viz_chart_box *box);
+/* The pixel row of value v (clamped to the axis) and the column of x (lines). */
+double viz_chart_y(const viz_chart *c, const viz_chart_box *box, double v);
+double viz_chart_x(const viz_chart *c, const viz_chart_box *box, double x);
+/* The left edge of bar s of category k. */
+int viz_chart_bar_x(const viz_chart *c, const viz_chart_box *box, size_t k, size_t s);
+
+/* Writes the chart atomically as SVG text or as a PNG (drawn with viz_canvas and FreeType). */
+int viz_chart_write_svg(const viz_chart *c, const char *path, avps_error *err);
+int viz_chart_write_png(const viz_chart *c, const char *path, avps_error *err);
+/* By the path's extension: .svg or .png (anything else is refused). */
+int viz_chart_write(const viz_chart *c, const char *path, avps_error *err);
+
 #endif
