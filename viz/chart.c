@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 #define BAR_H 9
 #define ROW_GAP 8
@@ -111,10 +112,10 @@ int viz_chart_write(const viz_chart *c, const char *path, avps_error *err) {
 }
 
 double viz_chart_tick_step(double lo, double hi) {
-    double span = hi - lo, step = pow(10, floor(log10(span)));
-    while (span / step < 4)
-        step /= 2;
-    while (span / step > 10)
-        step *= 2;
-    return step;
+    static const double mult[] = {1, 0.5, 0.2, 0.1};
+    double span = hi - lo, base = pow(10, floor(log10(span)));
+    for (size_t i = 0; i < 3; i++)
+        if (span / (base * mult[i]) >= 4)
+            return base * mult[i];
+    return base * mult[3];
 }
