@@ -13,6 +13,7 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "end_spec.h"
+#include "report.h"
 #include "run.h"
 
 #include <dirent.h>
@@ -351,6 +352,17 @@ static void remove_temporaries(const char *dir) {
         closedir(d);
 }
 
+/* OUT/figures/: the class table and each end's per-class PQ (mpi/report.h). */
+static int write_figures(const run_job *rj, const run_totals *totals, avps_error *err) {
+    const char *titles[RUN_ENDS] = {rj->cfg.ensemble_name, rj->cfg.heads[rj->cfg.lwl_htc].name, "two-level fusion"};
+    const pq_totals *pq[RUN_ENDS];
+    for (int e = 0; e < RUN_ENDS; e++)
+        pq[e] = totals->pq[e];
+    report_figures_input in = {.gt = rj->eval, .table = &rj->table, .n_ends = RUN_ENDS,
+                               .end_names = run_end_names, .end_titles = titles, .pq = pq};
+    return report_figures_write(rj->cfg.out, &in, err);
+}
+
 /* The reports, from the totals of every record. */
 static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
     run_report_input in = {.cfg = &rj->cfg, .gt = rj->eval, .totals = &fold->totals};
@@ -365,6 +377,8 @@ static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
     rj->stage_seconds[STAGE_REPORT] = run_now() - t0;
     if (rc == 0)
         rc = write_timings(rj, &fold->totals, err);
+    if (rc == 0)
+        rc = write_figures(rj, &fold->totals, err);
     if (rc == 0) {
         remove_temporaries(rj->rs.png_dir);
         remove_temporaries(rj->rs.work_dir);

@@ -10,6 +10,7 @@
 #include "../ensemble/ensemble.h"
 #include "calibrate.h"
 #include "cli.h"
+#include "report.h"
 #include "run.h"
 
 #include <errno.h>
@@ -266,6 +267,16 @@ static int write_tables(const tables_job *tj, pq_totals *const *t, const char *m
     return rc;
 }
 
+/* OUT/figures/: the class table and the per-class PQ of E-UPS, LWL-HTC and the fusion,
+ * under the names avps run gives them (mpi/report.h). */
+static int write_figures(const tables_job *tj, pq_totals *const *t, avps_error *err) {
+    const char *titles[RUN_ENDS] = {tj->cfg.ensemble_name, tj->cfg.heads[tj->cfg.lwl_htc].name, "two-level fusion"};
+    const pq_totals *pq[RUN_ENDS] = {t[row_e_ups(tj)], t[tj->cfg.lwl_htc], t[row_fusion(tj)]};
+    report_figures_input in = {.gt = tj->eval, .table = &tj->table, .n_ends = RUN_ENDS,
+                               .end_names = run_end_names, .end_titles = titles, .pq = pq};
+    return report_figures_write(tj->cfg.out, &in, err);
+}
+
 static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
     pq_totals *t[RUN_MAX_HEADS + 2] = {0};
     int rc = 0;
@@ -297,6 +308,8 @@ static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
         rc = dir_create(tj->cfg.out, err);
     if (rc == 0)
         rc = write_tables(tj, t, md, js, err);
+    if (rc == 0)
+        rc = write_figures(tj, t, err);
     for (size_t r = 0; r < tj->n_rows; r++)
         pq_totals_free(t[r]);
     free(md);

@@ -12,7 +12,7 @@
 static const uint8_t PALETTE[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
                                        {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
                                        {188, 189, 34},  {23, 190, 207}};
-static const uint8_t REGRET[3] = {127, 127, 127};
+static const uint8_t REGRET[3] = {127, 127, 127}, THING[3] = {31, 119, 180}, STUFF[3] = {255, 127, 14};
 
 static const pan_category *find_category(const pan_dataset *ds, int32_t id) {
     for (size_t i = 0; i < ds->n_categories; i++)
@@ -106,9 +106,10 @@ int report_class_table_chart(const class_table *t, const pan_dataset *ds, const 
 static int pq_chart(const pq_totals *t, const pan_dataset *gt, const char *title, const char *dir, const char *base,
                     const char *path, avps_error *err) {
     size_t n = gt->n_categories, shown = 0;
-    double *values = malloc(2 * (n ? n : 1) * sizeof *values);
+    double *values = malloc((n ? n : 1) * sizeof *values);
     const char **names = malloc((n ? n : 1) * sizeof *names);
-    int rc = values && names ? 0 : avps_fail(err, "out of memory");
+    uint8_t (*colors)[3] = malloc((n ? n : 1) * sizeof *colors);
+    int rc = values && names && colors ? 0 : avps_fail(err, "out of memory");
     for (size_t i = 0; rc == 0 && i < n && i < t->n_categories; i++) {
         const pq_class_stat *s = &t->per_class[i];
         if (s->tp + s->fp + s->fn == 0)
@@ -116,12 +117,12 @@ static int pq_chart(const pq_totals *t, const pan_dataset *gt, const char *title
         double pq, sq, rq;
         pq_class_ratios(s, &pq, &sq, &rq);
         names[shown] = gt->categories[i].name;
-        values[shown] = gt->categories[i].isthing ? 100 * pq : NAN;
-        values[n + shown] = gt->categories[i].isthing ? NAN : 100 * pq;
+        values[shown] = 100 * pq;
+        memcpy(colors[shown], gt->categories[i].isthing ? THING : STUFF, 3);
         shown++;
     }
-    viz_series series[2] = {{.name = "things", .n = shown, .y = values, .color = {31, 119, 180}},
-                            {.name = "stuff", .n = shown, .y = values + n, .color = {255, 127, 14}}};
+    viz_series series = {.name = "PQ: things blue, stuff orange", .n = shown, .y = values,
+                         .color = {31, 119, 180}, .colors = (const uint8_t(*)[3])colors};
     char full[160];
     snprintf(full, sizeof full, "Per-class PQ: %s", title);
     viz_chart c = {.kind = VIZ_CHART_BARS,
@@ -131,14 +132,15 @@ static int pq_chart(const pq_totals *t, const pan_dataset *gt, const char *title
                    .v_max = 100,
                    .n_categories = shown,
                    .category = names,
-                   .n_series = 2,
-                   .series = series};
+                   .n_series = 1,
+                   .series = &series};
     if (rc == 0 && shown == 0)
         rc = avps_fail(err, "%s: no category has a segment to draw", title);
     if (rc == 0)
         rc = path ? viz_chart_write(&c, path, err) : write_both(&c, dir, base, err);
     free(values);
     free(names);
+    free(colors);
     return rc;
 }
 
@@ -205,14 +207,24 @@ int report_pr_chart(const ap_summary *s, const ap_params *p, const char *path, a
 
 /* ---- a run's figures --------------------------------------------------------------------- */
 
+static int has_segments(const pq_totals *t) {
+    for (size_t i = 0; t && i < t->n_categories; i++)
+        if (t->per_class[i].tp + t->per_class[i].fp + t->per_class[i].fn > 0)
+            return 1;
+    return 0;
+}
+
 int report_figures_write(const char *dir, const report_figures_input *in, avps_error *err) {
     char *fig = path_join(dir, REPORT_FIGURES_DIR);
     int rc = fig ? dir_create(fig, err) : avps_fail(err, "out of memory");
-    if (rc == 0 && in->table)
+    /* a figure with nothing to draw (no thing class; an end with no segment) is left out */
+    if (rc == 0 && in->table && in->table->n_classes > 0)
         rc = class_table_chart(in->table, in->gt, fig, "class_table", NULL, err);
     for (size_t e = 0; rc == 0 && e < in->n_ends; e++) {
         char base[160];
         snprintf(base, sizeof base, "pq_per_class_%s", in->end_names[e]);
+        if (!has_segments(in->pq[e]))
+            continue;
         rc = pq_chart(in->pq[e], in->gt, in->end_titles ? in->end_titles[e] : in->end_names[e], fig, base, NULL, err);
     }
     free(fig);

@@ -72,7 +72,7 @@ static void draw_bars(png_ctx *g, const viz_chart *c, const viz_chart_box *b) {
             if (isnan(v))
                 continue;
             int top = viz_chart_bar_top(b, c, k, s), w = (int)lround(viz_chart_value_pos(c, b, v)) - b->plot_x;
-            viz_fill_rect(g->canvas, b->plot_x, top, w, b->bar_h, c->series[s].color);
+            viz_fill_rect(g->canvas, b->plot_x, top, w, b->bar_h, c->series[s].colors ? c->series[s].colors[k] : c->series[s].color);
             if (c->highlight && c->highlight[k] == (int)s && w > 0)
                 frame(g->canvas, b->plot_x, top, w, b->bar_h, BLACK);
         }

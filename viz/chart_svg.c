@@ -85,7 +85,7 @@ static void put_bars(FILE *fp, const viz_chart *c, const viz_chart_box *b) {
                     "<rect class=\"bar%s\" data-series=\"%zu\" data-category=\"%zu\" x=\"%d\" y=\"%d\" "
                     "width=\"%.2f\" height=\"%d\" fill=\"",
                     hl ? " pick" : "", s, k, b->plot_x, viz_chart_bar_top(b, c, k, s), end - b->plot_x, b->bar_h);
-            put_color(fp, c->series[s].color);
+            put_color(fp, c->series[s].colors ? c->series[s].colors[k] : c->series[s].color);
             fputs(hl ? "\" stroke=\"#000000\" stroke-width=\"1.5\"/>\n" : "\"/>\n", fp);
         }
     }

@@ -72,6 +72,7 @@ typedef struct {
     size_t n;             /* bars: the chart's n_categories; lines: the points */
     const double *y;      /* n values */
     const double *x;      /* lines only: n values */
+    const uint8_t (*colors)[3]; /* bars: n colours, one per bar, instead of color; or NULL */
 } viz_series;
 
 typedef struct {
