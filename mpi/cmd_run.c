@@ -29,8 +29,8 @@ const char run_usage[] =
     "  The AntVisionPS evaluation as one job (docs/config.md): the class table from the\n"
     "  held-out split, then per evaluation image the E-UPS ensemble, LWL-HTC and their\n"
     "  two-level fusion, evaluated with PQ. Writes DIR/report.json (identical for any\n"
-    "  number of ranks), table3.md, panoptic.json + panoptic/, class_table.json and\n"
-    "  timings.json. --resume finishes a run that was stopped, redoing only missing images.\n"
+    "  number of ranks), table3.md, panoptic.json + panoptic/, class_table.json,\n"
+    "  timings.json and figures/ (class table, per-class PQ, SVG + PNG). --resume finishes a run that was stopped, redoing only missing images.\n"
     "  --out overrides the config's \"out\"; --progress auto draws a bar on a terminal\n"
     "  outside a launcher and prints lines otherwise.\n";
 

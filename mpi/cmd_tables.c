@@ -23,8 +23,8 @@ const char tables_usage[] =
     "  The paper's Tables 1-3 from the heads an `avps run` config names (docs/config.md):\n"
     "  PQ, SQ, RQ over all, things and stuff of every head alone, of the E-UPS ensemble, of\n"
     "  LWL-HTC and of the fusion. The class table is the config's \"fusion.class_table\", or\n"
-    "  is chosen on the held-out split. Writes DIR/tables.md and DIR/tables.json (DIR: the\n"
-    "  config's \"out\" unless --out), the same bytes for any number of ranks.\n";
+    "  is chosen on the held-out split. Writes DIR/tables.md, DIR/tables.json and DIR/figures/\n"
+    "  (DIR: the config's \"out\" unless --out), the same bytes for any number of ranks.\n";
 
 /* Rows: heads 0..n_heads-1, then E-UPS, then the fusion (LWL-HTC is its head's row). */
 typedef struct {
