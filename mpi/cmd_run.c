@@ -13,6 +13,7 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "end_spec.h"
+#include "report.h"
 #include "report_html.h"
 #include "run.h"
 
@@ -29,8 +30,8 @@ const char run_usage[] =
     "  The AntVisionPS evaluation as one job (docs/config.md): the class table from the\n"
     "  held-out split, then per evaluation image the E-UPS ensemble, LWL-HTC and their\n"
     "  two-level fusion, evaluated with PQ. Writes DIR/report.json (identical for any\n"
-    "  number of ranks), table3.md, panoptic.json + panoptic/, class_table.json and\n"
-    "  timings.json. --resume finishes a run that was stopped, redoing only missing images.\n"
+    "  number of ranks), table3.md, panoptic.json + panoptic/, class_table.json,\n"
+    "  timings.json and figures/ (class table, per-class PQ, SVG + PNG). --resume finishes a run that was stopped, redoing only missing images.\n"
     "  --out overrides the config's \"out\"; --progress auto draws a bar on a terminal\n"
     "  outside a launcher and prints lines otherwise.\n";
 
@@ -388,6 +389,17 @@ static void remove_temporaries(const char *dir) {
         closedir(d);
 }
 
+/* OUT/figures/: the class table and each end's per-class PQ (mpi/report.h). */
+static int write_figures(const run_job *rj, const run_totals *totals, avps_error *err) {
+    const char *titles[RUN_ENDS] = {rj->cfg.ensemble_name, rj->cfg.heads[rj->cfg.lwl_htc].name, "two-level fusion"};
+    const pq_totals *pq[RUN_ENDS];
+    for (int e = 0; e < RUN_ENDS; e++)
+        pq[e] = totals->pq[e];
+    report_figures_input in = {.gt = rj->eval, .table = &rj->table, .n_ends = RUN_ENDS,
+                               .end_names = run_end_names, .end_titles = titles, .pq = pq};
+    return report_figures_write(rj->cfg.out, &in, err);
+}
+
 /* The reports, from the totals of every record. */
 static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
     run_report_input in = {.cfg = &rj->cfg, .gt = rj->eval, .totals = &fold->totals};
@@ -402,6 +414,8 @@ static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
     rj->stage_seconds[STAGE_REPORT] = run_now() - t0;
     if (rc == 0)
         rc = write_timings(rj, &fold->totals, err);
+    if (rc == 0)
+        rc = write_figures(rj, &fold->totals, err);
     if (rc == 0)
         rc = write_html(rj, &in, err);
     if (rc == 0) {

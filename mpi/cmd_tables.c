@@ -10,6 +10,7 @@
 #include "../ensemble/ensemble.h"
 #include "calibrate.h"
 #include "cli.h"
+#include "report.h"
 #include "report_html.h"
 #include "run.h"
 
@@ -24,8 +25,8 @@ const char tables_usage[] =
     "  PQ, SQ, RQ over all, things and stuff of every head alone, of the E-UPS ensemble, of\n"
     "  LWL-HTC and of the fusion. The class table is the config's \"fusion.class_table\", or\n"
     "  is chosen on the held-out split. Writes DIR/tables.md, DIR/tables.json (DIR: the\n"
-    "  config's \"out\" unless --out), the same bytes for any number of ranks, and\n"
-    "  DIR/report.html (the tables as a page).\n";
+    "  config's \"out\" unless --out), the same bytes for any number of ranks, DIR/figures/\n"
+    "  and DIR/report.html (the tables and figures as a page).\n";
 
 /* Rows: heads 0..n_heads-1, then E-UPS, then the fusion (LWL-HTC is its head's row). */
 typedef struct {
@@ -312,6 +313,16 @@ static int write_tables(const tables_job *tj, pq_totals *const *t, const char *m
     return rc;
 }
 
+/* OUT/figures/: the class table and the per-class PQ of E-UPS, LWL-HTC and the fusion,
+ * under the names avps run gives them (mpi/report.h). */
+static int write_figures(const tables_job *tj, pq_totals *const *t, avps_error *err) {
+    const char *titles[RUN_ENDS] = {tj->cfg.ensemble_name, tj->cfg.heads[tj->cfg.lwl_htc].name, "two-level fusion"};
+    const pq_totals *pq[RUN_ENDS] = {t[row_e_ups(tj)], t[tj->cfg.lwl_htc], t[row_fusion(tj)]};
+    report_figures_input in = {.gt = tj->eval, .table = &tj->table, .n_ends = RUN_ENDS,
+                               .end_names = run_end_names, .end_titles = titles, .pq = pq};
+    return report_figures_write(tj->cfg.out, &in, err);
+}
+
 static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
     pq_totals *t[RUN_MAX_HEADS + 2] = {0};
     int rc = 0;
@@ -343,6 +354,8 @@ static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
     if (rc == 0)
         rc = dir_create(tj->cfg.out, err);
     if (rc == 0)
+        rc = write_figures(tj, t, err);
+    if (rc == 0) /* after the figures, which the page embeds */
         rc = write_tables(tj, t, md, js, html, err);
     for (size_t r = 0; r < tj->n_rows; r++)
         pq_totals_free(t[r]);
