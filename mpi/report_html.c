@@ -1,5 +1,5 @@
-/* report_html.c: report.html (report_html.h): the paper's tables, per-class PQ with
- * category names, the class table, the figures in OUT/figures/, timings and provenance,
+/* report_html.c: report.html (report_html.h): the paper's tables, the figures in
+ * OUT/figures/, the class table, per-class PQ with category names, timings and provenance,
  * in one page that a browser opens from disk. Numbers are in percent with one decimal,
  * as table3.md and the paper print them. */
 #include "report_html.h"
@@ -292,14 +292,14 @@ void report_html_write(FILE *fp, const report_html_input *in) {
     fputs("<h2>Tables</h2>\n<p>PQ, SQ and RQ in percent, as panopticapi computes them; Th: things, St: stuff.</p>\n", fp);
     for (size_t t = 0; t < in->n_tables; t++)
         paper_table(fp, &in->tables[t], in->gt);
-    fputs("<h2>Per-class PQ</h2>\n", fp);
-    for (size_t r = 0; r < in->n_per_class; r++)
-        per_class_table(fp, &in->per_class[r], r, in->gt);
+    figures(fp, in->out_dir);
     if (in->classes) {
         fputs("<h2>Class table</h2>\n<p>Held-out metric of each end per thing class, in percent.</p>\n", fp);
         class_table_html(fp, in->classes, in->gt);
     }
-    figures(fp, in->out_dir);
+    fputs("<h2>Per-class PQ</h2>\n", fp);
+    for (size_t r = 0; r < in->n_per_class; r++)
+        per_class_table(fp, &in->per_class[r], r, in->gt);
     fputs("<h2>Heads</h2>\n", fp);
     heads_table(fp, in->cfg);
     timings_table(fp, in);
