@@ -5,22 +5,26 @@
 
 #include "../eval/eval.h"
 #include "cli.h"
+#include "report.h"
 #include "progress.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char eval_ap_usage[] =
     "usage: avps eval ap --gt F --dt F [--json OUT] [--iou-type segm|bbox] [--threads N]\n"
     "         [--img-ids I,..] [--cat-ids C,..] [--no-use-cats] [--max-dets 1,10,100]\n"
     "         [--iou-thrs T,..] [--rec-thrs R,..] [--area-rng LABEL:LO:HI,..] [--eval-out F.npz]\n"
-    "         [--progress auto|bar|lines|none]\n"
+    "         [--plot-pr F.svg|F.png] [--progress auto|bar|lines|none]\n"
     "  COCO mask (or box) AP exactly as pycocotools' COCOeval: prints the 12-line summary\n"
     "  and AP per category; --json writes {\"stats\": {...}, \"per_class_AP\": {...}, ...};\n"
-    "  the other options are COCOeval's Params, --eval-out its precision, recall, scores.\n";
+    "  the other options are COCOeval's Params, --eval-out its precision, recall, scores;\n"
+    "  --plot-pr draws precision against recall per IoU threshold (all categories, area all,\n"
+    "  maxDets 100) from that precision array, as SVG or PNG by the file's extension.\n";
 
 typedef struct {
-    const char *gt, *dt, *out_json, *iou, *out_npz;
+    const char *gt, *dt, *out_json, *iou, *out_npz, *plot_pr;
     long threads;
     progress_mode progress;
     iou_type type;
@@ -43,7 +47,8 @@ static int parse_param(int argc, char **argv, int *i, ap_options *o, avps_error 
         o->params->use_cats = 0;
         return 1;
     }
-    if ((r = cli_take(argc, argv, i, "--eval-out", &o->out_npz, err)) != 0)
+    if ((r = cli_take(argc, argv, i, "--eval-out", &o->out_npz, err)) != 0 ||
+        (r = cli_take(argc, argv, i, "--plot-pr", &o->plot_pr, err)) != 0)
         return r;
     for (size_t k = 0; k < sizeof lists / sizeof *lists; k++)
         if ((r = cli_take(argc, argv, i, lists[k], &v, err)) != 0)
@@ -114,9 +119,11 @@ static int report(const ap_options *o, const ap_job *aj, job_blob *blobs, avps_e
         len[i] = blobs[i].len;
     }
     if (rc == 0)
-        rc = ap_accumulate_params(aj->ix, rec, len, o->out_npz != NULL, &s, err);
+        rc = ap_accumulate_params(aj->ix, rec, len, o->out_npz || o->plot_pr, &s, err);
     if (rc == 0 && o->out_npz)
         rc = ap_write_npz(o->out_npz, &s, err);
+    if (rc == 0 && o->plot_pr)
+        rc = report_pr_chart(&s, ap_index_params(aj->ix), o->plot_pr, err);
     if (rc == 0 && o->out_json)
         rc = ap_write_json(o->out_json, &s, aj->gt, err);
     if (rc == 0) {
@@ -196,8 +203,16 @@ static void notes(avps_job *job, const ap_options *o, ap_job *aj) {
     job_blobs_free(blobs, n);
 }
 
+static int has_chart_extension(const char *path) {
+    size_t n = strlen(path);
+    return n > 4 && (strcasecmp(path + n - 4, ".svg") == 0 || strcasecmp(path + n - 4, ".png") == 0);
+}
+
 static int run(avps_job *job, ap_options *o, ap_job *aj, avps_error *err) {
     if (o->out_json && job_output_file(job, o->out_json, err) != 0)
+        return -1;
+    if (o->plot_pr && (!has_chart_extension(o->plot_pr) ? avps_fail(err, "--plot-pr %s: the file must end in .svg or .png", o->plot_pr)
+                                                         : job_output_file(job, o->plot_pr, err)) != 0)
         return -1;
     if (!(aj->gt = inst_gt_load(o->gt, o->type, keep_mine, job, err)) ||
         !(aj->dt = inst_results_load_threads(o->dt, aj->gt, o->type, keep_mine, job, (int)o->threads, err)))

@@ -13,6 +13,8 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "end_spec.h"
+#include "report.h"
+#include "report_html.h"
 #include "run.h"
 
 #include <dirent.h>
@@ -28,8 +30,8 @@ const char run_usage[] =
     "  The AntVisionPS evaluation as one job (docs/config.md): the class table from the\n"
     "  held-out split, then per evaluation image the E-UPS ensemble, LWL-HTC and their\n"
     "  two-level fusion, evaluated with PQ. Writes DIR/report.json (identical for any\n"
-    "  number of ranks), table3.md, panoptic.json + panoptic/, class_table.json and\n"
-    "  timings.json. --resume finishes a run that was stopped, redoing only missing images.\n"
+    "  number of ranks), table3.md, panoptic.json + panoptic/, class_table.json,\n"
+    "  timings.json and figures/ (class table, per-class PQ, SVG + PNG). --resume finishes a run that was stopped, redoing only missing images.\n"
     "  --out overrides the config's \"out\"; --progress auto draws a bar on a terminal\n"
     "  outside a launcher and prints lines otherwise.\n";
 
@@ -337,6 +339,42 @@ static int digest_inputs(const run_job *rj, run_report_input *in, avps_error *er
     return 0;
 }
 
+/* report.html: Table 3 of the three ends, their per-class PQ, the class table, the
+ * figures in OUT/figures, the timings and the provenance of report.json. */
+static int write_html(const run_job *rj, const run_report_input *in, avps_error *err) {
+    static const char *const rows[RUN_ENDS] = {"E-UPS", "LWL-HTC", "Fusion (ours)"};
+    report_row row[RUN_ENDS];
+    for (int e = 0; e < RUN_ENDS; e++)
+        row[e] = (report_row){rows[e], in->totals->pq[e], run_miou(in->totals, e, rj->eval->n_categories)};
+    report_table table3 = {"table3", "Table 3: E-UPS, LWL-HTC and the two-level fusion", row, RUN_ENDS};
+    report_timing timings[STAGE_COUNT + STEP_COUNT + 1];
+    char names[STAGE_COUNT + STEP_COUNT][48];
+    size_t n = 0;
+    for (int s = 0; s < STAGE_COUNT; s++, n++) {
+        snprintf(names[n], sizeof names[n], "stage %s (wall)", stage_names[s]);
+        timings[n] = (report_timing){names[n], rj->stage_seconds[s], "s"};
+    }
+    for (int s = 0; s < STEP_COUNT; s++, n++) {
+        snprintf(names[n], sizeof names[n], "step %s (thread seconds)", run_step_names[s]);
+        timings[n] = (report_timing){names[n], in->totals->seconds[s], "s"};
+    }
+    double eval_s = rj->stage_seconds[STAGE_EVALUATE];
+    timings[n++] = (report_timing){"images per second", eval_s > 0 ? (double)rj->images_now / eval_s : 0, ""};
+    report_html_input hi = {.command = "avps run", .cfg = &rj->cfg, .gt = rj->eval, .tables = &table3, .n_tables = 1,
+                            .per_class = row, .n_per_class = RUN_ENDS, .classes = &rj->table, .timings = timings,
+                            .n_timings = n, .digests = in->digests, .digest_names = in->digest_names,
+                            .n_digests = in->n_digests, .out_dir = rj->cfg.out};
+    char *path = path_join(rj->cfg.out, "report.html");
+    atomic_file af;
+    int rc = path ? file_atomic_open(&af, path, err) : avps_fail(err, "out of memory");
+    if (rc == 0) {
+        report_html_write(af.fp, &hi);
+        rc = file_atomic_commit(&af, err);
+    }
+    free(path);
+    return rc;
+}
+
 /* Removes what a killed process left half-written (<name>.tmp.<pid>) in a folder. */
 static void remove_temporaries(const char *dir) {
     DIR *d = dir ? opendir(dir) : NULL;
@@ -349,6 +387,17 @@ static void remove_temporaries(const char *dir) {
         }
     if (d)
         closedir(d);
+}
+
+/* OUT/figures/: the class table and each end's per-class PQ (mpi/report.h). */
+static int write_figures(const run_job *rj, const run_totals *totals, avps_error *err) {
+    const char *titles[RUN_ENDS] = {rj->cfg.ensemble_name, rj->cfg.heads[rj->cfg.lwl_htc].name, "two-level fusion"};
+    const pq_totals *pq[RUN_ENDS];
+    for (int e = 0; e < RUN_ENDS; e++)
+        pq[e] = totals->pq[e];
+    report_figures_input in = {.gt = rj->eval, .table = &rj->table, .n_ends = RUN_ENDS,
+                               .end_names = run_end_names, .end_titles = titles, .pq = pq};
+    return report_figures_write(rj->cfg.out, &in, err);
 }
 
 /* The reports, from the totals of every record. */
@@ -365,6 +414,10 @@ static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
     rj->stage_seconds[STAGE_REPORT] = run_now() - t0;
     if (rc == 0)
         rc = write_timings(rj, &fold->totals, err);
+    if (rc == 0)
+        rc = write_figures(rj, &fold->totals, err);
+    if (rc == 0)
+        rc = write_html(rj, &in, err);
     if (rc == 0) {
         remove_temporaries(rj->rs.png_dir);
         remove_temporaries(rj->rs.work_dir);

@@ -4,12 +4,14 @@
  * E-UPS, LWL-HTC and their fusion (Table 3). Every row is one end's own panoptic result
  * (fusion_run, the config's combiner and thresholds) scored with PQ as panopticapi. On
  * the simulated world it exercises the system; on stored outputs of real networks it
- * reproduces the paper's tables. Writes OUT/tables.md and OUT/tables.json. */
+ * reproduces the paper's tables. Writes OUT/tables.md, OUT/tables.json and OUT/report.html. */
 #include "commands.h"
 
 #include "../ensemble/ensemble.h"
 #include "calibrate.h"
 #include "cli.h"
+#include "report.h"
+#include "report_html.h"
 #include "run.h"
 
 #include <errno.h>
@@ -22,8 +24,9 @@ const char tables_usage[] =
     "  The paper's Tables 1-3 from the heads an `avps run` config names (docs/config.md):\n"
     "  PQ, SQ, RQ over all, things and stuff of every head alone, of the E-UPS ensemble, of\n"
     "  LWL-HTC and of the fusion. The class table is the config's \"fusion.class_table\", or\n"
-    "  is chosen on the held-out split. Writes DIR/tables.md and DIR/tables.json (DIR: the\n"
-    "  config's \"out\" unless --out), the same bytes for any number of ranks.\n";
+    "  is chosen on the held-out split. Writes DIR/tables.md, DIR/tables.json (DIR: the\n"
+    "  config's \"out\" unless --out), the same bytes for any number of ranks, DIR/figures/\n"
+    "  and DIR/report.html (the tables and figures as a page).\n";
 
 /* Rows: heads 0..n_heads-1, then E-UPS, then the fusion (LWL-HTC is its head's row). */
 typedef struct {
@@ -36,6 +39,7 @@ typedef struct {
     pq_scratch **scratch;
     size_t n_rows;
     progress_mode progress;
+    double t0; /* when the command started, for the page's timing */
 } tables_job;
 
 static size_t row_e_ups(const tables_job *tj) { return tj->cfg.n_heads; }
@@ -249,21 +253,74 @@ static void write_json(const tables_job *tj, pq_totals *const *t, FILE *fp) {
     fputs("\n}\n", fp);
 }
 
-/* tables.md and tables.json stand or fall together: both are written and closed before
- * either is renamed into place, so a full disk leaves the previous pair as it was. */
-static int write_tables(const tables_job *tj, pq_totals *const *t, const char *md, const char *js, avps_error *err) {
-    atomic_file a = {0}, b = {0};
-    int rc = file_atomic_open(&a, md, err) != 0 || file_atomic_open(&b, js, err) != 0 ? -1 : 0;
+/* report.html: the three tables of write_md, per-class PQ of Table 3's rows, the class
+ * table, the figures in OUT/figures, the wall time and the ground truth's digest. */
+static void write_html(const tables_job *tj, pq_totals *const *t, FILE *fp) {
+    const run_config *cfg = &tj->cfg;
+    report_row rows[RUN_MAX_HEADS + 2];
+    size_t n = 0;
+    for (size_t h = 0; h < cfg->n_heads; h++)
+        if (is_member(cfg, h))
+            rows[n++] = (report_row){row_name(tj, h), t[h], -1};
+    rows[n++] = (report_row){"E-UPS", t[row_e_ups(tj)], -1};
+    size_t n1 = n;
+    for (size_t h = 0; h < cfg->n_heads; h++)
+        if (!is_member(cfg, h))
+            rows[n++] = (report_row){row_name(tj, h), t[h], -1};
+    report_row three[3] = {{"E-UPS", t[row_e_ups(tj)], -1},
+                           {row_name(tj, cfg->lwl_htc), t[cfg->lwl_htc], -1},
+                           {"Fusion", t[row_fusion(tj)], -1}};
+    report_table tables[3] = {{"table1", "Table 1: the UPS ends and their weighted ensemble", rows, n1},
+                              {"table2", "Table 2: the other ends (HTC variants)", rows + n1, n - n1},
+                              {"table3", "Table 3: E-UPS, LWL-HTC and the two-level fusion", three, 3}};
+    report_timing wall = {"avps tables (wall, up to the report)", run_now() - tj->t0, "s"};
+    uint64_t digest[1];
+    char digest_name[1][96] = {"eval_gt_json"};
+    avps_error ignored;
+    size_t n_digests = run_file_digest(cfg->eval.gt_json, &digest[0], &ignored) == 0 ? 1 : 0;
+    report_html_input hi = {.command = "avps tables", .cfg = cfg, .gt = tj->eval, .tables = tables, .n_tables = 3,
+                            .per_class = three, .n_per_class = 3, .classes = &tj->table, .timings = &wall,
+                            .n_timings = 1, .digests = digest, .digest_names = digest_name, .n_digests = n_digests,
+                            .out_dir = cfg->out};
+    report_html_write(fp, &hi);
+}
+
+/* tables.md, tables.json and report.html stand or fall together: all are written and
+ * closed before any is renamed into place, so a full disk leaves the previous ones as
+ * they were. */
+static int write_tables(const tables_job *tj, pq_totals *const *t, const char *md, const char *js, const char *html,
+                        avps_error *err) {
+    atomic_file a = {0}, b = {0}, c = {0};
+    int rc = file_atomic_open(&a, md, err) != 0 || file_atomic_open(&b, js, err) != 0 ||
+                     file_atomic_open(&c, html, err) != 0
+                 ? -1
+                 : 0;
     if (rc == 0) {
         write_md(tj, t, a.fp);
         write_json(tj, t, b.fp);
-        rc = file_atomic_close(&a, err) != 0 || file_atomic_close(&b, err) != 0 ? -1 : 0;
+        write_html(tj, t, c.fp);
+        rc = file_atomic_close(&a, err) != 0 || file_atomic_close(&b, err) != 0 || file_atomic_close(&c, err) != 0
+                 ? -1
+                 : 0;
     }
     if (rc == 0)
-        rc = file_atomic_commit(&a, err) != 0 || file_atomic_commit(&b, err) != 0 ? -1 : 0;
+        rc = file_atomic_commit(&a, err) != 0 || file_atomic_commit(&b, err) != 0 || file_atomic_commit(&c, err) != 0
+                 ? -1
+                 : 0;
     file_atomic_abort(&a);
     file_atomic_abort(&b);
+    file_atomic_abort(&c);
     return rc;
+}
+
+/* OUT/figures/: the class table and the per-class PQ of E-UPS, LWL-HTC and the fusion,
+ * under the names avps run gives them (mpi/report.h). */
+static int write_figures(const tables_job *tj, pq_totals *const *t, avps_error *err) {
+    const char *titles[RUN_ENDS] = {tj->cfg.ensemble_name, tj->cfg.heads[tj->cfg.lwl_htc].name, "two-level fusion"};
+    const pq_totals *pq[RUN_ENDS] = {t[row_e_ups(tj)], t[tj->cfg.lwl_htc], t[row_fusion(tj)]};
+    report_figures_input in = {.gt = tj->eval, .table = &tj->table, .n_ends = RUN_ENDS,
+                               .end_names = run_end_names, .end_titles = titles, .pq = pq};
+    return report_figures_write(tj->cfg.out, &in, err);
 }
 
 static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
@@ -290,17 +347,21 @@ static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
         if (rc != 0)
             avps_fail(err, "image %s: malformed statistics", tj->eval->annotations[i].image_id);
     }
-    char *md = path_join(tj->cfg.out, "tables.md"), *js = path_join(tj->cfg.out, "tables.json");
-    if (rc == 0 && (!md || !js))
+    char *md = path_join(tj->cfg.out, "tables.md"), *js = path_join(tj->cfg.out, "tables.json"),
+         *html = path_join(tj->cfg.out, "report.html");
+    if (rc == 0 && (!md || !js || !html))
         rc = avps_fail(err, "out of memory");
     if (rc == 0)
         rc = dir_create(tj->cfg.out, err);
     if (rc == 0)
-        rc = write_tables(tj, t, md, js, err);
+        rc = write_figures(tj, t, err);
+    if (rc == 0) /* after the figures, which the page embeds */
+        rc = write_tables(tj, t, md, js, html, err);
     for (size_t r = 0; r < tj->n_rows; r++)
         pq_totals_free(t[r]);
     free(md);
     free(js);
+    free(html);
     return rc;
 }
 
@@ -324,8 +385,8 @@ static int publish_table(const tables_job *tj, const char *staged, avps_error *e
 }
 
 static int run(tables_job *tj, const char *config, const char *out, long threads, avps_error *err) {
-    char *const outputs[] = {"tables.md", "tables.json", "class_table.json", TABLE_STAGED};
-    if (load(tj, config, out, threads, err) != 0 || job_output_files_in(tj->job, tj->cfg.out, outputs, 4, err) != 0)
+    char *const outputs[] = {"tables.md", "tables.json", "report.html", "class_table.json", TABLE_STAGED};
+    if (load(tj, config, out, threads, err) != 0 || job_output_files_in(tj->job, tj->cfg.out, outputs, 5, err) != 0)
         return -1;
     job_blobs_free(job_map(tj->job, (size_t)job_size(tj->job), 1, no_work, NULL), (size_t)job_size(tj->job));
     if (choose_table(tj, err) != 0)
@@ -381,7 +442,7 @@ int cmd_tables(avps_job *job, int argc, char **argv) {
     }
     if (rc == 0 && !config)
         rc = avps_fail(&err, "tables: a CONFIG file is required\n%s", tables_usage);
-    tables_job tj = {.job = job, .progress = progress};
+    tables_job tj = {.job = job, .progress = progress, .t0 = run_now()};
     if (rc == 0)
         rc = run(&tj, config, out, threads, &err);
     for (size_t h = 0; h < RUN_MAX_HEADS; h++)
