@@ -331,9 +331,13 @@ typedef int (*inst_keep_fn)(void *ctx, size_t image_index);
 inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, void *ctx, avps_error *err);
 /* Results: a JSON list of image_id, category_id, score, segmentation (compressed RLE) and
  * optional bbox, numbered and measured as pycocotools' loadRes does; an image unknown to
- * gt is an error. Parsed one element at a time. */
+ * gt is an error. Parsed one element at a time, on one thread. */
 inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
                                 void *ctx, avps_error *err);
+/* The same on up to `threads` threads (keep must then be safe to call from them): the
+ * same annotations, order and error messages. */
+inst_dataset *inst_results_load_threads(const char *path, const inst_dataset *gt, iou_type type,
+                                        inst_keep_fn keep, void *ctx, int threads, avps_error *err);
 /* Masks for the combiners: a results list of image_id, category_id and segmentation
  * (compressed or uncompressed RLE, or polygons), with a "score" when need_score (else 0
  * where absent). A category unknown to gt is an error; bbox is ignored; area is the

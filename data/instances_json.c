@@ -1,11 +1,13 @@
 /* instances_json.c: COCO instances ground truth and detection results, read the way
  * pycocotools' COCO() and loadRes() read them, into plain arrays with masks as RLE.
  * Results files reach hundreds of MB: they are parsed one list element at a time, so
- * cJSON never holds more than one detection's tree. */
+ * cJSON never holds more than one detection's tree per thread; the elements are split
+ * over threads once one scan has found their bounds. */
 #include "data.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,14 +401,16 @@ typedef struct {
     int need_score;
     inst_keep_fn keep;
     void *ctx;
-    size_t cap;
 } results_state;
 
 /* loadRes: with a bbox, area = w * h and a missing segmentation is the box; without, area
- * and bbox come from the mask. Then id = index + 1, iscrowd = 0. */
-static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_error *err) {
+ * and bbox come from the mask. Then id = index + 1, iscrowd = 0. *kept is 0 for a result
+ * of an image st->keep drops. Reads st only, so threads may call it at once. */
+static int parse_result(const results_state *st, const cJSON *a, size_t pos, inst_annotation *out, int *kept,
+                        avps_error *err) {
     inst_annotation o = {0};
     const char *p = st->ds->path;
+    *kept = 0;
     long img = parse_common(st->gt, a, &o, p, "result", pos, err);
     if (img < 0)
         return -1;
@@ -435,8 +439,10 @@ static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_erro
         } else {
             why = segmentation_to_rle(seg, i->height, i->width, &o.rle);
         }
-        if (why)
+        if (why) {
+            rle_free(&o.rle);
             return avps_fail(err, "%s: image %lld: result %zu: the segmentation %s", p, im, pos, why);
+        }
     }
     if (st->bbox_branch) {
         o.area = o.bbox[2] * o.bbox[3];
@@ -447,17 +453,8 @@ static int parse_result(results_state *st, const cJSON *a, size_t pos, avps_erro
     }
     if (st->type == IOU_BBOX)
         rle_free(&o.rle);
-    if (st->ds->n_annotations == st->cap) {
-        size_t cap = st->cap ? 2 * st->cap : 1024;
-        inst_annotation *n = realloc(st->ds->annotations, cap * sizeof *n);
-        if (!n) {
-            rle_free(&o.rle);
-            return avps_fail(err, "%s: out of memory", p);
-        }
-        st->ds->annotations = n;
-        st->cap = cap;
-    }
-    st->ds->annotations[st->ds->n_annotations++] = o;
+    *out = o;
+    *kept = 1;
     return 0;
 }
 
@@ -475,49 +472,192 @@ static int results_syntax_error(const char *path, const char *text, const char *
                      line, col, *why ? " (" : "", why, *why ? ")" : "");
 }
 
-/* The list is read one result at a time (memory bounded by one result), so the list's own
- * syntax is checked here as strictly as cJSON (and Python's json) would: no trailing comma. */
-static int parse_results(results_state *st, const char *text, size_t len, avps_error *err) {
-    const char *p = skip_space(text, text + len), *end = text + len, *path = st->ds->path;
-    if (p == end || *p != '[')
-        return avps_fail(err, "%s: results must be a JSON list of detections", path);
-    p = skip_space(p + 1, end);
+/* One result object's bytes in the text. */
+typedef struct {
+    const char *begin, *end;
+} result_span;
+
+/* The list's own syntax, checked as strictly as cJSON (and Python's json) would (no
+ * trailing comma), in one scan that finds each object's span without parsing it. A list
+ * error is kept in *list_err (with *n_list_err = the number of objects before it) rather
+ * than returned, because an error inside an earlier object must be reported first, as a
+ * reader going from the start would. Returns -1 only when out of memory. */
+static int results_spans(const char *path, const char *text, size_t len, result_span **spans, size_t *n,
+                         int *list_failed, avps_error *list_err) {
+    const char *p = skip_space(text, text + len), *end = text + len;
+    size_t cap = 0;
     char what[96];
+    *spans = NULL, *n = 0, *list_failed = 1;
+    if (p == end || *p != '[') {
+        avps_fail(list_err, "%s: results must be a JSON list of detections", path);
+        return 0;
+    }
+    p = skip_space(p + 1, end);
     for (size_t pos = 0; p == end || *p != ']' || pos > 0; pos++) { /* "[]" is the empty list */
         const char *e = p < end && *p == '{' ? value_end(p, end) : NULL;
-        snprintf(what, sizeof what, "result %zu", pos);
-        if (!e)
-            return results_syntax_error(path, text, p, what, "an object was expected", err);
-        const char *bad = NULL;
-        cJSON *a = cJSON_ParseWithLengthOpts(p, (size_t)(e - p), &bad, 0);
-        if (!a)
-            return results_syntax_error(path, text, bad ? bad : p, what, "", err);
-        if (pos == 0)
-            st->bbox_branch = !st->masks_only && first_has_bbox(a);
-        int rc = parse_result(st, a, pos, err);
-        cJSON_Delete(a);
-        if (rc != 0)
-            return -1;
+        if (!e) {
+            snprintf(what, sizeof what, "result %zu", pos);
+            results_syntax_error(path, text, p, what, "an object was expected", list_err);
+            return 0;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            result_span *grown = realloc(*spans, cap * sizeof *grown);
+            if (!grown)
+                return avps_fail(list_err, "%s: out of memory", path);
+            *spans = grown;
+        }
+        (*spans)[(*n)++] = (result_span){p, e};
         p = skip_space(e, end);
         if (p < end && *p == ']')
             break;
-        snprintf(what, sizeof what, "after result %zu", pos);
-        if (p == end || *p != ',')
-            return results_syntax_error(path, text, p, what, "',' or ']' expected", err);
+        if (p == end || *p != ',') {
+            snprintf(what, sizeof what, "after result %zu", pos);
+            results_syntax_error(path, text, p, what, "',' or ']' expected", list_err);
+            return 0;
+        }
         p = skip_space(p + 1, end);
     }
-    if (skip_space(p + 1, end) != end)
-        return results_syntax_error(path, text, skip_space(p + 1, end), "", "text after the list of results", err);
+    if (skip_space(p + 1, end) != end) {
+        results_syntax_error(path, text, skip_space(p + 1, end), "", "text after the list of results", list_err);
+        return 0;
+    }
+    *list_failed = 0;
     return 0;
 }
 
-static inst_dataset *results_run(results_state *st, const char *path, char *text, size_t len, avps_error *err) {
+/* A contiguous run of result objects for one thread; its kept results go to out[first..]. */
+typedef struct {
+    const results_state *st;
+    const char *text;
+    const result_span *spans;
+    size_t first, last; /* spans [first, last) */
+    inst_annotation *out;
+    size_t n_kept;
+    int failed;
+    avps_error err;
+} results_chunk;
+
+/* Parses one chunk in order, stopping at its first error (the earliest in the chunk). */
+static void *results_chunk_parse(void *arg) {
+    results_chunk *c = arg;
+    const char *path = c->st->ds->path;
+    char what[96];
+    for (size_t pos = c->first; pos < c->last; pos++) {
+        const result_span *s = &c->spans[pos];
+        const char *bad = NULL;
+        cJSON *a = cJSON_ParseWithLengthOpts(s->begin, (size_t)(s->end - s->begin), &bad, 0);
+        if (!a) {
+            snprintf(what, sizeof what, "result %zu", pos);
+            results_syntax_error(path, c->text, bad ? bad : s->begin, what, "", &c->err);
+            c->failed = 1;
+            return NULL;
+        }
+        int kept = 0;
+        int rc = parse_result(c->st, a, pos, &c->out[c->first + c->n_kept], &kept, &c->err);
+        cJSON_Delete(a);
+        if (rc != 0) {
+            c->failed = 1;
+            return NULL;
+        }
+        c->n_kept += (size_t)kept;
+    }
+    return NULL;
+}
+
+/* Splits the spans over up to `threads` threads, then gathers the kept results in file
+ * order. The first error in file order is the one reported, whatever thread met it. */
+static int results_parse_spans(results_state *st, const char *text, const result_span *spans, size_t n,
+                               int threads, avps_error *err) {
+    const char *path = st->ds->path;
+    size_t t_n = threads < 1 ? 1 : (size_t)threads;
+    if (t_n > n / 256 + 1) /* a thread per at least 256 results: starting one costs more */
+        t_n = n / 256 + 1;
+    results_chunk *chunks = calloc(t_n, sizeof *chunks);
+    pthread_t *tids = calloc(t_n, sizeof *tids);
+    int *started = calloc(t_n, sizeof *started);
+    if (!chunks || !tids || !started || !(st->ds->annotations = malloc((n ? n : 1) * sizeof *st->ds->annotations))) {
+        free(chunks), free(tids), free(started);
+        return avps_fail(err, "%s: out of memory", path);
+    }
+    for (size_t t = 0; t < t_n; t++)
+        chunks[t] = (results_chunk){st, text, spans, n * t / t_n, n * (t + 1) / t_n, st->ds->annotations, 0, 0, {{0}}};
+    for (size_t t = 1; t < t_n; t++)
+        started[t] = pthread_create(&tids[t], NULL, results_chunk_parse, &chunks[t]) == 0;
+    results_chunk_parse(&chunks[0]);
+    for (size_t t = 1; t < t_n; t++) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            results_chunk_parse(&chunks[t]); /* no thread to be had: parse it here */
+    }
+    int rc = 0;
+    for (size_t t = 0; t < t_n; t++) { /* gather in order; free what follows an error */
+        results_chunk *c = &chunks[t];
+        for (size_t k = 0; k < c->n_kept; k++) {
+            inst_annotation *a = &st->ds->annotations[c->first + k];
+            if (rc == 0)
+                st->ds->annotations[st->ds->n_annotations++] = *a;
+            else
+                rle_free(&a->rle);
+        }
+        if (rc == 0 && c->failed) {
+            *err = c->err;
+            rc = -1;
+        }
+    }
+    free(chunks), free(tids), free(started);
+    if (rc == 0 && st->ds->n_annotations < n) { /* other ranks' images dropped: give back the room */
+        inst_annotation *fit = realloc(st->ds->annotations, (st->ds->n_annotations ? st->ds->n_annotations : 1) *
+                                                                sizeof *fit);
+        if (fit)
+            st->ds->annotations = fit;
+    }
+    return rc;
+}
+
+/* Results are read one object at a time (cJSON never holds more than one detection's
+ * tree), on up to `threads` threads: the objects are independent once the list's scan has
+ * found where each starts and ends. */
+static int parse_results(results_state *st, const char *text, size_t len, int threads, avps_error *err) {
+    const char *path = st->ds->path;
+    result_span *spans;
+    size_t n;
+    int list_failed;
+    avps_error list_err;
+    if (results_spans(path, text, len, &spans, &n, &list_failed, &list_err) != 0) {
+        *err = list_err;
+        free(spans);
+        return -1;
+    }
+    if (n > 0) { /* loadRes takes its branch from the first result */
+        const char *bad = NULL;
+        cJSON *a = cJSON_ParseWithLengthOpts(spans[0].begin, (size_t)(spans[0].end - spans[0].begin), &bad, 0);
+        if (!a) {
+            results_syntax_error(path, text, bad ? bad : spans[0].begin, "result 0", "", err);
+            free(spans);
+            return -1;
+        }
+        st->bbox_branch = !st->masks_only && first_has_bbox(a);
+        cJSON_Delete(a);
+    }
+    int rc = results_parse_spans(st, text, spans, n, threads, err);
+    free(spans);
+    if (rc == 0 && list_failed) {
+        *err = list_err;
+        rc = -1;
+    }
+    return rc;
+}
+
+static inst_dataset *results_run(results_state *st, const char *path, char *text, size_t len, int threads,
+                                 avps_error *err) {
     if (!st->ds) {
         free(text);
         avps_fail(err, "%s: out of memory", path);
         return NULL;
     }
-    int rc = parse_results(st, text, len, err);
+    int rc = parse_results(st, text, len, threads, err);
     free(text);
     if (rc != 0) {
         inst_dataset_free(st->ds);
@@ -526,14 +666,19 @@ static inst_dataset *results_run(results_state *st, const char *path, char *text
     return st->ds;
 }
 
-inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
-                                void *ctx, avps_error *err) {
+inst_dataset *inst_results_load_threads(const char *path, const inst_dataset *gt, iou_type type,
+                                        inst_keep_fn keep, void *ctx, int threads, avps_error *err) {
     size_t len;
     char *text = file_read_all(path, &len, err);
     if (!text)
         return NULL;
-    results_state st = {dataset_new(path), gt, type, 0, 0, 1, keep, ctx, 0};
-    return results_run(&st, path, text, len, err);
+    results_state st = {dataset_new(path), gt, type, 0, 0, 1, keep, ctx};
+    return results_run(&st, path, text, len, threads, err);
+}
+
+inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
+                                void *ctx, avps_error *err) {
+    return inst_results_load_threads(path, gt, type, keep, ctx, 1, err);
 }
 
 inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need_score, inst_keep_fn keep,
@@ -542,8 +687,8 @@ inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need
     char *text = file_read_all(path, &len, err);
     if (!text)
         return NULL;
-    results_state st = {dataset_new(path), gt, IOU_SEGM, 0, 1, need_score, keep, ctx, 0};
-    return results_run(&st, path, text, len, err);
+    results_state st = {dataset_new(path), gt, IOU_SEGM, 0, 1, need_score, keep, ctx};
+    return results_run(&st, path, text, len, 1, err);
 }
 
 /* ---- images and categories of a panoptic dataset --------------------------------------- */

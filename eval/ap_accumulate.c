@@ -65,11 +65,52 @@ typedef struct {
     uint32_t matched, ignored;
 } flat_det;
 
-static int flat_cmp(const void *a, const void *b) {
-    const flat_det *x = a, *y = b;
-    if (-x->score != -y->score)
-        return -x->score < -y->score ? -1 : 1;
-    return (x->seq > y->seq) - (x->seq < y->seq);
+/* A key whose unsigned order is descending score: the bits of -score made monotone
+ * (sign bit flipped for positives, all bits for negatives); +0.0 for -0.0, which
+ * compares equal to it. Scores are finite or infinite, never NaN (strict JSON). */
+static uint64_t descending_key(double score) {
+    double neg = -score + 0.0;
+    uint64_t u;
+    memcpy(&u, &neg, sizeof u);
+    return u >> 63 ? ~u : u | (1ull << 63);
+}
+
+/* np.argsort(-scores, kind='mergesort'): stable, so ties keep the order of seq, which
+ * is the order d is in. An LSD radix sort on the key is stable too and gives that order;
+ * passes whose digit is the same for every detection are skipped. */
+static int sort_by_score(flat_det *d, size_t n) {
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    uint64_t *key = malloc((n ? n : 1) * 2 * sizeof *key);
+    flat_det *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    size_t *count = malloc(BUCKETS * sizeof *count);
+    if (!key || !tmp || !count) {
+        free(key), free(tmp), free(count);
+        return -1;
+    }
+    uint64_t *key_tmp = key + n;
+    for (size_t i = 0; i < n; i++)
+        key[i] = descending_key(d[i].score);
+    for (unsigned shift = 0; shift < 64; shift += BITS) {
+        memset(count, 0, BUCKETS * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(key[i] >> shift) & (BUCKETS - 1)]++;
+        if (n == 0 || count[(key[0] >> shift) & (BUCKETS - 1)] == n)
+            continue;
+        for (size_t b = 0, sum = 0; b < BUCKETS; b++) {
+            size_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t at = count[(key[i] >> shift) & (BUCKETS - 1)]++;
+            key_tmp[at] = key[i];
+            tmp[at] = d[i];
+        }
+        memcpy(key, key_tmp, n * sizeof *key);
+        memcpy(d, tmp, n * sizeof *d);
+    }
+    free(key), free(tmp), free(count);
+    return 0;
 }
 
 /* lists[k * A + a]: the parts of (class k, area a), images in order. */
@@ -212,7 +253,10 @@ static int accumulate_one(ap_eval *e, const part_list *l, size_t k, size_t a, si
             const ap_record_det *s = &l->parts[i].dets[j];
             d[n] = (flat_det){s->score, n, s->matched, s->ignored};
         }
-    qsort(d, n, sizeof *d, flat_cmp);
+    if (sort_by_score(d, n) != 0) {
+        free(d), free(pr), free(rc);
+        return -1;
+    }
     for (size_t t = 0; t < e->d.T; t++)
         precision_at(e, d, n, npig, t, k, a, m, pr, rc);
     free(d), free(pr), free(rc);

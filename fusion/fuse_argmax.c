@@ -137,17 +137,10 @@ void fusion_labels_release(fusion_labels *l) {
     memset(l, 0, sizeof *l);
 }
 
-int fusion_labels_make(const fusion_input *in, fusion_labels *out, avps_error *err) {
-    memset(out, 0, sizeof *out);
+/* Every category at every pixel: for label-map ends, which have no bounds to prune by. */
+int fuse_labels_full(const fusion_input *in, fusion_labels *out, avps_error *err) {
     argmax_state st;
     int rc = state_init(&st, in, err);
-    size_t npix = (size_t)in->h * in->w;
-    out->h = in->h, out->w = in->w, out->n_ends = in->n_ends;
-    for (size_t e = 0; rc == 0 && e < in->n_ends; e++)
-        if (!(out->end[e] = malloc(npix * sizeof *out->end[e])))
-            rc = avps_fail(err, "image %s: out of memory", in->image_id);
-    if (rc == 0 && !(out->fused = malloc(npix * sizeof *out->fused)))
-        rc = avps_fail(err, "image %s: out of memory", in->image_id);
     for (uint32_t y = 0; rc == 0 && y < in->h; y++) {
         size_t at = (size_t)y * in->w;
         for (size_t e = 0; e < st.n_ends; e++) {
@@ -157,6 +150,21 @@ int fusion_labels_make(const fusion_input *in, fusion_labels *out, avps_error *e
         fused_row(&st, out->fused + at);
     }
     state_free(&st);
+    return rc;
+}
+
+int fusion_labels_make(const fusion_input *in, fusion_labels *out, avps_error *err) {
+    memset(out, 0, sizeof *out);
+    int rc = fuse_check_input(in, err);
+    size_t npix = (size_t)in->h * in->w;
+    out->h = in->h, out->w = in->w, out->n_ends = in->n_ends;
+    for (size_t e = 0; rc == 0 && e < in->n_ends; e++)
+        if (!(out->end[e] = malloc(npix * sizeof *out->end[e] + 1)))
+            rc = avps_fail(err, "image %s: out of memory", in->image_id);
+    if (rc == 0 && !(out->fused = malloc(npix * sizeof *out->fused + 1)))
+        rc = avps_fail(err, "image %s: out of memory", in->image_id);
+    if (rc == 0)
+        rc = fuse_prune_applies(in) ? fuse_labels_pruned(in, out, err) : fuse_labels_full(in, out, err);
     if (rc != 0)
         fusion_labels_release(out);
     return rc;

@@ -41,6 +41,13 @@ void fused_ss_free(fused_ss *f);
 void fuse_argmax_reset(uint32_t w, float *best, uint32_t *labels);
 void fuse_argmax_take(const float *v, uint32_t label, uint32_t w, float *best, uint32_t *labels);
 
+/* fusion_labels_make's maps into out's buffers, two ways with the same result: every
+ * category at every pixel (fuse_argmax.c), or only those that can win there
+ * (fuse_prune.c, for ends whose SS are all scores: fuse_prune_applies). */
+int fuse_labels_full(const fusion_input *in, fusion_labels *out, avps_error *err);
+int fuse_prune_applies(const fusion_input *in);
+int fuse_labels_pruned(const fusion_input *in, fusion_labels *out, avps_error *err);
+
 /* ---- label maps (fuse_labels.c) -------------------------------------------------------- */
 
 /* The masks of a label map (h x w, row-major, values < n_labels or FUSE_LABEL_NONE):

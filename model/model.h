@@ -62,6 +62,19 @@ ss_sampler *ss_sampler_new(const ss_map *ss, uint32_t width, avps_error *err);
 void ss_sampler_row(ss_sampler *s, uint32_t y, float *out);
 void ss_sampler_free(ss_sampler *s);
 
+/* For exact argmaxes that read only the channels that can win (fusion's, per pixel).
+ * PROBS and LOGITS only. ss_sampler_at_row selects image row y and gives bounds: every
+ * value of channel c at a pixel x of the row lies within [lo, hi][c * cells + u] of its
+ * grid cell u = ss_sampler_cell(s, x) (the min and max of the cell's four corners) up to
+ * rounding, a few float ulps of the cell's largest finite corner; a cell with a
+ * non-finite corner gets [-inf, inf]. Bounds are made once per pair of grid rows: it
+ * returns 1 when they changed since the last call, 0 when not, -1 with err when out of
+ * memory. ss_sampler_value is then bit for bit what ss_sampler_row gives c at x. */
+uint32_t ss_sampler_cells(const ss_sampler *s);
+uint32_t ss_sampler_cell(const ss_sampler *s, uint32_t x);
+int ss_sampler_at_row(ss_sampler *s, uint32_t y, const float **lo, const float **hi, avps_error *err);
+float ss_sampler_value(const ss_sampler *s, uint32_t c, uint32_t x);
+
 /* ---- instance segmentation ------------------------------------------------------------ */
 
 typedef struct {

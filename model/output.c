@@ -44,6 +44,10 @@ struct ss_sampler {
     float *column;           /* channels x gw: the grid interpolated to one image row */
     uint32_t *col0, *col1;   /* per image column: the two grid columns it reads */
     float *frac;             /* and the weight of the second */
+    /* the row ss_sampler_at_row selected, and its cells' bounds (channels x gw each) */
+    uint32_t v0, v1, bounds_v0;
+    float fv;
+    float *lo, *hi;
 };
 
 /* Logits become probabilities at the grid's resolution, before upsampling: a softmax
@@ -52,7 +56,7 @@ static void grid_softmax(float *grid, uint32_t channels, size_t cells) {
     for (size_t i = 0; i < cells; i++) {
         float top = -INFINITY, sum = 0;
         for (uint32_t c = 0; c < channels; c++)
-            top = fmaxf(top, grid[c * cells + i]);
+            top = grid[c * cells + i] > top ? grid[c * cells + i] : top; /* fmaxf, inlined */
         for (uint32_t c = 0; c < channels; c++)
             sum += grid[c * cells + i] = expf(grid[c * cells + i] - top);
         for (uint32_t c = 0; c < channels; c++)
@@ -79,6 +83,7 @@ ss_sampler *ss_sampler_new(const ss_map *ss, uint32_t width, avps_error *err) {
     int labels = ss->kind == SS_LABELS;
     if (s) {
         s->ss = ss, s->width = width, s->gw = ss->geo.valid_w, s->gh = ss->geo.valid_h;
+        s->bounds_v0 = UINT32_MAX;
         s->col0 = malloc(sizeof(uint32_t) * (width + 1));
         s->col1 = malloc(sizeof(uint32_t) * (width + 1));
         s->frac = malloc(sizeof(float) * (width + 1));
@@ -105,6 +110,8 @@ void ss_sampler_free(ss_sampler *s) {
     free(s->frac);
     free(s->grid);
     free(s->column);
+    free(s->lo);
+    free(s->hi);
     free(s);
 }
 
@@ -127,6 +134,67 @@ void ss_sampler_row(ss_sampler *s, uint32_t y, float *out) {
         for (uint32_t x = 0; x < s->width; x++)
             o[x] = col[s->col0[x]] * (1 - s->frac[x]) + col[s->col1[x]] * s->frac[x];
     }
+}
+
+uint32_t ss_sampler_cells(const ss_sampler *s) {
+    return s->gw;
+}
+
+uint32_t ss_sampler_cell(const ss_sampler *s, uint32_t x) {
+    return s->col0[x];
+}
+
+/* Cell u of a grid row pair reads columns u and u + 1 (u alone at the last column), as
+ * grid_coord pairs them. */
+static void cell_bounds(ss_sampler *s) {
+    size_t cells = (size_t)s->gw * s->gh;
+    for (uint32_t c = 0; c < s->ss->channels; c++) {
+        const float *top = s->grid + c * cells + (size_t)s->v0 * s->gw;
+        const float *bottom = s->grid + c * cells + (size_t)s->v1 * s->gw;
+        float *lo = s->lo + (size_t)c * s->gw, *hi = s->hi + (size_t)c * s->gw;
+        for (uint32_t u = 0; u < s->gw; u++) {
+            uint32_t u1 = u + 1 < s->gw ? u + 1 : u;
+            float q[4] = {top[u], top[u1], bottom[u], bottom[u1]};
+            float a = q[0], b = q[0];
+            int finite = 1;
+            for (int i = 0; i < 4; i++) {
+                finite &= isfinite(q[i]) != 0;
+                a = q[i] < a ? q[i] : a;
+                b = q[i] > b ? q[i] : b;
+            }
+            lo[u] = finite ? a : -INFINITY;
+            hi[u] = finite ? b : INFINITY;
+        }
+    }
+}
+
+int ss_sampler_at_row(ss_sampler *s, uint32_t y, const float **lo, const float **hi, avps_error *err) {
+    if (s->ss->kind == SS_LABELS)
+        return avps_fail(err, "a label-map SS has no bounds to prune with");
+    grid_coord(y, s->ss->geo.scale_y, s->ss->geo.offset_y, s->gh, &s->v0, &s->v1, &s->fv);
+    if (!s->lo) {
+        s->lo = malloc(sizeof(float) * s->ss->channels * s->gw + 1);
+        s->hi = malloc(sizeof(float) * s->ss->channels * s->gw + 1);
+        if (!s->lo || !s->hi)
+            return avps_fail(err, "out of memory for a semantic sampler's bounds");
+    }
+    *lo = s->lo, *hi = s->hi;
+    if (s->bounds_v0 == s->v0)
+        return 0;
+    cell_bounds(s);
+    s->bounds_v0 = s->v0;
+    return 1;
+}
+
+/* The arithmetic of ss_sampler_row for one channel and pixel, in the same order. */
+float ss_sampler_value(const ss_sampler *s, uint32_t c, uint32_t x) {
+    size_t cells = (size_t)s->gw * s->gh;
+    const float *top = s->grid + c * cells + (size_t)s->v0 * s->gw;
+    const float *bottom = s->grid + c * cells + (size_t)s->v1 * s->gw;
+    uint32_t u0 = s->col0[x], u1 = s->col1[x];
+    float a = top[u0] * (1 - s->fv) + bottom[u0] * s->fv;
+    float b = top[u1] * (1 - s->fv) + bottom[u1] * s->fv;
+    return a * (1 - s->frac[x]) + b * s->frac[x];
 }
 
 /* Pixels a paste can write lie within the box grown by two mask cells and three pixels

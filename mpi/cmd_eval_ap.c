@@ -215,7 +215,7 @@ static int run(avps_job *job, ap_options *o, ap_job *aj, avps_error *err) {
                                                          : job_output_file(job, o->plot_pr, err)) != 0)
         return -1;
     if (!(aj->gt = inst_gt_load(o->gt, o->type, keep_mine, job, err)) ||
-        !(aj->dt = inst_results_load(o->dt, aj->gt, o->type, keep_mine, job, err)))
+        !(aj->dt = inst_results_load_threads(o->dt, aj->gt, o->type, keep_mine, job, (int)o->threads, err)))
         return -1;
     if (!(aj->ix = ap_index_new_params(aj->gt, aj->dt, o->params, err)))
         return -1;

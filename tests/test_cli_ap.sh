@@ -41,6 +41,36 @@ cmp -s "$T/one.json" "$T/np3.json" && ok || ko "mpirun -np 3: report differs"
 "$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --iou-type bbox --json "$T/bbox.json" >/dev/null &&
     grep -q '"AP": ' "$T/bbox.json" && ok || ko "--iou-type bbox"
 
+# ---- results parsed on threads: the same report and the same first error as on one thread
+d="$FIX/ap/synthetic_1"
+/usr/bin/python3 - "$d/dt.json" "$T" <<'PY'
+import json, sys
+dt = json.load(open(sys.argv[1]))
+big = (dt * (2000 // len(dt) + 1))[:2000]
+def dump(name, items, tail=""):
+    with open(f"{sys.argv[2]}/{name}", "w") as f:
+        f.write("[\n" + ",\n".join(items) + tail + "\n]\n")
+items = [json.dumps(o) for o in big]
+dump("big.json", items)
+bad = list(items)
+bad[1900] = json.dumps(dict(big[1900], image_id=-7))
+dump("late_bad.json", bad, ",")  # an image error in a late chunk, then a trailing comma
+bad[300] = items[300].replace('"score": ', '"score": NaN, "x": ')
+dump("two_bad.json", bad)        # a syntax error in an early chunk before it
+PY
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$T/big.json" --json "$T/big1.json" --threads 1 >/dev/null || ko "big: threads 1"
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$T/big.json" --json "$T/big4.json" --threads 4 >/dev/null || ko "big: threads 4"
+cmp -s "$T/big1.json" "$T/big4.json" && ok || ko "results on 4 threads: report differs from 1 thread"
+for f in late_bad two_bad; do
+    "$AVPS" eval ap --gt "$d/gt.json" --dt "$T/$f.json" --threads 1 >/dev/null 2>"$T/$f.1" && ko "$f: threads 1 exited 0"
+    "$AVPS" eval ap --gt "$d/gt.json" --dt "$T/$f.json" --threads 4 >/dev/null 2>"$T/$f.4" && ko "$f: threads 4 exited 0"
+    cmp -s "$T/$f.1" "$T/$f.4" && ok || ko "$f: threads 4 says '$(head -c 300 "$T/$f.4")', 1 thread '$(head -c 300 "$T/$f.1")'"
+done
+grep -qF "late_bad.json: result 1900: image -7 is not among the images" "$T/late_bad.4" && ok ||
+    ko "late_bad: $(head -c 300 "$T/late_bad.4")"
+grep -qF "two_bad.json: result 300: malformed JSON near line 302" "$T/two_bad.4" && ok ||
+    ko "two_bad: $(head -c 300 "$T/two_bad.4")"
+
 # ---- bad input: non-zero exit, one message naming file and image, no report
 expect_error() { # NAME GT DT PATTERN...
     local name=$1 gt=$2 dt=$3; shift 3

@@ -1,7 +1,8 @@
 /* unit_mmdet_v1.c: mmdetection v1's +1 box conventions (HTC's numerics=mmdet_v1) as
  * operators, against cases computed by hand in the comments (no runnable v1 reference
  * exists): delta2bbox and its inverse bbox2delta, RoIAlign with the box end at
- * (x2 + 1) * scale, NMS with +1 areas, map_roi_levels with +1 sizes; each beside the
+ * (x2 + 1) * scale, NMS with +1 areas, map_roi_levels with +1 sizes, the anchors
+ * (centred at (stride - 1) / 2, +1 sizes, rounded); each beside the
  * mmdetection 3.x value, so that a case tells the two apart. */
 #include "../model/nn/nn.h"
 #include "check.h"
@@ -114,11 +115,36 @@ static void test_levels(check_tally *t) {
     CHECK(t, nn_mmdet_roi_level(b6, 56, 4, 1) == 1);
 }
 
+static void test_anchors(check_tally *t) {
+    float a[4 * 2];
+    /* stride 16, ratio 1, scale 8: w = h = 128; v1 centre 7.5, 7.5 -+ 63.5 = -56, 71;
+     * 3.x centre 0: -64, 64 */
+    const float one[1] = {1}, eight[1] = {8};
+    nn_mmdet_base_anchors(16, eight, 1, one, 1, 1, a);
+    CHECK(t, a[0] == -56 && a[1] == -56 && a[2] == 71 && a[3] == 71);
+    nn_mmdet_base_anchors(16, eight, 1, one, 1, 0, a);
+    CHECK(t, a[0] == -64 && a[1] == -64 && a[2] == 64 && a[3] == 64);
+    /* stride 4, ratio 0.5, scale 8: w = 32 sqrt 2 = 45.2548, h = 16 sqrt 2 = 22.6274; v1
+     * centre 1.5: x 1.5 -+ 22.1274 = -20.63, 23.63 -> -21, 24; y 1.5 -+ 10.8137 = -9.31,
+     * 12.31 -> -9, 12; 3.x unrounded -+ 22.6274, 11.3137 */
+    const float half[1] = {0.5f};
+    nn_mmdet_base_anchors(4, eight, 1, half, 1, 1, a);
+    CHECK(t, a[0] == -21 && a[1] == -9 && a[2] == 24 && a[3] == 12);
+    nn_mmdet_base_anchors(4, eight, 1, half, 1, 0, a);
+    CHECK(t, near(a[0], -22.6274f) && near(a[1], -11.3137f) && near(a[2], 22.6274f) && near(a[3], 11.3137f));
+    /* torch.round is half to even: stride 8, scale 1.875 (w = 15), centre 3.5 -+ 7 = -3.5,
+     * 10.5 -> -4, 10 (half away from zero would give 11); then scale 8: 3.5 -+ 31.5 */
+    const float scales[2] = {1.875f, 8};
+    nn_mmdet_base_anchors(8, scales, 2, one, 1, 1, a);
+    CHECK(t, a[0] == -4 && a[2] == 10 && a[4] == -28 && a[6] == 35);
+}
+
 int main(void) {
     check_tally t = {0, 0};
     test_decode(&t);
     test_roi_align(&t);
     test_nms(&t);
     test_levels(&t);
+    test_anchors(&t);
     return check_report(&t);
 }

