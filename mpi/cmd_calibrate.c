@@ -7,9 +7,11 @@
 #include "cli.h"
 #include "progress.h"
 #include "end_spec.h"
+#include "report.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 const char calibrate_usage[] =
@@ -17,7 +19,7 @@ const char calibrate_usage[] =
     "                      [--progress auto|bar|lines|none]\n"
     "                      --end NAME=SPEC --end NAME=SPEC ... --out class_table.json\n"
     "                      [--metric mask_ap|pq_th] [--min-instances N] [--bootstrap B] [--seed S]\n"
-    "                      [--report F.json] [--threads N] [--progress auto|bar|lines|none]\n"
+    "                      [--report F.json] [--plot-class-table F.svg|F.png] [--threads N]\n"
     "  Measures every end's per-class mask AP (or, with pq_th, the per-class PQ of the end's\n"
     "  own panoptic result) on the held-out panoptic split F (PNGs in D, default F without\n"
     "  .json) and writes the class table: for each thing class the end with the better\n"
@@ -28,12 +30,14 @@ const char calibrate_usage[] =
     "  resamples of the held-out images (default 100, seeded by S, default 1) how much of\n"
     "  its gain over the best single end survives. The splits must not share an image.\n"
     "  --table F instead of --out: assess the class table F (for exactly these ends) rather\n"
-    "  than choose one: its choices, scores measured anew, in the report and on stdout.\n";
+    "  than choose one: its choices, scores measured anew, in the report and on stdout.\n"
+    "  --plot-class-table draws the table: per thing class each end's held-out score, the\n"
+    "  pick and its regret (docs/formats.md, \"Figures\"), as SVG or PNG by the extension.\n";
 
 #define MAX_END_ARGS 64
 
 typedef struct {
-    const char *heldout_json, *heldout_dir, *eval_json, *eval_dir, *out, *report, *table;
+    const char *heldout_json, *heldout_dir, *eval_json, *eval_dir, *out, *report, *table, *plot;
     const char *end_text[MAX_END_ARGS];
     size_t n_ends;
     calib_params p;
@@ -77,6 +81,7 @@ static int parse_options(int argc, char **argv, calibrate_options *o, avps_error
             (r = cli_take(argc, argv, &i, "--out", &o->out, err)) ||
             (r = cli_take(argc, argv, &i, "--report", &o->report, err)) ||
             (r = cli_take(argc, argv, &i, "--table", &o->table, err)) ||
+            (r = cli_take(argc, argv, &i, "--plot-class-table", &o->plot, err)) ||
             (r = cli_take(argc, argv, &i, "--metric", &o->p.metric, err)) ||
             (r = cli_take(argc, argv, &i, "--end", &end, err)) || (r = take_numbers(argc, argv, &i, o, err))) {
             if (r < 0)
@@ -151,9 +156,16 @@ static int make_heads(const calibrate_options *o, calibrate_state *s, avps_error
 static int write_outputs(const calibrate_options *o, calibrate_state *s, avps_error *err) {
     if (o->report && calib_report_write(o->report, &s->table, &s->report, err) != 0)
         return -1;
+    if (o->plot && report_class_table_chart(&s->table, s->heldout, o->plot, err) != 0) {
+        if (o->report)
+            unlink(o->report);
+        return -1;
+    }
     if (o->out && class_table_write(o->out, &s->table, err) != 0) {
         if (o->report)
             unlink(o->report);
+        if (o->plot)
+            unlink(o->plot);
         return -1;
     }
     calib_report_print(stdout, &s->table, &s->report);
@@ -161,8 +173,13 @@ static int write_outputs(const calibrate_options *o, calibrate_state *s, avps_er
 }
 
 static int run(avps_job *job, calibrate_options *o, calibrate_state *s, avps_error *err) {
-    if ((o->report && job_output_file(job, o->report, err) != 0) || (o->out && job_output_file(job, o->out, err) != 0))
+    if ((o->report && job_output_file(job, o->report, err) != 0) || (o->out && job_output_file(job, o->out, err) != 0) ||
+        (o->plot && job_output_file(job, o->plot, err) != 0))
         return -1;
+    size_t plot_len = o->plot ? strlen(o->plot) : 0;
+    if (o->plot && !(plot_len > 4 && (strcasecmp(o->plot + plot_len - 4, ".svg") == 0 ||
+                                      strcasecmp(o->plot + plot_len - 4, ".png") == 0)))
+        return avps_fail(err, "--plot-class-table %s: the file must end in .svg or .png", o->plot);
     if (!o->heldout_dir)
         o->heldout_dir = s->heldout_dir = path_without_json_suffix(o->heldout_json);
     if (o->eval_json && !o->eval_dir)

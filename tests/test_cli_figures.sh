@@ -80,6 +80,18 @@ for f in class_table pq_per_class_e_ups pq_per_class_lwl_htc pq_per_class_fusion
         ko "avps tables' figures/$f differs from avps run's"
 done
 
+# ---- avps calibrate --plot-class-table: the same figure from the table it writes
+mkdir -p cal
+for ext in svg png; do
+    "$AVPS" calibrate --heldout-json w/heldout.json --end r50=sim:r50 --end htc=sim:htc --min-instances 2 \
+        --out cal/table.json --plot-class-table cal/class_table.$ext >/dev/null || ko "calibrate --plot-class-table .$ext"
+done
+out=$($PY "$CHECK" classtable cal cal/table.json w/heldout.json 2>&1) && ok || ko "calibrate's class table figure: $out"
+"$AVPS" calibrate --heldout-json w/heldout.json --end r50=sim:r50 --end htc=sim:htc --out cal/t2.json \
+    --plot-class-table cal/t2.gif >/dev/null 2>err.txt && ko "--plot-class-table .gif accepted" ||
+    { grep -q 'plot-class-table cal/t2.gif: the file must end in .svg or .png' err.txt && [ ! -e cal/t2.json ] && ok ||
+        ko "--plot-class-table .gif: $(cat err.txt)"; }
+
 # ---- eval ap --plot-pr against pycocotools' precision
 d=$ROOT/tests/fixtures/ap/synthetic_1
 "$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --plot-pr pr.svg >/dev/null &&
