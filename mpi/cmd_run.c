@@ -278,33 +278,25 @@ static int class_table_stage(run_job *rj, avps_error *err) {
 
 /* ---- the root's reports -------------------------------------------------------------------- */
 
-static int write_timings(const run_job *rj, const run_totals *t, avps_error *err) {
-    char *path = path_join(rj->cfg.out, "timings.json");
-    atomic_file af;
-    if (!path || file_atomic_open(&af, path, err) != 0) {
-        free(path);
-        return path ? -1 : avps_fail(err, "out of memory");
-    }
+static void put_timings(FILE *fp, const run_job *rj, const run_totals *t) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double eval_s = rj->stage_seconds[STAGE_EVALUATE];
-    fprintf(af.fp, "{\n  \"ranks\": %d,\n  \"threads\": %ld,\n  \"images\": %zu,\n  \"images_this_run\": %zu,\n",
+    fprintf(fp, "{\n  \"ranks\": %d,\n  \"threads\": %ld,\n  \"images\": %zu,\n  \"images_this_run\": %zu,\n",
             job_size(rj->job), rj->cfg.threads, rj->eval->n_annotations, rj->images_now);
-    fprintf(af.fp, "  \"images_per_second\": %.6g,\n  \"stages_wall_seconds\": {", eval_s > 0 ? (double)rj->images_now / eval_s : 0);
+    fprintf(fp, "  \"images_per_second\": %.6g,\n  \"stages_wall_seconds\": {", eval_s > 0 ? (double)rj->images_now / eval_s : 0);
     for (int s = 0; s < STAGE_COUNT; s++)
-        fprintf(af.fp, "%s\"%s\": %.6f", s ? ", " : "", stage_names[s], rj->stage_seconds[s]);
-    fputs("},\n  \"steps_thread_seconds\": {", af.fp);
+        fprintf(fp, "%s\"%s\": %.6f", s ? ", " : "", stage_names[s], rj->stage_seconds[s]);
+    fputs("},\n  \"steps_thread_seconds\": {", fp);
     for (int s = 0; s < STEP_COUNT; s++)
-        fprintf(af.fp, "%s\"%s\": %.6f", s ? ", " : "", run_step_names[s], t->seconds[s]);
-    fprintf(af.fp, "},\n  \"root_gpu\": ");
+        fprintf(fp, "%s\"%s\": %.6f", s ? ", " : "", run_step_names[s], t->seconds[s]);
+    fprintf(fp, "},\n  \"root_gpu\": ");
     if (rj->gpu[0])
-        json_put_string(af.fp, rj->gpu);
+        json_put_string(fp, rj->gpu);
     else
-        fputs("null", af.fp);
-    fprintf(af.fp, ",\n  \"root_records_buffered_max\": %zu,\n  \"root_peak_rss_kib\": %ld\n}\n", rj->buffered_max,
+        fputs("null", fp);
+    fprintf(fp, ",\n  \"root_records_buffered_max\": %zu,\n  \"root_peak_rss_kib\": %ld\n}\n", rj->buffered_max,
             ru.ru_maxrss);
-    free(path);
-    return file_atomic_commit(&af, err);
 }
 
 static int add_digest(run_report_input *in, const char *name, const char *path, avps_error *err) {
@@ -341,7 +333,7 @@ static int digest_inputs(const run_job *rj, run_report_input *in, avps_error *er
 
 /* report.html: Table 3 of the three ends, their per-class PQ, the class table, the
  * figures in OUT/figures, the timings and the provenance of report.json. */
-static int write_html(const run_job *rj, const run_report_input *in, avps_error *err) {
+static void put_html(FILE *fp, const run_job *rj, const run_report_input *in, const char *figures_dir) {
     static const char *const rows[RUN_ENDS] = {"E-UPS", "LWL-HTC", "Fusion (ours)"};
     report_row row[RUN_ENDS];
     for (int e = 0; e < RUN_ENDS; e++)
@@ -363,16 +355,8 @@ static int write_html(const run_job *rj, const run_report_input *in, avps_error 
     report_html_input hi = {.command = "avps run", .cfg = &rj->cfg, .gt = rj->eval, .tables = &table3, .n_tables = 1,
                             .per_class = row, .n_per_class = RUN_ENDS, .classes = &rj->table, .timings = timings,
                             .n_timings = n, .digests = in->digests, .digest_names = in->digest_names,
-                            .n_digests = in->n_digests, .out_dir = rj->cfg.out};
-    char *path = path_join(rj->cfg.out, "report.html");
-    atomic_file af;
-    int rc = path ? file_atomic_open(&af, path, err) : avps_fail(err, "out of memory");
-    if (rc == 0) {
-        report_html_write(af.fp, &hi);
-        rc = file_atomic_commit(&af, err);
-    }
-    free(path);
-    return rc;
+                            .n_digests = in->n_digests, .figures_dir = figures_dir};
+    report_html_write(fp, &hi);
 }
 
 /* Removes what a killed process left half-written (<name>.tmp.<pid>) in a folder. */
@@ -389,36 +373,65 @@ static void remove_temporaries(const char *dir) {
         closedir(d);
 }
 
-/* OUT/figures/: the class table and each end's per-class PQ (mpi/report.h). */
-static int write_figures(const run_job *rj, const run_totals *totals, avps_error *err) {
+/* The class table and each end's per-class PQ (mpi/report.h), into the stage. */
+static int write_figures(const run_job *rj, const run_totals *totals, const char *stage, avps_error *err) {
     const char *titles[RUN_ENDS] = {rj->cfg.ensemble_name, rj->cfg.heads[rj->cfg.lwl_htc].name, "two-level fusion"};
     const pq_totals *pq[RUN_ENDS];
     for (int e = 0; e < RUN_ENDS; e++)
         pq[e] = totals->pq[e];
     report_figures_input in = {.gt = rj->eval, .table = &rj->table, .n_ends = RUN_ENDS,
                                .end_names = run_end_names, .end_titles = titles, .pq = pq};
-    return report_figures_write(rj->cfg.out, &in, err);
+    return report_figures_write(stage, &in, err);
 }
 
-/* The reports, from the totals of every record. */
+/* The reports, from the totals of every record. They stand or fall together: the
+ * figures are drawn into a stage and the four files written and closed before any is
+ * put in place, so a failure (a full disk) leaves the previous reports as they were. */
+enum { REPORT_JSON, REPORT_TABLE3, REPORT_TIMINGS, REPORT_HTML, REPORT_FILES };
+static const char *const report_file_names[REPORT_FILES] = {"report.json", "table3.md", "timings.json", "report.html"};
+
+static int write_reports(run_job *rj, run_fold *fold, run_report_input *in, const char *stage, double t0,
+                         avps_error *err) {
+    atomic_file af[REPORT_FILES] = {{0}};
+    int rc = write_figures(rj, &fold->totals, stage, err);
+    for (int f = 0; rc == 0 && f < REPORT_FILES; f++) {
+        char *path = path_join(rj->cfg.out, report_file_names[f]);
+        rc = path ? file_atomic_open(&af[f], path, err) : avps_fail(err, "out of memory");
+        free(path);
+    }
+    if (rc == 0) {
+        run_report_put(af[REPORT_JSON].fp, in);
+        run_table3_put(af[REPORT_TABLE3].fp, in);
+        rj->stage_seconds[STAGE_REPORT] = run_now() - t0;
+        put_timings(af[REPORT_TIMINGS].fp, rj, &fold->totals);
+        put_html(af[REPORT_HTML].fp, rj, in, stage);
+    }
+    for (int f = 0; rc == 0 && f < REPORT_FILES; f++)
+        rc = file_atomic_close(&af[f], err);
+    if (rc == 0)
+        rc = report_figures_publish(stage, rj->cfg.out, err);
+    for (int f = 0; rc == 0 && f < REPORT_FILES; f++)
+        rc = file_atomic_commit(&af[f], err);
+    for (int f = 0; f < REPORT_FILES; f++)
+        file_atomic_abort(&af[f]);
+    return rc;
+}
+
 static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
     run_report_input in = {.cfg = &rj->cfg, .gt = rj->eval, .totals = &fold->totals};
-    char *report = path_join(rj->cfg.out, "report.json"), *table3 = path_join(rj->cfg.out, "table3.md");
-    int rc = report && table3 ? 0 : avps_fail(err, "out of memory");
+    char *stage = NULL;
+    int rc = digest_inputs(rj, &in, err);
     if (rc == 0)
-        rc = digest_inputs(rj, &in, err);
+        rc = report_figures_stage(rj->cfg.out, &stage, err);
     if (rc == 0)
-        rc = run_report_write(report, &in, err);
-    if (rc == 0)
-        rc = run_table3_write(table3, rj->opt.quiet ? NULL : stdout, &in, err);
-    rj->stage_seconds[STAGE_REPORT] = run_now() - t0;
-    if (rc == 0)
-        rc = write_timings(rj, &fold->totals, err);
-    if (rc == 0)
-        rc = write_figures(rj, &fold->totals, err);
-    if (rc == 0)
-        rc = write_html(rj, &in, err);
-    if (rc == 0) {
+        rc = write_reports(rj, fold, &in, stage, t0, err);
+    if (stage && rc != 0)
+        path_remove_all(stage);
+    free(stage);
+    if (rc == 0 && !rj->opt.quiet)
+        run_table3_print(stdout, &in);
+    if (rc == 0) { /* what a killed run left (the folders' files are all in place now) */
+        remove_temporaries(rj->cfg.out);
         remove_temporaries(rj->rs.png_dir);
         remove_temporaries(rj->rs.work_dir);
         for (int e = 0; e < 2; e++)
@@ -430,8 +443,6 @@ static int report(run_job *rj, run_fold *fold, double t0, avps_error *err) {
             fprintf(stderr, " %s %.2f s%s", stage_names[s], rj->stage_seconds[s], s + 1 < STAGE_COUNT ? "," : "");
         fprintf(stderr, "; results in %s\n", rj->cfg.out);
     }
-    free(report);
-    free(table3);
     return rc;
 }
 

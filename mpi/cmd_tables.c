@@ -255,7 +255,7 @@ static void write_json(const tables_job *tj, pq_totals *const *t, FILE *fp) {
 
 /* report.html: the three tables of write_md, per-class PQ of Table 3's rows, the class
  * table, the figures in OUT/figures, the wall time and the ground truth's digest. */
-static void write_html(const tables_job *tj, pq_totals *const *t, FILE *fp) {
+static void write_html(const tables_job *tj, pq_totals *const *t, const char *figures_dir, FILE *fp) {
     const run_config *cfg = &tj->cfg;
     report_row rows[RUN_MAX_HEADS + 2];
     size_t n = 0;
@@ -281,15 +281,15 @@ static void write_html(const tables_job *tj, pq_totals *const *t, FILE *fp) {
     report_html_input hi = {.command = "avps tables", .cfg = cfg, .gt = tj->eval, .tables = tables, .n_tables = 3,
                             .per_class = three, .n_per_class = 3, .classes = &tj->table, .timings = &wall,
                             .n_timings = 1, .digests = digest, .digest_names = digest_name, .n_digests = n_digests,
-                            .out_dir = cfg->out};
+                            .figures_dir = figures_dir};
     report_html_write(fp, &hi);
 }
 
-/* tables.md, tables.json and report.html stand or fall together: all are written and
- * closed before any is renamed into place, so a full disk leaves the previous ones as
- * they were. */
+/* tables.md, tables.json, report.html and the staged figures stand or fall together:
+ * all are written and closed before any is put in place, so a full disk leaves the
+ * previous ones as they were. */
 static int write_tables(const tables_job *tj, pq_totals *const *t, const char *md, const char *js, const char *html,
-                        avps_error *err) {
+                        const char *stage, avps_error *err) {
     atomic_file a = {0}, b = {0}, c = {0};
     int rc = file_atomic_open(&a, md, err) != 0 || file_atomic_open(&b, js, err) != 0 ||
                      file_atomic_open(&c, html, err) != 0
@@ -298,11 +298,13 @@ static int write_tables(const tables_job *tj, pq_totals *const *t, const char *m
     if (rc == 0) {
         write_md(tj, t, a.fp);
         write_json(tj, t, b.fp);
-        write_html(tj, t, c.fp);
+        write_html(tj, t, stage, c.fp);
         rc = file_atomic_close(&a, err) != 0 || file_atomic_close(&b, err) != 0 || file_atomic_close(&c, err) != 0
                  ? -1
                  : 0;
     }
+    if (rc == 0)
+        rc = report_figures_publish(stage, tj->cfg.out, err);
     if (rc == 0)
         rc = file_atomic_commit(&a, err) != 0 || file_atomic_commit(&b, err) != 0 || file_atomic_commit(&c, err) != 0
                  ? -1
@@ -313,14 +315,14 @@ static int write_tables(const tables_job *tj, pq_totals *const *t, const char *m
     return rc;
 }
 
-/* OUT/figures/: the class table and the per-class PQ of E-UPS, LWL-HTC and the fusion,
- * under the names avps run gives them (mpi/report.h). */
-static int write_figures(const tables_job *tj, pq_totals *const *t, avps_error *err) {
+/* The class table and the per-class PQ of E-UPS, LWL-HTC and the fusion, under the
+ * names avps run gives them (mpi/report.h), into the stage that becomes OUT/figures. */
+static int write_figures(const tables_job *tj, pq_totals *const *t, const char *stage, avps_error *err) {
     const char *titles[RUN_ENDS] = {tj->cfg.ensemble_name, tj->cfg.heads[tj->cfg.lwl_htc].name, "two-level fusion"};
     const pq_totals *pq[RUN_ENDS] = {t[row_e_ups(tj)], t[tj->cfg.lwl_htc], t[row_fusion(tj)]};
     report_figures_input in = {.gt = tj->eval, .table = &tj->table, .n_ends = RUN_ENDS,
                                .end_names = run_end_names, .end_titles = titles, .pq = pq};
-    return report_figures_write(tj->cfg.out, &in, err);
+    return report_figures_write(stage, &in, err);
 }
 
 static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
@@ -353,10 +355,16 @@ static int report(const tables_job *tj, job_blob *blobs, avps_error *err) {
         rc = avps_fail(err, "out of memory");
     if (rc == 0)
         rc = dir_create(tj->cfg.out, err);
+    char *stage = NULL;
     if (rc == 0)
-        rc = write_figures(tj, t, err);
+        rc = report_figures_stage(tj->cfg.out, &stage, err);
+    if (rc == 0)
+        rc = write_figures(tj, t, stage, err);
     if (rc == 0) /* after the figures, which the page embeds */
-        rc = write_tables(tj, t, md, js, html, err);
+        rc = write_tables(tj, t, md, js, html, stage, err);
+    if (stage && rc != 0)
+        path_remove_all(stage);
+    free(stage);
     for (size_t r = 0; r < tj->n_rows; r++)
         pq_totals_free(t[r]);
     free(md);

@@ -6,7 +6,9 @@
  *   class_table.svg/.png          per thing class both ends' held-out metric, the pick, the regret
  *   pq_per_class_<end>.svg/.png   per category PQ of one end (<end>: e_ups, lwl_htc, fusion)
  *   pr_curves.svg/.png            precision/recall per IoU threshold (where AP is computed)
- * Each file is written atomically; a failure returns -1 with err. */
+ * A command stages them (report_figures_stage: OUT/figures.partial) and publishes them
+ * with its other reports (report_figures_publish), so a failure leaves OUT/figures as it
+ * was; a failure returns -1 with err. */
 #ifndef AVPS_MPI_REPORT_H
 #define AVPS_MPI_REPORT_H
 
@@ -24,8 +26,12 @@ typedef struct {
     const pq_totals *const *pq;       /* n_ends */
 } report_figures_input;
 
-/* Writes the figures into dir/figures/ (created). */
-int report_figures_write(const char *dir, const report_figures_input *in, avps_error *err);
+/* A fresh, empty staging folder for out's figures (*stage: caller frees; removed first
+ * when an interrupted command left it); publishing puts its files in out/figures. */
+int report_figures_stage(const char *out, char **stage, avps_error *err);
+int report_figures_publish(const char *stage, const char *out, avps_error *err);
+/* Writes the figures into the folder fig_dir (a stage). */
+int report_figures_write(const char *fig_dir, const report_figures_input *in, avps_error *err);
 
 /* The class table figure alone (path ending in .svg or .png); metric names the score. */
 int report_class_table_chart(const class_table *t, const pan_dataset *ds, const char *path, avps_error *err);

@@ -2,6 +2,7 @@
  * per-class PQ and the PR curves of `avps eval ap`, turned into viz charts and written as
  * SVG and PNG. Values are drawn in percent, as panopticapi and detectron2 print them. */
 #include "report.h"
+#include "job.h"
 #include "../viz/viz.h"
 
 #include <math.h>
@@ -214,9 +215,23 @@ static int has_segments(const pq_totals *t) {
     return 0;
 }
 
-int report_figures_write(const char *dir, const report_figures_input *in, avps_error *err) {
-    char *fig = path_join(dir, REPORT_FIGURES_DIR);
-    int rc = fig ? dir_create(fig, err) : avps_fail(err, "out of memory");
+int report_figures_stage(const char *out, char **stage, avps_error *err) {
+    *stage = path_join(out, REPORT_FIGURES_DIR ".partial");
+    if (!*stage)
+        return avps_fail(err, "out of memory");
+    path_remove_all(*stage);
+    return dir_create(*stage, err);
+}
+
+int report_figures_publish(const char *stage, const char *out, avps_error *err) {
+    char *fig = path_join(out, REPORT_FIGURES_DIR);
+    int rc = fig ? job_output_publish(stage, fig, err) : avps_fail(err, "out of memory");
+    free(fig);
+    return rc;
+}
+
+int report_figures_write(const char *fig, const report_figures_input *in, avps_error *err) {
+    int rc = 0;
     /* a figure with nothing to draw (no thing class; an end with no segment) is left out */
     if (rc == 0 && in->table && in->table->n_classes > 0)
         rc = class_table_chart(in->table, in->gt, fig, "class_table", NULL, err);
@@ -227,6 +242,5 @@ int report_figures_write(const char *dir, const report_figures_input *in, avps_e
             continue;
         rc = pq_chart(in->pq[e], in->gt, in->end_titles ? in->end_titles[e] : in->end_names[e], fig, base, NULL, err);
     }
-    free(fig);
     return rc;
 }

@@ -180,9 +180,9 @@ static int is_picture(const char *name) {
            ((n > 4 && strcmp(name + n - 4, ".svg") == 0) || (n > 4 && strcmp(name + n - 4, ".png") == 0));
 }
 
-/* Every SVG and PNG in OUT/figures, by name; a PNG is left out when its SVG is there. */
-static void figures(FILE *fp, const char *out_dir) {
-    char *dir = path_join(out_dir, "figures");
+/* Every SVG and PNG of the figures' folder (the stage that becomes OUT/figures), by
+ * name; a PNG is left out when its SVG is there. */
+static void figures(FILE *fp, const char *dir) {
     DIR *d = dir ? opendir(dir) : NULL;
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -222,7 +222,6 @@ static void figures(FILE *fp, const char *out_dir) {
     for (size_t k = 0; k < n; k++)
         free(names[k]);
     free(names);
-    free(dir);
 }
 
 static void heads_table(FILE *fp, const run_config *cfg) {
@@ -292,7 +291,7 @@ void report_html_write(FILE *fp, const report_html_input *in) {
     fputs("<h2>Tables</h2>\n<p>PQ, SQ and RQ in percent, as panopticapi computes them; Th: things, St: stuff.</p>\n", fp);
     for (size_t t = 0; t < in->n_tables; t++)
         paper_table(fp, &in->tables[t], in->gt);
-    figures(fp, in->out_dir);
+    figures(fp, in->figures_dir);
     if (in->classes) {
         fputs("<h2>Class table</h2>\n<p>Held-out metric of each end per thing class, in percent.</p>\n", fp);
         class_table_html(fp, in->classes, in->gt);

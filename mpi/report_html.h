@@ -46,7 +46,7 @@ typedef struct {
     const uint64_t *digests; /* provenance: input files' FNV-1a 64 */
     const char (*digest_names)[96];
     size_t n_digests;
-    const char *out_dir; /* figures are looked for in out_dir/figures */
+    const char *figures_dir; /* its SVG and PNG files are shown, as figures/NAME */
 } report_html_input;
 
 /* Writes the page; errors only from the caller's file (checked when it is closed). */

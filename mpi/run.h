@@ -156,8 +156,11 @@ typedef struct {
     char digest_names[RUN_MAX_HEADS + 4][96];
     size_t n_digests;
 } run_report_input;
-int run_report_write(const char *path, const run_report_input *in, avps_error *err);
-int run_table3_write(const char *path, FILE *also, const run_report_input *in, avps_error *err);
+/* report.json and table3.md into files the caller opened (and publishes with the other
+ * reports); run_table3_print gives the table alone, for the console. */
+void run_report_put(FILE *fp, const run_report_input *in);
+void run_table3_put(FILE *fp, const run_report_input *in);
+void run_table3_print(FILE *fp, const run_report_input *in);
 
 /* ---- the root's running totals (run_fold.c) ------------------------------------------------ */
 

@@ -81,11 +81,7 @@ static void write_provenance(FILE *fp, const run_report_input *in) {
     fputs("\n    }\n  }\n", fp);
 }
 
-int run_report_write(const char *path, const run_report_input *in, avps_error *err) {
-    atomic_file af;
-    if (file_atomic_open(&af, path, err) != 0)
-        return -1;
-    FILE *fp = af.fp;
+void run_report_put(FILE *fp, const run_report_input *in) {
     const run_config *cfg = in->cfg;
     fputs("{\n  \"ends\": {\n", fp);
     for (int e = 0; e < RUN_ENDS; e++) {
@@ -109,7 +105,6 @@ int run_report_write(const char *path, const run_report_input *in, avps_error *e
     fputs(",\n", fp);
     write_provenance(fp, in);
     fputs("}\n", fp);
-    return file_atomic_commit(&af, err);
 }
 
 /* The paper's Table 3: PQ, SQ, RQ over all, things and stuff, one row per end. */
@@ -127,16 +122,14 @@ static void table3(FILE *fp, const run_report_input *in) {
     }
 }
 
-int run_table3_write(const char *path, FILE *also, const run_report_input *in, avps_error *err) {
-    atomic_file af;
-    if (file_atomic_open(&af, path, err) != 0)
-        return -1;
+void run_table3_put(FILE *fp, const run_report_input *in) {
     char *gt = path_canonical(in->gt->path);
-    fprintf(af.fp, "Table 3 layout (AntVisionPS, ICCV 2019 COCO workshop), on %s, %zu images\n\n",
+    fprintf(fp, "Table 3 layout (AntVisionPS, ICCV 2019 COCO workshop), on %s, %zu images\n\n",
             gt ? gt : in->gt->path, in->gt->n_annotations);
     free(gt);
-    table3(af.fp, in);
-    if (also)
-        table3(also, in);
-    return file_atomic_commit(&af, err);
+    table3(fp, in);
+}
+
+void run_table3_print(FILE *fp, const run_report_input *in) {
+    table3(fp, in);
 }

@@ -214,6 +214,12 @@ fails "tables over outputs, store trunc" "image $id" "$AVPS" tables "$T/t_trunc.
 fails "tables over outputs, a full disk" "File too large" full_disk 20 "$AVPS" tables "$T/t_prev.json" --out "$T/tok" && ok
 fails "tables over outputs, mpirun, store trunc" "image $id" $MPIRUN 2 "$AVPS" tables "$T/t_trunc.json" --out "$T/tok" && ok
 [ "$(snapshot "$T/tok")" = "$before" ] && ok || ko "tables over outputs: a failed tables changed them: $(ls -A "$T/tok")"
+# OUT/figures a file: the figures cannot be put in place once the tables are written, so none is
+rm -rf "$T/tok/figures" && echo "old figures" >"$T/tok/figures"
+before=$(snapshot "$T/tok")
+fails "tables over outputs, OUT/figures a file" "figures" "$AVPS" tables "$T/t_prev.json" --out "$T/tok" && ok
+[ "$(snapshot "$T/tok")" = "$before" ] && ok || ko "tables, OUT/figures a file: a failed tables changed them"
+absent "tables, OUT/figures a file: the stage" "$T/tok/figures.partial"
 
 # ---- infer (weights from scripts/native-reference: needs torch): a bad image, a full disk,
 # /dev/full, an output the weights cannot give; a previous JSON and dump folder stay as they were

@@ -146,12 +146,23 @@ $MPIRUN 3 "$AVPS" run c.json --out k --resume --threads 1 --quiet || ko "resume 
 cmp -s r1/report.json k/report.json && ok || ko "resumed report.json differs"
 cmp -s r1/panoptic.json k/panoptic.json && diff -r r1/panoptic k/panoptic >/dev/null && ok ||
     ko "resumed panoptic output differs"
-ls k/panoptic k/work | grep -q '\.tmp\.' && ko "temporaries left after resume" || ok
+ls k k/panoptic k/work | grep -q '\.tmp\.' && ko "temporaries left after resume" || ok
 # a record lost (a full disk, a deleted file) is redone; a resume with nothing missing is a no-op
 rm -f k/work/3.rec
 "$AVPS" run c.json --out k --resume --quiet || ko "resume after a lost record"
 cmp -s r1/report.json k/report.json && ok || ko "report after a lost record differs"
 grep -q '"images_this_run": 1,' k/timings.json && ok || ko "a lost record: not exactly one image redone"
+# the reports stand or fall together: with OUT/figures a file the figures cannot be put in
+# place, after every report is written; none of them is, and no stage is left
+cp -r k kf && rm -rf kf/figures && echo file >kf/figures && tmp_before=$(ls kf | grep '\.tmp\.')
+for f in report.json table3.md timings.json report.html; do echo old >kf/$f; done
+"$AVPS" run c.json --out kf --resume --quiet 2>err && ko "resume with OUT/figures a file exited 0" ||
+    { grep -q "figures" err && ok || ko "OUT/figures a file: $(cat err)"; }
+for f in report.json table3.md timings.json report.html figures; do
+    [ "$(cat kf/$f)" = "$([ $f = figures ] && echo file || echo old)" ] && ok || ko "a failed report stage replaced $f"
+done
+[ -e kf/figures.partial ] && ko "a failed report stage left figures.partial" || ok
+[ "$(ls kf | grep '\.tmp\.')" = "$tmp_before" ] && ok || ko "a failed report stage left temporaries: $(ls kf | grep '\.tmp\.')"
 config "$T/c2.json" ', "write_end_panoptic": false'
 "$AVPS" run c2.json --out k --resume --quiet 2>err && ko "resume with another config" ||
     { grep -q "another config" err && ok || ko "resume with another config: $(cat err)"; }
