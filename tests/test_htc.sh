@@ -26,16 +26,21 @@ if ! PY=$("$ROOT/scripts/setup-venv" 2>"$T/venv.err") || ! "$PY" -c "import mmde
     exit 0
 fi
 
-# The fixtures are made once per generator version (the plain and sanitizer runs share them).
+# The fixtures are made once per generator version (the plain and sanitizer runs share
+# them, side by side: a lock per fixture, so that one run makes it while the other waits).
 fixture() { # NAME ARGS... -> prints its folder
     local name=$1 d=$ROOT/build/htc/$1
     shift
-    if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/htc-reference" -nt "$d/ref_masks.npy" ] ||
-        [ "$ROOT/scripts/mmcv_tv_ops.py" -nt "$d/ref_masks.npy" ]; then
-        rm -rf "$d" "$d.tmp"
-        "$PY" "$ROOT/scripts/htc-reference" --out "$d.tmp" "$@" >"$T/gen-$name.log" 2>&1 && mv "$d.tmp" "$d" ||
-            tail -5 "$T/gen-$name.log" >&2
-    fi
+    mkdir -p "$ROOT/build/htc"
+    (
+        flock 9
+        if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/htc-reference" -nt "$d/ref_masks.npy" ] ||
+            [ "$ROOT/scripts/mmcv_tv_ops.py" -nt "$d/ref_masks.npy" ]; then
+            rm -rf "$d" "$d.tmp"
+            "$PY" "$ROOT/scripts/htc-reference" --out "$d.tmp" "$@" >"$T/gen-$name.log" 2>&1 && mv "$d.tmp" "$d" ||
+                tail -5 "$T/gen-$name.log" >&2
+        fi
+    ) 9>"$d.lock"
     echo "$d"
 }
 compare() { # STAGE REF OUT
