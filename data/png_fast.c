@@ -275,20 +275,18 @@ static int unfilter(uint8_t *row, const uint8_t *above, size_t stride, unsigned 
     return -1;
 }
 
-int png_fast_read_row(png_fast *f, uint8_t *rgb) {
+const uint8_t *png_fast_next_row(png_fast *f, uint8_t *rgb) {
     size_t stride = (size_t)f->width * f->bpp;
     if (f->next_row >= f->height)
-        return -1;
+        return NULL;
     uint8_t *row = f->pixels + (size_t)f->next_row * (stride + 1);
     const uint8_t *above = f->next_row ? row - stride : f->zero_row;
     if (unfilter(row + 1, above, stride, f->bpp, row[0]) != 0)
-        return -1;
-    if (f->bpp == 3) {
-        memcpy(rgb, row + 1, stride);
-    } else {
-        for (uint32_t x = 0; x < f->width; x++)
-            memcpy(rgb + 3 * x, row + 1 + 4 * x, 3);
-    }
+        return NULL;
     f->next_row++;
-    return 0;
+    if (f->bpp == 3)
+        return row + 1; /* followed by the next row's filter byte or the buffer's slack */
+    for (uint32_t x = 0; x < f->width; x++)
+        memcpy(rgb + 3 * x, row + 1 + 4 * x, 3);
+    return rgb;
 }
