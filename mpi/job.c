@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
@@ -574,6 +575,7 @@ typedef struct {
     job_reorder order;
     size_t sunk;              /* root's main thread: results given to the sink */
     uint8_t *deferred;        /* root: per rank, a request held back */
+    double *deferred_at;      /* root: since when */
     /* other ranks */
     job_blob *blobs;          /* indexed by item, until sent */
     size_t *queue;            /* items received */
@@ -588,7 +590,18 @@ typedef struct {
     avps_error err;
     pthread_t *tids;
     int started;
+    /* figures (job_rank_stats): the waits under lock, the rest the main thread's */
+    double wait, wait_max;
+    double asked_at;          /* other ranks: when the outstanding request went */
+    job_rank_stats self;
 } dyn_state;
+
+static double clock_seconds(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static double now_seconds(void) { return clock_seconds(CLOCK_MONOTONIC); }
 
 static void dyn_stop(void *p) {
     dyn_state *st = p;
@@ -606,20 +619,35 @@ typedef struct {
     int thread;
 } dyn_worker_arg;
 
-/* The next item for a worker, or 0 when there is none (and will be none). The root's
- * threads wait while the window is full. */
+/* Whether a worker must wait for its next item (under lock): on the root while the
+ * window is full, elsewhere while its queue is empty and the root has not said no more. */
+static int dyn_must_wait(const dyn_state *st) {
+    if (atomic_load(&st->failed))
+        return 0;
+    if (st->job->rank == 0)
+        return st->next < st->n_todo && st->next >= st->order.base + st->window;
+    return st->q_next == st->q_len && !st->exhausted;
+}
+
+/* The next item for a worker, or 0 when there is none (and will be none). The time it
+ * waits counts in the rank's figures: how long its threads stood idle for want of work. */
 static int dyn_take(dyn_state *st, size_t *item) {
     pthread_mutex_lock(&st->lock);
+    if (dyn_must_wait(st)) {
+        double t0 = now_seconds();
+        while (dyn_must_wait(st))
+            pthread_cond_wait(&st->more, &st->lock);
+        double waited = now_seconds() - t0;
+        st->wait += waited;
+        if (waited > st->wait_max)
+            st->wait_max = waited;
+    }
     int got;
     if (st->job->rank == 0) {
-        while (!atomic_load(&st->failed) && st->next < st->n_todo && st->next >= st->order.base + st->window)
-            pthread_cond_wait(&st->more, &st->lock);
         got = !atomic_load(&st->failed) && st->next < st->n_todo;
         if (got)
             *item = st->todo[st->next++];
     } else {
-        while (st->q_next == st->q_len && !st->exhausted && !atomic_load(&st->failed))
-            pthread_cond_wait(&st->more, &st->lock);
         got = st->q_next < st->q_len && !atomic_load(&st->failed);
         if (got)
             *item = st->queue[st->q_next++];
@@ -672,12 +700,6 @@ static void *dyn_worker_main(void *p) {
     return NULL;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Progress: called when the count changed, and at least every 100 ms. */
 typedef struct {
     job_progress_fn fn;
@@ -726,8 +748,10 @@ static int dyn_try_answer(dyn_state *st, int src) {
 static void dyn_answer_request(dyn_state *st, int src) {
     uint64_t ignored;
     MPI_Recv(&ignored, 1, MPI_UINT64_T, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    if (!dyn_try_answer(st, src))
+    if (!dyn_try_answer(st, src)) {
         st->deferred[src] = 1;
+        st->deferred_at[src] = now_seconds();
+    }
 }
 
 static void dyn_receive_result(dyn_state *st, int src, int count) {
@@ -755,6 +779,20 @@ static void dyn_receive_result(dyn_state *st, int src, int count) {
     }
 }
 
+/* A rank's last message: its figures (job_rank_stats, the same build on every rank). */
+static void dyn_receive_end(dyn_state *st, int src) {
+    job_rank_stats figures;
+    MPI_Status status;
+    int count;
+    MPI_Probe(src, TAG_END, MPI_COMM_WORLD, &status);
+    MPI_Get_count(&status, MPI_BYTE, &count);
+    if (count != (int)sizeof figures)
+        root_fail(st->job, "root: malformed end message from a rank");
+    MPI_Recv(&figures, count, MPI_BYTE, src, TAG_END, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (st->plan->stats)
+        st->plan->stats[src] = figures;
+}
+
 /* Gives the sink every result whose predecessors have all come; frees the window. */
 static int dyn_sink_ready(dyn_state *st) {
     int any = 0;
@@ -770,12 +808,16 @@ static int dyn_sink_ready(dyn_state *st) {
         any = 1;
         avps_error err;
         size_t item = st->todo[st->sunk++];
+        double cpu0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
         if (st->plan->sink(st->plan->sink_ctx, item, &blob, &err) != 0)
             job_fail(st->job, &err);
+        st->self.sink_cpu += clock_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     }
     for (int r = 1; any && st->job->mpi && r < st->job->size; r++)
-        if (st->deferred[r] && dyn_try_answer(st, r))
+        if (st->deferred[r] && dyn_try_answer(st, r)) {
             st->deferred[r] = 0;
+            st->self.held += now_seconds() - st->deferred_at[r];
+        }
     return any;
 }
 
@@ -811,7 +853,7 @@ static void dyn_root_watch(dyn_state *st, dyn_progress *prog) {
             remote_done++;
             break;
         case TAG_END:
-            MPI_Recv(NULL, 0, MPI_BYTE, status.MPI_SOURCE, TAG_END, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            dyn_receive_end(st, status.MPI_SOURCE);
             pending--;
             break;
         default:
@@ -846,6 +888,10 @@ static void dyn_take_chunk(dyn_state *st) {
         job_fail(st->job, &err);
     }
     MPI_Recv(items, count, MPI_UINT64_T, 0, TAG_CHUNK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    double trip = now_seconds() - st->asked_at;
+    st->self.request += trip;
+    if (trip > st->self.request_max)
+        st->self.request_max = trip;
     pthread_mutex_lock(&st->lock);
     for (int j = 0; j < count && st->q_len < st->n_items; j++)
         if (items[j] < st->n_items)
@@ -903,6 +949,8 @@ static void dyn_rank_watch(dyn_state *st, int threads, pthread_t *tids, int star
         pthread_mutex_unlock(&st->lock);
         if (want && !outstanding) {
             uint64_t done = atomic_load(&st->done_local);
+            st->asked_at = now_seconds();
+            st->self.requests++;
             MPI_Send(&done, 1, MPI_UINT64_T, 0, TAG_REQUEST, MPI_COMM_WORLD);
             outstanding = 1;
             continue;
@@ -920,7 +968,8 @@ static void dyn_alloc(avps_job *job, dyn_state *st, int threads) {
     if (job->rank == 0) {
         st->pos_of = malloc(n * sizeof *st->pos_of);
         st->deferred = calloc((size_t)job->size, 1);
-        ok = st->pos_of && st->deferred && job_reorder_init(&st->order, st->window) == 0;
+        st->deferred_at = calloc((size_t)job->size, sizeof *st->deferred_at);
+        ok = st->pos_of && st->deferred && st->deferred_at && job_reorder_init(&st->order, st->window) == 0;
         for (size_t i = 0; ok && i < st->n_items; i++)
             st->pos_of[i] = NOT_TODO;
         for (size_t k = 0; ok && k < st->n_todo; k++)
@@ -944,6 +993,7 @@ static void dyn_free(dyn_state *st) {
     free(st->tids);
     free(st->pos_of);
     free(st->deferred);
+    free(st->deferred_at);
     job_reorder_release(&st->order);
     if (st->blobs)
         job_blobs_free(st->blobs, st->n_items);
@@ -951,7 +1001,23 @@ static void dyn_free(dyn_state *st) {
     free(st->finished);
 }
 
+/* This rank's figures once its workers have stopped (wall0 and the CPU clocks read when
+ * the map began). */
+static void dyn_stats_finish(dyn_state *st, double wall0, double cpu0, double main0) {
+    job_rank_stats *s = &st->self;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    s->items = atomic_load(&st->done_local);
+    s->wall = now_seconds() - wall0;
+    s->cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    s->main_cpu = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - main0;
+    s->wait = st->wait, s->wait_max = st->wait_max;
+    s->peak_rss_kib = ru.ru_maxrss > 0 ? (uint64_t)ru.ru_maxrss : 0;
+}
+
 void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, job_dynamic *plan) {
+    double wall0 = now_seconds(), cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID),
+           main0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
     dyn_state st = {.job = job, .n_items = n_items, .plan = plan, .todo = todo, .n_todo = n_todo};
     dyn_progress prog = {plan->progress, plan->progress_ctx, (size_t)-1, 0};
     avps_error err;
@@ -999,11 +1065,15 @@ void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n
     plan->buffered_max = st.order.max_count;
     if (job->mpi && job->rank != 0) {
         dyn_send_finished(&st);
-        MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_END, MPI_COMM_WORLD);
+        dyn_stats_finish(&st, wall0, cpu0, main0);
+        MPI_Send(&st.self, (int)sizeof st.self, MPI_BYTE, 0, TAG_END, MPI_COMM_WORLD);
         dyn_free(&st);
         rank_await_verdict();
         return;
     }
+    dyn_stats_finish(&st, wall0, cpu0, main0);
+    if (plan->stats)
+        plan->stats[0] = st.self;
     dyn_free(&st);
     if (job->mpi && job->peers_listening) {
         tell_peers(job, TAG_DONE);
