@@ -301,8 +301,9 @@ static void put_rank_stats(FILE *fp, const job_rank_stats *s, int rank) {
             (unsigned long long)s->items, s->wall, s->cpu);
     fprintf(fp, "\"cpu_seconds_per_image\": %.6f, \"main_thread_cpu_seconds\": %.6f, \"fold_cpu_seconds\": %.6f,\n",
             per_image(s->cpu, (size_t)s->items), s->main_cpu, s->sink_cpu);
-    fprintf(fp, "     \"wait_seconds\": %.6f, \"wait_max_seconds\": %.6f, \"requests\": %llu, \"request_seconds\": %.6f, ",
-            s->wait, s->wait_max, (unsigned long long)s->requests, s->request);
+    fprintf(fp, "     \"wait_seconds\": %.6f, \"wait_max_seconds\": %.6f, \"wait_end_seconds\": %.6f, ", s->wait,
+            s->wait_max, s->wait_end);
+    fprintf(fp, "\"requests\": %llu, \"request_seconds\": %.6f, ", (unsigned long long)s->requests, s->request);
     fprintf(fp, "\"request_max_seconds\": %.6f, \"held_seconds\": %.6f, \"peak_rss_kib\": %llu}", s->request_max,
             s->held, (unsigned long long)s->peak_rss_kib);
 }

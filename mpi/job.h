@@ -101,6 +101,7 @@ typedef struct {
     double sink_cpu;       /* root: the main thread's CPU inside sink (the fold) */
     double wait;           /* its worker threads' time blocked for their next item, summed */
     double wait_max;       /* the longest of those waits */
+    double wait_end;       /* their time blocked at the end, for the word that none is left */
     uint64_t requests;     /* other ranks: requests for work sent */
     double request;        /* their round trips, from asking to the chunk's arrival, summed */
     double request_max;
