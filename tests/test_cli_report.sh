@@ -100,12 +100,12 @@ else
     [ "$(id -u)" = 0 ] && flags="$flags --no-sandbox"
     for k in run tab; do
         kind=$([ $k = run ] && echo run || echo tables)
+        # one start per page (each costs seconds): the DOM it built and its screenshot, of one load
         # shellcheck disable=SC2086
-        timeout 60 "$CHROMIUM" $flags --dump-dom "file://$T/$k/report.html" >$k.dom 2>$k.err || ko "$k: chromium --dump-dom failed: $(tail -2 $k.err)"
-        # shellcheck disable=SC2086
-        timeout 60 "$CHROMIUM" $flags --window-size=1000,1200 --screenshot="$T/$k.png" "file://$T/$k/report.html" \
-            >/dev/null 2>>$k.err || ko "$k: chromium --screenshot failed: $(tail -2 $k.err)"
+        timeout 60 "$CHROMIUM" $flags --window-size=1000,1200 --screenshot="$T/$k.png" --dump-dom \
+            "file://$T/$k/report.html" >$k.dom 2>$k.err || ko "$k: chromium --dump-dom --screenshot failed: $(tail -2 $k.err)"
         grep -q '<tbody>' $k.dom && ok || ko "$k: the browser's DOM has no tables"
+        [ -s $k.png ] && ok || ko "$k: chromium wrote no screenshot"
         check "$k: the browser's DOM and screenshot" $k.dom $k $kind $k.png
     done
 fi
