@@ -12,19 +12,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 VPY=$ROOT/build/venv/bin/python
 CHECK=$ROOT/tests/figures_check.py
-T=$(mktemp -d /tmp/avps_fig_XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-ko() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-cd "$T" || exit 1
+. "$ROOT/tests/lib.sh"
+lib_start fig
 if ! $PY -c 'import numpy, PIL' 2>/dev/null; then
     echo "SKIP: /usr/bin/python3 has no numpy or Pillow: figures not checked"; ko "figures not checked"
-    echo "$passed passed, $failed failed"; exit 1
+    lib_finish; exit 1
 fi
 
-"$AVPS" synth --out w --images 10 --heldout 8 --size 96x64 --seed 5 >/dev/null || ko "synth"
+lib_synth w 10 8
 # a category name with XML's special characters and a control byte XML cannot hold, in both splits
 $PY - <<'PY'
 import json
@@ -114,5 +109,4 @@ fi
 "$AVPS" eval ap --gt "$d/gt.json" --dt "$d/dt.json" --plot-pr nodir/pr.svg >/dev/null 2>err.txt && ko "--plot-pr into a missing folder accepted" ||
     { grep -q 'nodir' err.txt && ok || ko "--plot-pr nodir/: $(cat err.txt)"; }
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+lib_finish

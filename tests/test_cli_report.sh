@@ -12,20 +12,16 @@ set -u
 PY=${AVPS_PYTHON:-/usr/bin/python3}
 AVPS=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d /tmp/avps_report_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-ko() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$HERE/lib.sh"
+lib_start report
 check() { # WHAT HTML OUT KIND [SHOT]: report_dom_check.py's mismatches are the failure
     local what=$1; shift
     local msg
     msg=$("$PY" "$HERE/report_dom_check.py" "$1" "$2" "$T/w/val.json" "$3" ${4:+"$4"} 2>&1) && ok ||
         ko "$what: $(printf '%s' "$msg" | head -5)"
 }
-cd "$T" || exit 1
 
-"$AVPS" synth --out w --images 8 --heldout 8 --size 96x64 --seed 5 >/dev/null || ko "synth"
+lib_synth w 8 8
 # names a page must escape: markup, an ampersand, quotes; a control byte it leaves out
 "$PY" - <<'EOF' || ko "renaming categories"
 import json
@@ -109,5 +105,4 @@ else
         check "$k: the browser's DOM and screenshot" $k.dom $k $kind $k.png
     done
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+lib_finish
