@@ -50,11 +50,6 @@ static void state_free(argmax_state *st) {
     free(st->best);
 }
 
-/* A channel's category index; check_end_ss has made sure every channel has one. */
-static long category_of(const fusion_input *in, const ss_map *ss, uint32_t c) {
-    return fuse_category_index(in->categories, in->n_categories, ss->channel_category[c]);
-}
-
 static int end_init(argmax_end *a, const fusion_input *in, size_t e, float weight, avps_error *err) {
     const ss_map *ss = &in->ends[e].out->ss;
     if (fuse_check_end_ss(in, e, err) != 0)
@@ -65,10 +60,7 @@ static int end_init(argmax_end *a, const fusion_input *in, size_t e, float weigh
     a->channel_of = malloc((in->n_categories + 1) * sizeof *a->channel_of);
     if (!a->row || !a->channel_of)
         return avps_fail(err, "image %s: out of memory", in->image_id);
-    for (size_t k = 0; k < in->n_categories; k++)
-        a->channel_of[k] = -1;
-    for (uint32_t c = 0; c < ss->channels; c++)
-        a->channel_of[category_of(in, ss, c)] = c;
+    fuse_end_channels(in, e, a->channel_of);
     if (!(a->sampler = ss_sampler_new(ss, in->w, err)))
         return avps_prefix(err, "image %s: end %zu", in->image_id, e);
     return 0;
@@ -86,8 +78,7 @@ static int state_init(argmax_state *st, const fusion_input *in, avps_error *err)
         return avps_fail(err, "image %s: out of memory", in->image_id);
     for (size_t e = 0; e < in->n_ends; e++) {
         st->n_ends = e + 1;
-        double wt = in->ends[e].ss_weight;
-        if (end_init(&st->end[e], in, e, wt == 0 ? 0.0f : (float)(wt / total), err) != 0)
+        if (end_init(&st->end[e], in, e, fuse_end_weight(in, e, total), err) != 0)
             return -1;
     }
     return 0;

@@ -22,6 +22,12 @@ int fuse_check_weights(const fusion_input *in, double *total, avps_error *err);
 /* End e's SS is usable: a grid with valid cells, data for its kind, and channels whose
  * categories are the dataset's, each once. */
 int fuse_check_end_ss(const fusion_input *in, size_t e, avps_error *err);
+/* End e's normalised SS weight, as every SS average uses it: ss_weight / total (total from
+ * fuse_check_weights) as a float, exactly 0 for an end outside the average. */
+float fuse_end_weight(const fusion_input *in, size_t e, double total);
+/* End e's channel for each of the n_categories categories, -1 where it has none
+ * (fuse_check_end_ss first: every channel's category is the dataset's, once). */
+void fuse_end_channels(const fusion_input *in, size_t e, long *channel_of);
 /* What fused_ss_new checks, without making anything: the weights, each weighted end's SS. */
 int fuse_check_ss(const fusion_input *in, avps_error *err);
 

@@ -44,6 +44,12 @@ typedef struct {
     uint32_t cell[FUSION_MAX_ENDS];
 } prune_span;
 
+/* The fused average's bounds of one category over a span; any: some weighted end has it. */
+typedef struct {
+    float lo, hi;
+    int any;
+} prune_bounds;
+
 typedef struct {
     const char *image_id;
     size_t n_ends, n_categories;
@@ -53,6 +59,7 @@ typedef struct {
     size_t n_spans;
     uint32_t *span_start;   /* n_spans + 1 */
     uint32_t *span_cand;    /* the fused average's candidates per span */
+    prune_bounds *bounds;   /* n_categories: span_candidates' scratch, by category */
     uint32_t *span_sole;    /* per span: the fused average's sure winner, or SOLE_UNKNOWN */
 } prune_state;
 
@@ -77,6 +84,7 @@ static void state_free(prune_state *st) {
     free(st->span);
     free(st->span_start);
     free(st->span_cand);
+    free(st->bounds);
     free(st->span_sole);
 }
 
@@ -98,10 +106,7 @@ static int end_init(prune_end *a, const fusion_input *in, size_t e, float weight
         return avps_fail(err, "image %s: out of memory", in->image_id);
     for (uint32_t x = 0; x < in->w; x++)
         a->cell_of[x] = ss_sampler_cell(a->sampler, x);
-    for (size_t k = 0; k < in->n_categories; k++)
-        a->channel_of[k] = -1;
-    for (uint32_t c = 0; c < ss->channels; c++)
-        a->channel_of[fuse_category_index(in->categories, in->n_categories, ss->channel_category[c])] = c;
+    fuse_end_channels(in, e, a->channel_of);
     return 0;
 }
 
@@ -122,8 +127,9 @@ static int spans_init(prune_state *st, const char *image_id, avps_error *err) {
     }
     st->span_start = malloc((st->n_spans + 1) * sizeof *st->span_start);
     st->span_cand = malloc(st->n_spans * st->n_categories * sizeof *st->span_cand + 1);
+    st->bounds = malloc(st->n_categories * sizeof *st->bounds + 1);
     st->span_sole = malloc(st->n_spans * sizeof *st->span_sole + 1);
-    if (!st->span_start || !st->span_cand || !st->span_sole)
+    if (!st->span_start || !st->span_cand || !st->bounds || !st->span_sole)
         return avps_fail(err, "image %s: out of memory", image_id);
     return 0;
 }
@@ -138,8 +144,7 @@ static int state_init(prune_state *st, const fusion_input *in, avps_error *err) 
         return -1;
     for (size_t e = 0; e < in->n_ends; e++) {
         st->n_ends = e + 1;
-        double wt = in->ends[e].ss_weight;
-        if (end_init(&st->end[e], in, e, wt == 0 ? 0.0f : (float)(wt / total), err) != 0)
+        if (end_init(&st->end[e], in, e, fuse_end_weight(in, e, total), err) != 0)
             return -1;
     }
     return spans_init(st, in->image_id, err);
@@ -190,22 +195,21 @@ static void end_candidates(prune_end *a, size_t n_categories) {
     a->cand_start[a->cells] = n;
 }
 
-/* The weighted average's bounds of category k over a span: the weighted sums of the
- * ends' bounds, in end order. 0 when no weighted end has the category. */
-static int fused_bounds(const prune_state *st, const prune_span *sp, size_t k, float *lo, float *hi, float *scale) {
-    int any = 0;
-    *lo = 0, *hi = 0;
+/* The weighted average's bounds of category k over a span into *b: the weighted sums of
+ * the ends' bounds, in end order; 0 when no weighted end has the category. *scale grows to
+ * the largest finite corner read. */
+static void fused_bounds(const prune_state *st, const prune_span *sp, size_t k, prune_bounds *b, float *scale) {
+    b->lo = 0, b->hi = 0, b->any = 0;
     for (size_t e = 0; e < st->n_ends; e++) {
         const prune_end *a = &st->end[e];
         long c = a->channel_of[k];
         if (a->weight == 0 || c < 0)
             continue;
         float l = a->lo[(size_t)c * a->cells + sp->cell[e]], h = a->hi[(size_t)c * a->cells + sp->cell[e]];
-        *lo += a->weight * l, *hi += a->weight * h;
+        b->lo += a->weight * l, b->hi += a->weight * h;
         *scale = finite_abs_max(*scale, l, h);
-        any = 1;
+        b->any = 1;
     }
-    return any;
 }
 
 /* The union of the weighted ends' candidates over a span, ascending, into out. */
@@ -233,33 +237,43 @@ static uint32_t span_union(const prune_state *st, const prune_span *sp, uint32_t
 /* A category that no weighted end keeps adds at most each end's ceiling of the others;
  * when that sum is below the best lower bound of the union, only the union can win, and
  * of it only those whose upper bound reaches that best. Otherwise (the ends disagree
- * and neither is sure) every category is weighed. */
-static uint32_t span_candidates(const prune_state *st, const prune_span *sp, uint32_t *out) {
+ * and neither is sure) every category is weighed. Each category's bounds are summed once,
+ * into b[k], and read from there by the comparisons after. */
+static uint32_t span_candidates(const prune_state *st, const prune_span *sp, prune_bounds *b, uint32_t *out) {
     uint32_t n = span_union(st, sp, out), kept = 0;
-    float best_lo = -INFINITY, scale = 0, rest = 0, lo, hi;
+    float best_lo = -INFINITY, scale = 0, rest = 0;
     for (size_t e = 0; e < st->n_ends; e++) {
         const prune_end *a = &st->end[e];
         if (a->weight != 0)
             rest += a->weight * a->rest_hi[sp->cell[e]];
     }
-    for (uint32_t i = 0; i < n; i++)
-        if (fused_bounds(st, sp, out[i], &lo, &hi, &scale) && lo > best_lo)
-            best_lo = lo;
+    for (uint32_t i = 0; i < n; i++) {
+        prune_bounds *bk = &b[out[i]];
+        fused_bounds(st, sp, out[i], bk, &scale);
+        if (bk->any && bk->lo > best_lo)
+            best_lo = bk->lo;
+    }
     scale = finite_abs_max(scale, rest, rest);
     float floor_ = best_lo - PRUNE_MARGIN * (1 + scale);
-    if (!(rest < floor_)) {
-        for (size_t k = 0; k < st->n_categories; k++)
-            if (fused_bounds(st, sp, k, &lo, &hi, &scale) && lo > best_lo)
-                best_lo = lo;
-        floor_ = best_lo - PRUNE_MARGIN * (1 + scale);
-        for (size_t k = 0; k < st->n_categories; k++)
-            if (fused_bounds(st, sp, k, &lo, &hi, &scale) && hi >= floor_)
-                out[kept++] = (uint32_t)k;
+    if (rest < floor_) {
+        for (uint32_t i = 0; i < n; i++)
+            if (b[out[i]].any && b[out[i]].hi >= floor_)
+                out[kept++] = out[i];
         return kept;
     }
-    for (uint32_t i = 0; i < n; i++)
-        if (fused_bounds(st, sp, out[i], &lo, &hi, &scale) && hi >= floor_)
-            out[kept++] = out[i];
+    /* the categories outside the union (out is ascending), then the best over all */
+    for (size_t k = 0, i = 0; k < st->n_categories; k++) {
+        if (i < n && out[i] == k)
+            i++;
+        else
+            fused_bounds(st, sp, k, &b[k], &scale);
+        if (b[k].any && b[k].lo > best_lo)
+            best_lo = b[k].lo;
+    }
+    floor_ = best_lo - PRUNE_MARGIN * (1 + scale);
+    for (size_t k = 0; k < st->n_categories; k++)
+        if (b[k].any && b[k].hi >= floor_)
+            out[kept++] = (uint32_t)k;
     return kept;
 }
 
@@ -285,7 +299,7 @@ static void fused_candidates(prune_state *st) {
     uint32_t n = 0;
     for (size_t i = 0; i < st->n_spans; i++) {
         st->span_start[i] = n;
-        uint32_t kept = span_candidates(st, &st->span[i], st->span_cand + n);
+        uint32_t kept = span_candidates(st, &st->span[i], st->bounds, st->span_cand + n);
         st->span_sole[i] = kept == 1 && fused_sure(st, &st->span[i], st->span_cand[n]) ? st->span_cand[n] : SOLE_UNKNOWN;
         n += kept;
     }

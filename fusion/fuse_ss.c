@@ -74,6 +74,19 @@ int fuse_check_end_ss(const fusion_input *in, size_t e, avps_error *err) {
     return 0;
 }
 
+float fuse_end_weight(const fusion_input *in, size_t e, double total) {
+    double wt = in->ends[e].ss_weight;
+    return wt == 0 ? 0.0f : (float)(wt / total);
+}
+
+void fuse_end_channels(const fusion_input *in, size_t e, long *channel_of) {
+    const ss_map *ss = &in->ends[e].out->ss;
+    for (size_t k = 0; k < in->n_categories; k++)
+        channel_of[k] = -1;
+    for (uint32_t c = 0; c < ss->channels; c++)
+        channel_of[fuse_category_index(in->categories, in->n_categories, ss->channel_category[c])] = c;
+}
+
 static int source_init(fused_source *s, const fusion_input *in, size_t e, float weight, avps_error *err) {
     const ss_map *ss = &in->ends[e].out->ss;
     if (fuse_check_end_ss(in, e, err) != 0)
@@ -116,7 +129,7 @@ fused_ss *fused_ss_new(const fusion_input *in, avps_error *err) {
         if (in->ends[e].ss_weight == 0)
             continue; /* gives no SS: not even checked, so an end may come without one */
         fused_source *s = &f->src[f->n_sources++];
-        if (source_init(s, in, e, (float)(in->ends[e].ss_weight / total), err) != 0) {
+        if (source_init(s, in, e, fuse_end_weight(in, e, total), err) != 0) {
             fused_ss_free(f);
             return NULL;
         }

@@ -3,6 +3,7 @@
  * in one page that a browser opens from disk. Numbers are in percent with one decimal,
  * as table3.md and the paper print them. */
 #include "report_html.h"
+#include "../viz/viz.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -12,19 +13,6 @@
 #ifndef AVPS_VERSION
 #define AVPS_VERSION "0.1.0"
 #endif
-
-void html_put_text(FILE *fp, const char *s) {
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", fp); break;
-        case '<': fputs("&lt;", fp); break;
-        case '>': fputs("&gt;", fp); break;
-        case '"': fputs("&quot;", fp); break;
-        case '\'': fputs("&#39;", fp); break;
-        default: fputc(*s, fp);
-        }
-    }
-}
 
 static const char style[] =
     "body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em;color:#222;max-width:72em}"
@@ -51,7 +39,7 @@ static void sim_banner(FILE *fp, const run_config *cfg) {
     for (size_t h = 0, k = 0; h < cfg->n_heads; h++)
         if (head_is_sim(&cfg->heads[h])) {
             fputs(k++ ? ", " : " ", fp);
-            html_put_text(fp, cfg->heads[h].name);
+            viz_put_escaped(fp, cfg->heads[h].name);
         }
     fputs("). These numbers exercise the system; they are not any network's results on COCO "
           "(docs/simulation.md).</p>\n", fp);
@@ -67,16 +55,16 @@ static void table_head(FILE *fp, int with_miou) {
 static void paper_table(FILE *fp, const report_table *t, const pan_dataset *gt) {
     int with_miou = t->n_rows > 0 && t->rows[0].miou >= 0;
     fputs("<table id=\"", fp);
-    html_put_text(fp, t->id);
+    viz_put_escaped(fp, t->id);
     fputs("\"><caption>", fp);
-    html_put_text(fp, t->title);
+    viz_put_escaped(fp, t->title);
     fputs("</caption>\n", fp);
     table_head(fp, with_miou);
     fputs("<tbody>\n", fp);
     for (size_t r = 0; r < t->n_rows; r++) {
         const report_row *row = &t->rows[r];
         fputs(strncmp(row->name, "Fusion", 6) == 0 ? "<tr class=\"ours\"><td>" : "<tr><td>", fp);
-        html_put_text(fp, row->name);
+        viz_put_escaped(fp, row->name);
         fputs("</td>", fp);
         for (int g = 0; g < 3; g++) {
             pq_summary s = pq_summarize(row->pq, gt, g == 0 ? -1 : g == 1 ? 1 : 0);
@@ -91,7 +79,7 @@ static void paper_table(FILE *fp, const report_table *t, const pan_dataset *gt) 
 
 static void category_name(FILE *fp, const pan_category *c) {
     if (c->name)
-        html_put_text(fp, c->name);
+        viz_put_escaped(fp, c->name);
     else
         fprintf(fp, "%d", c->id);
 }
@@ -99,7 +87,7 @@ static void category_name(FILE *fp, const pan_category *c) {
 /* panopticapi's per_class: the categories with a TP, FP or FN. */
 static void per_class_table(FILE *fp, const report_row *row, size_t index, const pan_dataset *gt) {
     fprintf(fp, "<table id=\"per-class-%zu\" class=\"per-class\"><caption>Per-class PQ: ", index);
-    html_put_text(fp, row->name);
+    viz_put_escaped(fp, row->name);
     fputs("</caption>\n<thead><tr><th>Category</th><th>id</th><th>kind</th><th>PQ</th><th>SQ</th><th>RQ</th>"
           "<th>TP</th><th>FP</th><th>FN</th></tr></thead>\n<tbody>\n",
           fp);
@@ -137,14 +125,14 @@ static void score_cell(FILE *fp, double v) {
  * end's score less the chosen one's, where both are defined). */
 static void class_table_html(FILE *fp, const class_table *t, const pan_dataset *gt) {
     fputs("<table id=\"class-table\"><caption>Class table (metric ", fp);
-    html_put_text(fp, t->metric);
+    viz_put_escaped(fp, t->metric);
     fprintf(fp, ", classes with fewer than %llu held-out instances take the overall best end, ",
             (unsigned long long)t->min_instances);
-    html_put_text(fp, t->end_names[t->overall_best]);
+    viz_put_escaped(fp, t->end_names[t->overall_best]);
     fputs(")</caption>\n<thead><tr><th>Category</th><th>id</th><th>held-out instances</th>", fp);
     for (size_t e = 0; e < t->n_ends; e++) {
         fputs("<th>", fp);
-        html_put_text(fp, t->end_names[e]);
+        viz_put_escaped(fp, t->end_names[e]);
         fputs("</th>", fp);
     }
     fputs("<th>chosen</th><th>regret</th></tr></thead>\n<tbody>\n", fp);
@@ -164,7 +152,7 @@ static void class_table_html(FILE *fp, const class_table *t, const pan_dataset *
                 best = score[e];
         }
         fputs("<td>", fp);
-        html_put_text(fp, t->end_names[t->chosen[c]]);
+        viz_put_escaped(fp, t->end_names[t->chosen[c]]);
         fputs(t->fallback[c] ? " (fallback)</td>" : "</td>", fp);
         score_cell(fp, isnan(best) || isnan(score[t->chosen[c]]) ? NAN : best - score[t->chosen[c]]);
         fputs("</tr>\n", fp);
@@ -212,11 +200,11 @@ static void figures(FILE *fp, const char *dir) {
             strcmp(names[k - 1] + len - 4, ".svg") == 0 && strlen(names[k - 1]) == len)
             continue; /* sorted: stem.png follows stem.svg */
         fputs("<figure><img src=\"figures/", fp);
-        html_put_text(fp, names[k]);
+        viz_put_escaped(fp, names[k]);
         fputs("\" alt=\"", fp);
-        html_put_text(fp, names[k]);
+        viz_put_escaped(fp, names[k]);
         fputs("\"><figcaption>", fp);
-        html_put_text(fp, names[k]);
+        viz_put_escaped(fp, names[k]);
         fputs("</figcaption></figure>\n", fp);
     }
     for (size_t k = 0; k < n; k++)
@@ -235,11 +223,11 @@ static void heads_table(FILE *fp, const run_config *cfg) {
             if (cfg->members[m] == h)
                 role = "E-UPS member";
         fputs("<tr><td>", fp);
-        html_put_text(fp, hd->name);
+        viz_put_escaped(fp, hd->name);
         fputs("</td><td>", fp);
-        html_put_text(fp, hd->backend);
+        viz_put_escaped(fp, hd->backend);
         fputs("</td><td>", fp);
-        html_put_text(fp, hd->profile ? hd->profile : hd->store);
+        viz_put_escaped(fp, hd->profile ? hd->profile : hd->store);
         fprintf(fp, "</td><td>%s</td></tr>\n", role);
     }
     fputs("</tbody></table>\n", fp);
@@ -252,7 +240,7 @@ static void timings_table(FILE *fp, const report_html_input *in) {
           fp);
     for (size_t k = 0; k < in->n_timings; k++) {
         fputs("<tr><td>", fp);
-        html_put_text(fp, in->timings[k].name);
+        viz_put_escaped(fp, in->timings[k].name);
         fprintf(fp, "</td><td>%.3f %s</td></tr>\n", in->timings[k].value, in->timings[k].unit);
     }
     fputs("</tbody></table>\n", fp);
@@ -264,14 +252,14 @@ static void provenance(FILE *fp, const report_html_input *in) {
     fputs("<h2>Provenance</h2>\n<table id=\"provenance\"><tbody>\n<tr><td>avps</td><td>" AVPS_VERSION "</td></tr>\n"
           "<tr><td>config</td><td>",
           fp);
-    html_put_text(fp, config ? config : cfg->path);
+    viz_put_escaped(fp, config ? config : cfg->path);
     fprintf(fp, "</td></tr>\n<tr><td>config FNV-1a 64</td><td>%016llx</td></tr>\n<tr><td>evaluation ground truth</td><td>",
             (unsigned long long)cfg->hash);
-    html_put_text(fp, gt ? gt : in->gt->path);
+    viz_put_escaped(fp, gt ? gt : in->gt->path);
     fprintf(fp, " (%zu images)</td></tr>\n", in->gt->n_annotations);
     for (size_t k = 0; k < in->n_digests; k++) {
         fputs("<tr><td>", fp);
-        html_put_text(fp, in->digest_names[k]);
+        viz_put_escaped(fp, in->digest_names[k]);
         fprintf(fp, " FNV-1a 64</td><td>%016llx</td></tr>\n", (unsigned long long)in->digests[k]);
     }
     fputs("</tbody></table>\n", fp);
@@ -281,11 +269,11 @@ static void provenance(FILE *fp, const report_html_input *in) {
 
 void report_html_write(FILE *fp, const report_html_input *in) {
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", fp);
-    html_put_text(fp, in->command);
+    viz_put_escaped(fp, in->command);
     fputs(": AntVisionPS report</title>\n<style>", fp);
     fputs(style, fp);
     fputs("</style>\n</head>\n<body>\n<h1>", fp);
-    html_put_text(fp, in->command);
+    viz_put_escaped(fp, in->command);
     fputs(": AntVisionPS (ICCV 2019 COCO + Mapillary workshop) report</h1>\n", fp);
     sim_banner(fp, in->cfg);
     fputs("<h2>Tables</h2>\n<p>PQ, SQ and RQ in percent, as panopticapi computes them; Th: things, St: stuff.</p>\n", fp);

@@ -51,7 +51,5 @@ typedef struct {
 
 /* Writes the page; errors only from the caller's file (checked when it is closed). */
 void report_html_write(FILE *fp, const report_html_input *in);
-/* s with & < > " ' as character references. */
-void html_put_text(FILE *fp, const char *s);
 
 #endif

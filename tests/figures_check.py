@@ -64,13 +64,18 @@ def check_png(png, svg_bars, colours):
     return img
 
 
+def as_written(name):
+    """A name as the figures hold it (viz_put_escaped): the C0 controls XML cannot hold dropped."""
+    return "".join(ch for ch in name if ch >= " " or ch in "\t\n\r")
+
+
 def bar_width_for(box, value_percent):
     return max(0.0, min(1.0, value_percent / 100)) * box["width"]
 
 
 def classtable(fig, table_json, gt_json):
     t = json.load(open(table_json))
-    cats = {c["id"]: c["name"] for c in json.load(open(gt_json))["categories"]}
+    cats = {c["id"]: as_written(c["name"]) for c in json.load(open(gt_json))["categories"]}
     root, box, bars, texts = svg_parts(f"{fig}/class_table.svg")
     ends = t["ends"]
     names = [x for c, x in texts if c == "category"]
@@ -117,7 +122,7 @@ def pq(fig, report_json, gt_json, end):
     root, box, bars, texts = svg_parts(f"{fig}/pq_per_class_{end}.svg")
     names = [x for c, x in texts if c == "category"]
     shown = [c for c in cats if sum(r[str(c["id"])][k] for k in ("tp", "fp", "fn")) > 0]
-    if names != [c["name"] for c in shown]:
+    if names != [as_written(c["name"]) for c in shown]:
         fail(f"pq_per_class_{end}.svg: categories {names[:3]}... are not {[c['name'] for c in shown][:3]}...")
     for k, c in enumerate(shown):
         s = r[str(c["id"])]

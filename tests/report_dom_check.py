@@ -58,13 +58,18 @@ def summary_cells(rep):
     return [pct(rep[g][k]) for g in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq")]
 
 
+def as_written(name):
+    """A name as the page holds it (viz_put_escaped): the C0 controls XML cannot hold dropped."""
+    return "".join(ch for ch in name if ch >= " " or ch in "\t\n\r")
+
+
 def per_class_rows(rep, cats):
     rows = []
     for cat in cats:
         c = rep["per_class"].get(str(cat["id"]))
         if c is None or c["tp"] + c["fp"] + c["fn"] == 0:
             continue
-        rows.append([cat["name"], str(cat["id"]), "thing" if cat["isthing"] == 1 else "stuff",
+        rows.append([as_written(cat["name"]), str(cat["id"]), "thing" if cat["isthing"] == 1 else "stuff",
                      pct(c["pq"]), pct(c["sq"]), pct(c["rq"]), str(c["tp"]), str(c["fp"]), str(c["fn"])])
     return rows
 
@@ -112,7 +117,7 @@ def main():
         expect("per-class-%d" % k, want)
 
     ct = json.load(open(os.path.join(out, "class_table.json")))
-    names = {c["id"]: c["name"] for c in cats}
+    names = {c["id"]: as_written(c["name"]) for c in cats}
     got = p.tables.get("class-table", [])
     if len(got) != len(ct["classes"]):
         problems.append("class-table: %d rows, want %d" % (len(got), len(ct["classes"])))

@@ -12,26 +12,22 @@ set -u
 PY=${AVPS_PYTHON:-/usr/bin/python3}
 AVPS=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d /tmp/avps_report_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-ko() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$HERE/lib.sh"
+lib_start report
 check() { # WHAT HTML OUT KIND [SHOT]: report_dom_check.py's mismatches are the failure
     local what=$1; shift
     local msg
     msg=$("$PY" "$HERE/report_dom_check.py" "$1" "$2" "$T/w/val.json" "$3" ${4:+"$4"} 2>&1) && ok ||
         ko "$what: $(printf '%s' "$msg" | head -5)"
 }
-cd "$T" || exit 1
 
-"$AVPS" synth --out w --images 8 --heldout 8 --size 96x64 --seed 5 >/dev/null || ko "synth"
-# names a page must escape: markup, an ampersand, quotes
+lib_synth w 8 8
+# names a page must escape: markup, an ampersand, quotes; a control byte it leaves out
 "$PY" - <<'EOF' || ko "renaming categories"
 import json
 for f in ("w/val.json", "w/heldout.json"):
     d = json.load(open(f))
-    d["categories"][0]["name"] = "pe<b>rson</b> & \"co'"
+    d["categories"][0]["name"] = "pe<b>rson</b>\x01 & \"co'"
     d["categories"][-1]["name"] = "<script>alert(1)</script>"
     json.dump(d, open(f, "w"))
 EOF
@@ -100,14 +96,13 @@ else
     [ "$(id -u)" = 0 ] && flags="$flags --no-sandbox"
     for k in run tab; do
         kind=$([ $k = run ] && echo run || echo tables)
+        # one start per page (each costs seconds): the DOM it built and its screenshot, of one load
         # shellcheck disable=SC2086
-        timeout 60 "$CHROMIUM" $flags --dump-dom "file://$T/$k/report.html" >$k.dom 2>$k.err || ko "$k: chromium --dump-dom failed: $(tail -2 $k.err)"
-        # shellcheck disable=SC2086
-        timeout 60 "$CHROMIUM" $flags --window-size=1000,1200 --screenshot="$T/$k.png" "file://$T/$k/report.html" \
-            >/dev/null 2>>$k.err || ko "$k: chromium --screenshot failed: $(tail -2 $k.err)"
+        timeout 60 "$CHROMIUM" $flags --window-size=1000,1200 --screenshot="$T/$k.png" --dump-dom \
+            "file://$T/$k/report.html" >$k.dom 2>$k.err || ko "$k: chromium --dump-dom --screenshot failed: $(tail -2 $k.err)"
         grep -q '<tbody>' $k.dom && ok || ko "$k: the browser's DOM has no tables"
+        [ -s $k.png ] && ok || ko "$k: chromium wrote no screenshot"
         check "$k: the browser's DOM and screenshot" $k.dom $k $kind $k.png
     done
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+lib_finish

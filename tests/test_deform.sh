@@ -25,43 +25,66 @@ v2_groups2 1 6 9 8 5 3 3 1 1 1 2 1 2.5 6
 v1_groups2_1x3 1 4 6 10 2 1 3 2 0 1 2 0 6.0 7
 v2_far_outside 1 2 5 5 3 3 3 1 1 1 1 1 12.0 8"
 
+# One Python for all the cases, and one for all the comparisons: importing torch costs
+# seconds, which per case made most of the suite's time. Each prints a line per case.
+gen=$("$PY" - "$T" <<PYEOF 2>&1
+import sys, traceback, numpy as np, torch, torchvision.ops as ops
+for line in """$cases""".splitlines():
+    name, *a = line.split()
+    try:
+        d = f"{sys.argv[1]}/{name}"
+        n, c, h, w, o, kh, kw, s, p, dil, g, v2 = map(int, a[:12])
+        sc, seed = float(a[12]), int(a[13])
+        torch.manual_seed(seed)
+        x = torch.randn(n, c, h, w)
+        wt = torch.randn(o, c, kh, kw)
+        b = torch.randn(o)
+        ho = (h + 2 * p - (dil * (kh - 1) + 1)) // s + 1
+        wo = (w + 2 * p - (dil * (kw - 1) + 1)) // s + 1
+        off = (torch.rand(n, 2 * g * kh * kw, ho, wo) * 2 - 1) * sc
+        mask = torch.rand(n, g * kh * kw, ho, wo) if v2 else None
+        ref = ops.deform_conv2d(x, off, wt, b, stride=s, padding=p, dilation=dil, mask=mask)
+        # the cases must exercise what they claim: taps between pixels and off the map
+        fy = off[:, 0::2].numpy()
+        assert (np.abs(fy - np.round(fy)) > 1e-3).any(), "no tap between pixels"
+        assert (np.abs(off.numpy()) > p + 1).any(), "no tap off the map"
+        import os; os.makedirs(d)
+        for k, v in dict(input=x, weight=wt, bias=b, offset=off, mask=mask, expected=ref).items():
+            if v is not None:
+                np.save(f"{d}/{k}.npy", v.numpy().astype(np.float32))
+        print("made", name)
+    except Exception:
+        print("not made", name, traceback.format_exc().splitlines()[-1])
+PYEOF
+)
+compared=""
 while read -r name n c h w o kh kw s p d g v2 sc seed; do
-    D=$T/$name; mkdir -p "$D"
-    "$PY" - "$D" $n $c $h $w $o $kh $kw $s $p $d $g $v2 $sc $seed <<'PYEOF' || { ko "$name: generator"; continue; }
-import sys, numpy as np, torch, torchvision.ops as ops
-d = sys.argv[1]
-n, c, h, w, o, kh, kw, s, p, dil, g, v2 = map(int, sys.argv[2:14])
-sc, seed = float(sys.argv[14]), int(sys.argv[15])
-torch.manual_seed(seed)
-x = torch.randn(n, c, h, w)
-wt = torch.randn(o, c, kh, kw)
-b = torch.randn(o)
-ho = (h + 2 * p - (dil * (kh - 1) + 1)) // s + 1
-wo = (w + 2 * p - (dil * (kw - 1) + 1)) // s + 1
-off = (torch.rand(n, 2 * g * kh * kw, ho, wo) * 2 - 1) * sc
-mask = torch.rand(n, g * kh * kw, ho, wo) if v2 else None
-ref = ops.deform_conv2d(x, off, wt, b, stride=s, padding=p, dilation=dil, mask=mask)
-# the cases must exercise what they claim: taps between pixels and off the map
-fy = off[:, 0::2].numpy()
-assert (np.abs(fy - np.round(fy)) > 1e-3).any()
-assert (np.abs(off.numpy()) > p + 1).any()
-for k, v in dict(input=x, weight=wt, bias=b, offset=off, mask=mask, expected=ref).items():
-    if v is not None:
-        np.save(f"{d}/{k}.npy", v.numpy().astype(np.float32))
-PYEOF
-    "$TOOL" "$D" $s $p $d $g || { ko "$name: deform_tool failed"; continue; }
-    for out in out out_blas; do
-        "$PY" - "$D/$out.npy" "$D/expected.npy" <<'PYEOF' && ok || ko "$name: $out differs from torchvision"
-import sys, numpy as np
-a, e = np.load(sys.argv[1]).astype(np.float64), np.load(sys.argv[2]).astype(np.float64)
-if a.shape != e.shape:
-    sys.exit(f"shape {a.shape} vs {e.shape}")
-err = np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-30)
-if not err <= 1e-5:
-    sys.exit(f"relative L2 error {err:.3g}")
-PYEOF
-    done
+    printf '%s\n' "$gen" | grep -qx "made $name" || { ko "$name: generator: $(printf '%s\n' "$gen" | tail -1)"; continue; }
+    "$TOOL" "$T/$name" $s $p $d $g || { ko "$name: deform_tool failed"; continue; }
+    compared="$compared $name"
 done <<< "$cases"
+# per case, the plain and the BLAS GEMM outputs: a line "ok NAME OUT" or "no NAME: OUT, why"
+verdicts=0
+while read -r verdict rest; do
+    verdicts=$((verdicts + 1))
+    case $verdict in ok) ok ;; no) ko "$rest" ;; *) ko "$verdict $rest" ;; esac
+done < <("$PY" - "$T" $compared <<'PYEOF' 2>&1
+import sys, numpy as np
+for name in sys.argv[2:]:
+    for out in ("out", "out_blas"):
+        d = f"{sys.argv[1]}/{name}"
+        try:
+            a, e = np.load(f"{d}/{out}.npy").astype(np.float64), np.load(f"{d}/expected.npy").astype(np.float64)
+        except Exception as x:
+            print(f"no {name} {out}: {x}"); continue
+        if a.shape != e.shape:
+            print(f"no {name}: {out} differs from torchvision: shape {a.shape} vs {e.shape}"); continue
+        err = np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-30)
+        print(f"ok {name} {out}" if err <= 1e-5 else f"no {name}: {out} differs from torchvision: relative L2 error {err:.3g}")
+PYEOF
+)
+set -- $compared
+[ "$verdicts" = $(($# * 2)) ] || ko "the comparison gave $verdicts verdicts for $# cases"
 
 # a wrong offset shape is refused with a message, not read past its end
 D=$T/v2_3x3

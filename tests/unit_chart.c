@@ -1,6 +1,6 @@
 /* unit_chart.c: viz's chart model: refusals of charts that do not hold together, the
  * ticks, the layout both renderings share (a bar's end where its value says), NAN drawing
- * nothing, and the SVG's escaping of names. */
+ * nothing, and the escaping of names the SVG figures and the HTML page share. */
 #include "../viz/viz.h"
 #include "check.h"
 
@@ -57,7 +57,7 @@ int main(void) {
     snprintf(path, sizeof path, "%s/c.svg", dir);
     CHECK(t, viz_chart_write(&c, path, &err) == 0);
     char *svg = slurp(path);
-    CHECK(t, svg && strstr(svg, ">a&lt;b</text>") && strstr(svg, ">c&amp;d&quot;e&apos;</text>") &&
+    CHECK(t, svg && strstr(svg, ">a&lt;b</text>") && strstr(svg, ">c&amp;d&quot;e&#39;</text>") &&
                  strstr(svg, ">plain</text>"));
     /* two bars drawn (NAN none), the first outlined, and 50 % of the width long */
     size_t bars = 0;
@@ -75,5 +75,19 @@ int main(void) {
     CHECK(t, viz_chart_write(&c, path, &err) == 0 && access(path, F_OK) == 0);
     unlink(path);
     rmdir(dir);
+
+    /* the escaper alone: the five characters as references, XML's whitespace kept, the
+     * control bytes XML cannot hold dropped, UTF-8 untouched */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    CHECK(t, mem != NULL);
+    if (mem) {
+        viz_put_escaped(mem, "<a href=\"x\">Tom's &amp;</a>\t\n\r\x01\x1f\x7f\xc3\xa9");
+        viz_put_escaped(mem, NULL);
+        fclose(mem);
+        CHECK(t, text && strcmp(text, "&lt;a href=&quot;x&quot;&gt;Tom&#39;s &amp;amp;&lt;/a&gt;\t\n\r\x7f\xc3\xa9") == 0);
+        free(text);
+    }
     return check_report(t);
 }

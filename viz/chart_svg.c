@@ -7,24 +7,10 @@
 
 #define FONT "font-family=\"DejaVu Sans, sans-serif\""
 
-static void put_escaped(FILE *fp, const char *s) {
-    for (; s && *s; s++)
-        switch (*s) {
-        case '<': fputs("&lt;", fp); break;
-        case '>': fputs("&gt;", fp); break;
-        case '&': fputs("&amp;", fp); break;
-        case '"': fputs("&quot;", fp); break;
-        case '\'': fputs("&apos;", fp); break;
-        default:
-            if ((unsigned char)*s >= 0x20 || *s == '\t')
-                fputc(*s, fp); /* other control bytes are not XML */
-        }
-}
-
 static void put_text(FILE *fp, const char *cls, double x, double y, const char *anchor, int px, const char *s) {
     fprintf(fp, "<text class=\"%s\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"%d\" %s>", cls, x, y,
             anchor, px, FONT);
-    put_escaped(fp, s);
+    viz_put_escaped(fp, s);
     fputs("</text>\n", fp);
 }
 

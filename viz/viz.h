@@ -55,6 +55,11 @@ int viz_draw_layer(viz_canvas *c, int x, int y, const viz_layer *layer, double a
  * jittered by the segment's number, so that neighbouring instances differ. */
 void viz_segment_color(const pan_category *cat, uint32_t segment_number, uint8_t rgb[3]);
 
+/* Writes s as text or a quoted attribute value of HTML or XML (the report page, the SVG
+ * figures): & < > " ' as &amp; &lt; &gt; &quot; &#39;; the C0 control bytes other than tab,
+ * LF and CR, which XML cannot hold, left out; all other bytes (UTF-8) as they are. */
+void viz_put_escaped(FILE *fp, const char *s);
+
 /* ---- charts (chart.c: the model and its layout; chart_svg.c, chart_png.c: the two renderings)
  *
  * A chart is plain data: a title, axis labels and series, drawn either as grouped bars or
