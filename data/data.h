@@ -258,6 +258,8 @@ void rle_decode(const rle_mask *r, uint8_t *mask);
 char *rle_to_string(const rle_mask *r);
 /* Fails (-1) on a malformed string or runs that do not add up to h x w. */
 int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out);
+/* The same for the len characters at s (no terminating NUL needed). */
+int rle_from_chars(const char *s, size_t len, uint32_t h, uint32_t w, rle_mask *out);
 /* Uncompressed RLE: the counts as a list, as COCO stores crowds. Checks the sum. */
 int rle_from_counts(const uint32_t *counts, size_t m, uint32_t h, uint32_t w, rle_mask *out);
 uint64_t rle_area(const rle_mask *r);

@@ -4,6 +4,7 @@
  * cJSON never holds more than one detection's tree per thread; the elements are split
  * over threads once one scan has found their bounds. */
 #include "data.h"
+#include "results_scan.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -458,6 +459,48 @@ static int parse_result(const results_state *st, const cJSON *a, size_t pos, ins
     return 0;
 }
 
+/* parse_result for an object result_scan read: the same result, or 0 ("read it with
+ * cJSON") wherever parse_result would fail, so that the error message is parse_result's. */
+static int result_from_fields(const results_state *st, const result_fields *f, size_t pos, inst_annotation *out,
+                              int *kept) {
+    inst_annotation o = {0};
+    *kept = 0;
+    if (f->image_id != floor(f->image_id) || fabs(f->image_id) > 9e15 || f->category_id != floor(f->category_id) ||
+        f->category_id < INT32_MIN || f->category_id > INT32_MAX)
+        return 0;
+    o.image_id = (int64_t)f->image_id;
+    o.category_id = (int32_t)f->category_id;
+    long img = inst_image_index(st->gt, o.image_id);
+    if (img < 0 || (st->masks_only && inst_category_index(st->gt, o.category_id) < 0))
+        return 0;
+    o.score = f->score;
+    o.id = (int64_t)pos + 1;
+    if (st->keep && !st->keep(st->ctx, (size_t)img))
+        return 1;
+    const inst_image *i = &st->gt->images[img];
+    if (f->has_bbox)
+        memcpy(o.bbox, f->bbox, sizeof o.bbox);
+    else if (st->bbox_branch)
+        return 0;
+    if (st->type == IOU_SEGM || !st->bbox_branch) {
+        if (f->size[0] != i->height || f->size[1] != i->width ||
+            rle_from_chars(f->counts, f->counts_len, i->height, i->width, &o.rle) != 0)
+            return 0;
+    }
+    if (st->bbox_branch) {
+        o.area = o.bbox[2] * o.bbox[3];
+    } else {
+        o.area = (double)rle_area(&o.rle);
+        if (!f->has_bbox)
+            rle_bbox(&o.rle, o.bbox);
+    }
+    if (st->type == IOU_BBOX)
+        rle_free(&o.rle);
+    *out = o;
+    *kept = 1;
+    return 1;
+}
+
 static int first_has_bbox(const cJSON *a) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(a, "bbox");
     return b && !(cJSON_IsArray(b) && cJSON_GetArraySize(b) == 0);
@@ -536,6 +579,7 @@ typedef struct {
     size_t n_kept;
     int failed;
     avps_error err;
+    result_scratch scratch; /* result_scan's unescaped counts */
 } results_chunk;
 
 /* Parses one chunk in order, stopping at its first error (the earliest in the chunk). */
@@ -545,23 +589,31 @@ static void *results_chunk_parse(void *arg) {
     char what[96];
     for (size_t pos = c->first; pos < c->last; pos++) {
         const result_span *s = &c->spans[pos];
+        result_fields f;
+        int kept = 0;
+        if (result_scan(s->begin, s->end, &c->scratch, &f) &&
+            result_from_fields(c->st, &f, pos, &c->out[c->first + c->n_kept], &kept)) {
+            c->n_kept += (size_t)kept;
+            continue;
+        }
         const char *bad = NULL;
         cJSON *a = cJSON_ParseWithLengthOpts(s->begin, (size_t)(s->end - s->begin), &bad, 0);
         if (!a) {
             snprintf(what, sizeof what, "result %zu", pos);
             results_syntax_error(path, c->text, bad ? bad : s->begin, what, "", &c->err);
             c->failed = 1;
-            return NULL;
+            break;
         }
-        int kept = 0;
         int rc = parse_result(c->st, a, pos, &c->out[c->first + c->n_kept], &kept, &c->err);
         cJSON_Delete(a);
         if (rc != 0) {
             c->failed = 1;
-            return NULL;
+            break;
         }
         c->n_kept += (size_t)kept;
     }
+    free(c->scratch.buf);
+    c->scratch = (result_scratch){0};
     return NULL;
 }
 
@@ -581,7 +633,8 @@ static int results_parse_spans(results_state *st, const char *text, const result
         return avps_fail(err, "%s: out of memory", path);
     }
     for (size_t t = 0; t < t_n; t++)
-        chunks[t] = (results_chunk){st, text, spans, n * t / t_n, n * (t + 1) / t_n, st->ds->annotations, 0, 0, {{0}}};
+        chunks[t] = (results_chunk){st, text, spans, n * t / t_n, n * (t + 1) / t_n, st->ds->annotations,
+                                    0, 0, {{0}}, {0}};
     for (size_t t = 1; t < t_n; t++)
         started[t] = pthread_create(&tids[t], NULL, results_chunk_parse, &chunks[t]) == 0;
     results_chunk_parse(&chunks[0]);
