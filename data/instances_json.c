@@ -369,14 +369,27 @@ inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, v
 
 /* ---- results ---------------------------------------------------------------------- */
 
+/* The closing quote of the string whose first character is at p, or NULL: the first '"'
+ * after an even number of backslashes (each escapes the character after it). memchr, as
+ * the strings (RLE counts) are most of a results file's bytes. */
+static const char *string_end(const char *p, const char *end) {
+    for (const char *q; (q = memchr(p, '"', (size_t)(end - p))); p = q + 1) {
+        size_t slashes = 0;
+        while (q - slashes > p && q[-1 - (ptrdiff_t)slashes] == '\\')
+            slashes++;
+        if (slashes % 2 == 0)
+            return q;
+    }
+    return NULL;
+}
+
 /* The end of the JSON value starting at p (an object or array), skipping strings. */
 static const char *value_end(const char *p, const char *end) {
     int depth = 0;
     for (; p < end; p++) {
         if (*p == '"') {
-            for (p++; p < end && *p != '"'; p++)
-                if (*p == '\\')
-                    p++;
+            if (!(p = string_end(p + 1, end)))
+                return NULL;
         } else if (*p == '{' || *p == '[') {
             depth++;
         } else if (*p == '}' || *p == ']') {
