@@ -158,7 +158,15 @@ void inst_dataset_free(inst_dataset *ds) {
     free(ds->category_names);
     free(ds->category_ids);
     free(ds->path);
+    free(ds->text);
     free(ds);
+}
+
+const rle_mask *inst_annotation_mask(const inst_annotation *a, rle_mask *tmp) {
+    if (!a->counts)
+        return &a->rle;
+    /* checked when it was read: only memory can fail */
+    return rle_from_chars(a->counts, a->counts_len, a->counts_escaped, a->rle.h, a->rle.w, tmp) == 0 ? tmp : NULL;
 }
 
 static int image_cmp(const void *a, const void *b) {
@@ -413,6 +421,7 @@ typedef struct {
     int bbox_branch; /* loadRes takes its branch from the first result */
     int masks_only;  /* inst_masks_load: no bbox branch, known categories */
     int need_score;
+    int keep_compressed; /* segm masks stay counts strings in the text (inst_annotation_mask) */
     inst_keep_fn keep;
     void *ctx;
 } results_state;
@@ -496,8 +505,8 @@ static int result_from_fields(const results_state *st, const result_fields *f, s
     else if (st->bbox_branch)
         return 0;
     if (st->type == IOU_SEGM || !st->bbox_branch) {
-        if (f->size[0] != i->height || f->size[1] != i->width ||
-            rle_from_chars(f->counts, f->counts_len, i->height, i->width, &o.rle) != 0)
+        if (f->size[0] != i->height || f->size[1] != i->width || f->counts_len > UINT32_MAX ||
+            rle_from_chars(f->counts, f->counts_len, f->counts_escaped, i->height, i->width, &o.rle) != 0)
             return 0;
     }
     if (st->bbox_branch) {
@@ -507,8 +516,13 @@ static int result_from_fields(const results_state *st, const result_fields *f, s
         if (!f->has_bbox)
             rle_bbox(&o.rle, o.bbox);
     }
-    if (st->type == IOU_BBOX)
+    if (st->type == IOU_BBOX) {
         rle_free(&o.rle);
+    } else if (st->keep_compressed) { /* checked and measured: decoded again when evaluated */
+        rle_free(&o.rle);
+        o.rle = (rle_mask){.h = i->height, .w = i->width, .m = 0, .cnts = NULL};
+        o.counts = f->counts, o.counts_len = (uint32_t)f->counts_len, o.counts_escaped = f->counts_escaped;
+    }
     *out = o;
     *kept = 1;
     return 1;
@@ -592,7 +606,6 @@ typedef struct {
     size_t n_kept;
     int failed;
     avps_error err;
-    result_scratch scratch; /* result_scan's unescaped counts */
 } results_chunk;
 
 /* Parses one chunk in order, stopping at its first error (the earliest in the chunk). */
@@ -604,7 +617,7 @@ static void *results_chunk_parse(void *arg) {
         const result_span *s = &c->spans[pos];
         result_fields f;
         int kept = 0;
-        if (result_scan(s->begin, s->end, &c->scratch, &f) &&
+        if (result_scan(s->begin, s->end, &f) &&
             result_from_fields(c->st, &f, pos, &c->out[c->first + c->n_kept], &kept)) {
             c->n_kept += (size_t)kept;
             continue;
@@ -625,8 +638,6 @@ static void *results_chunk_parse(void *arg) {
         }
         c->n_kept += (size_t)kept;
     }
-    free(c->scratch.buf);
-    c->scratch = (result_scratch){0};
     return NULL;
 }
 
@@ -647,7 +658,7 @@ static int results_parse_spans(results_state *st, const char *text, const result
     }
     for (size_t t = 0; t < t_n; t++)
         chunks[t] = (results_chunk){st, text, spans, n * t / t_n, n * (t + 1) / t_n, st->ds->annotations,
-                                    0, 0, {{0}}, {0}};
+                                    0, 0, {{0}}};
     for (size_t t = 1; t < t_n; t++)
         started[t] = pthread_create(&tids[t], NULL, results_chunk_parse, &chunks[t]) == 0;
     results_chunk_parse(&chunks[0]);
@@ -724,7 +735,10 @@ static inst_dataset *results_run(results_state *st, const char *path, char *text
         return NULL;
     }
     int rc = parse_results(st, text, len, threads, err);
-    free(text);
+    if (rc == 0 && st->keep_compressed)
+        st->ds->text = text; /* the masks' counts strings are in it */
+    else
+        free(text);
     if (rc != 0) {
         inst_dataset_free(st->ds);
         return NULL;
@@ -732,19 +746,24 @@ static inst_dataset *results_run(results_state *st, const char *path, char *text
     return st->ds;
 }
 
-inst_dataset *inst_results_load_threads(const char *path, const inst_dataset *gt, iou_type type,
-                                        inst_keep_fn keep, void *ctx, int threads, avps_error *err) {
+static inst_dataset *results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
+                                  void *ctx, int threads, int keep_compressed, avps_error *err) {
     size_t len;
     char *text = file_read_all(path, &len, err);
     if (!text)
         return NULL;
-    results_state st = {dataset_new(path), gt, type, 0, 0, 1, keep, ctx};
+    results_state st = {dataset_new(path), gt, type, 0, 0, 1, keep_compressed, keep, ctx};
     return results_run(&st, path, text, len, threads, err);
+}
+
+inst_dataset *inst_results_load_threads(const char *path, const inst_dataset *gt, iou_type type,
+                                        inst_keep_fn keep, void *ctx, int threads, avps_error *err) {
+    return results_load(path, gt, type, keep, ctx, threads, 1, err);
 }
 
 inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
                                 void *ctx, avps_error *err) {
-    return inst_results_load_threads(path, gt, type, keep, ctx, 1, err);
+    return results_load(path, gt, type, keep, ctx, 1, 0, err);
 }
 
 inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need_score, inst_keep_fn keep,
@@ -753,7 +772,7 @@ inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need
     char *text = file_read_all(path, &len, err);
     if (!text)
         return NULL;
-    results_state st = {dataset_new(path), gt, IOU_SEGM, 0, 1, need_score, keep, ctx};
+    results_state st = {dataset_new(path), gt, IOU_SEGM, 0, 1, need_score, 0, keep, ctx};
     return results_run(&st, path, text, len, 1, err);
 }
 

@@ -113,41 +113,24 @@ static int key_is(const char *k, size_t k_len, const char *name) {
     return strlen(name) == k_len && memcmp(k, name, k_len) == 0;
 }
 
-/* The counts string at p: no escapes but "\\"; unescaped into the scratch when it has
- * any. */
-static const char *scan_counts(const char *p, const char *end, result_scratch *scratch, result_fields *f) {
+/* The counts string at p: no escape but "\\", no control character. */
+static const char *scan_counts(const char *p, const char *end, result_fields *f) {
     if (p == end || *p != '"')
         return NULL;
     const char *s = ++p;
-    size_t escapes = 0;
+    int escaped = 0;
     for (; p < end && *p != '"'; p++) {
         if ((unsigned char)*p < 0x20)
             return NULL;
         if (*p == '\\') {
             if (p + 1 == end || p[1] != '\\')
                 return NULL;
-            p++, escapes++;
+            p++, escaped = 1;
         }
     }
     if (p == end)
         return NULL;
-    size_t n = (size_t)(p - s);
-    if (!escapes) {
-        f->counts = s, f->counts_len = n;
-        return p + 1;
-    }
-    if (scratch->cap < n) {
-        char *grown = realloc(scratch->buf, n);
-        if (!grown)
-            return NULL;
-        scratch->buf = grown, scratch->cap = n;
-    }
-    size_t o = 0;
-    for (const char *q = s; q < p; q++) {
-        scratch->buf[o++] = *q;
-        q += *q == '\\';
-    }
-    f->counts = scratch->buf, f->counts_len = o;
+    f->counts = s, f->counts_len = (size_t)(p - s), f->counts_escaped = escaped;
     return p + 1;
 }
 
@@ -167,7 +150,7 @@ static const char *scan_numbers(const char *p, const char *end, double *v, int n
 }
 
 /* {"size": [H, W], "counts": "..."}, in either order. */
-static const char *scan_segmentation(const char *p, const char *end, result_scratch *scratch, result_fields *f) {
+static const char *scan_segmentation(const char *p, const char *end, result_fields *f) {
     int seen = 0;
     if (p == end || *p != '{')
         return NULL;
@@ -185,7 +168,7 @@ static const char *scan_segmentation(const char *p, const char *end, result_scra
         if (!bit || (seen & bit))
             return NULL;
         seen |= bit;
-        if (!(p = bit == 1 ? scan_numbers(p, end, f->size, 2) : scan_counts(p, end, scratch, f)))
+        if (!(p = bit == 1 ? scan_numbers(p, end, f->size, 2) : scan_counts(p, end, f)))
             return NULL;
         p = skip_ws(p, end);
         if (p < end && *p == '}')
@@ -198,7 +181,7 @@ static const char *scan_segmentation(const char *p, const char *end, result_scra
 
 enum { HAS_IMAGE = 1, HAS_CATEGORY = 2, HAS_SCORE = 4, HAS_BBOX = 8, HAS_SEGMENTATION = 16 };
 
-int result_scan(const char *begin, const char *end, result_scratch *scratch, result_fields *f) {
+int result_scan(const char *begin, const char *end, result_fields *f) {
     const char *p = begin;
     int seen = 0;
     if (p == end || *p != '{')
@@ -223,7 +206,7 @@ int result_scan(const char *begin, const char *end, result_scratch *scratch, res
         else if (key_is(k, k_len, "bbox"))
             bit = HAS_BBOX, p = scan_numbers(p, end, f->bbox, 4);
         else if (key_is(k, k_len, "segmentation"))
-            bit = HAS_SEGMENTATION, p = scan_segmentation(p, end, scratch, f);
+            bit = HAS_SEGMENTATION, p = scan_segmentation(p, end, f);
         if (!bit || !p || (seen & bit))
             return 0;
         seen |= bit;

@@ -10,23 +10,17 @@
 typedef struct {
     double image_id, category_id, score, bbox[4], size[2];
     int has_bbox;
-    const char *counts; /* the counts string, unescaped: in the text or in the scratch */
+    const char *counts;  /* the counts string as it is in the text (between the quotes) */
     size_t counts_len;
+    int counts_escaped;  /* it holds "\\" (a backslash of the RLE alphabet); no other escape */
 } result_fields;
-
-/* A buffer the scanner unescapes counts strings into ("\\" is a character of the RLE
- * alphabet); one per thread, freed with free(scratch->buf). */
-typedef struct {
-    char *buf;
-    size_t cap;
-} result_scratch;
 
 /* Reads the object in [begin, end) (end just past its '}'). Returns 1 with *f filled
  * when the object is strict JSON of the shape above, with every number a strict JSON
  * number whose value is what strtod gives (as cJSON reads it); 0 for anything else
  * (other keys, repeated keys, escapes other than "\\", other whitespace, other types,
- * malformed text, out of memory): the caller then reads the object with cJSON, which
- * gives the answer or the error message. */
-int result_scan(const char *begin, const char *end, result_scratch *scratch, result_fields *f);
+ * malformed text): the caller then reads the object with cJSON, which gives the answer
+ * or the error message. */
+int result_scan(const char *begin, const char *end, result_fields *f);
 
 #endif

@@ -134,12 +134,15 @@ char *rle_to_string(const rle_mask *r) {
 }
 
 /* Reads one value at *ps, before end; -1 on a character outside the alphabet, a string
- * that ends inside a value, or a value longer than any run delta can be. */
-static int get_value(const char **ps, const char *end, int64_t *out) {
+ * that ends inside a value, or a value longer than any run delta can be. With
+ * json_escaped, the two characters "\\" stand for the one backslash of the alphabet. */
+static int get_value(const char **ps, const char *end, int json_escaped, int64_t *out) {
     const char *s = *ps;
     int64_t x = 0;
-    for (int k = 0; k < MAX_CHUNKS && s + k < end; k++) {
-        int ch = (unsigned char)s[k];
+    for (int k = 0; k < MAX_CHUNKS && s < end; k++) {
+        int ch = (unsigned char)*s++;
+        if (ch == '\\' && json_escaped && (s == end || *s++ != '\\'))
+            return -1;
         if (ch < CHAR_BASE || ch >= CHAR_BASE + 64)
             return -1;
         int c = ch - CHAR_BASE;
@@ -148,7 +151,7 @@ static int get_value(const char **ps, const char *end, int64_t *out) {
             /* Sign extension: the bits above are all 0, so OR-ing in ones is a subtraction. */
             if (c & CHUNK_SIGN)
                 x -= (int64_t)1 << (CHUNK_BITS * (k + 1));
-            *ps = s + k + 1;
+            *ps = s;
             *out = x;
             return 0;
         }
@@ -156,7 +159,7 @@ static int get_value(const char **ps, const char *end, int64_t *out) {
     return -1;
 }
 
-int rle_from_chars(const char *s, size_t len, uint32_t h, uint32_t w, rle_mask *out) {
+int rle_from_chars(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, rle_mask *out) {
     *out = (rle_mask){.h = h, .w = w, .m = 0, .cnts = NULL};
     const char *end = s + len;
     uint32_t *cnts = malloc((len ? len : 1) * sizeof *cnts); /* at least a character a run */
@@ -166,7 +169,7 @@ int rle_from_chars(const char *s, size_t len, uint32_t h, uint32_t w, rle_mask *
     size_t m = 0;
     while (s < end) {
         int64_t x;
-        if (get_value(&s, end, &x) != 0)
+        if (get_value(&s, end, json_escaped, &x) != 0)
             goto fail;
         if (m > 2)
             x += cnts[m - 2];
@@ -187,7 +190,7 @@ fail:
 }
 
 int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out) {
-    return rle_from_chars(s, strlen(s), h, w, out);
+    return rle_from_chars(s, strlen(s), 0, h, w, out);
 }
 
 static uint64_t run_sum(const uint32_t *cnts, size_t m) {
