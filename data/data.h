@@ -261,6 +261,9 @@ int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out);
 /* The same for the len characters at s (no terminating NUL needed); with json_escaped,
  * s is the string as JSON text, where the two characters \\ stand for one backslash. */
 int rle_from_chars(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, rle_mask *out);
+/* rle_from_chars's checks without keeping the runs: 0 and the mask's area (rle_area),
+ * or -1 where rle_from_chars would fail. */
+int rle_chars_area(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, uint64_t *area);
 /* Uncompressed RLE: the counts as a list, as COCO stores crowds. Checks the sum. */
 int rle_from_counts(const uint32_t *counts, size_t m, uint32_t h, uint32_t w, rle_mask *out);
 uint64_t rle_area(const rle_mask *r);

@@ -504,15 +504,22 @@ static int result_from_fields(const results_state *st, const result_fields *f, s
         memcpy(o.bbox, f->bbox, sizeof o.bbox);
     else if (st->bbox_branch)
         return 0;
+    /* a mask kept compressed is only checked (and measured) here, unless its box is needed */
+    int check_only = st->type == IOU_SEGM && st->keep_compressed && (st->bbox_branch || f->has_bbox);
+    uint64_t pixels = 0;
     if (st->type == IOU_SEGM || !st->bbox_branch) {
-        if (f->size[0] != i->height || f->size[1] != i->width || f->counts_len > UINT32_MAX ||
-            rle_from_chars(f->counts, f->counts_len, f->counts_escaped, i->height, i->width, &o.rle) != 0)
+        if (f->size[0] != i->height || f->size[1] != i->width || f->counts_len > UINT32_MAX)
             return 0;
+        if (check_only ? rle_chars_area(f->counts, f->counts_len, f->counts_escaped, i->height, i->width, &pixels)
+                       : rle_from_chars(f->counts, f->counts_len, f->counts_escaped, i->height, i->width, &o.rle))
+            return 0;
+        if (!check_only)
+            pixels = rle_area(&o.rle);
     }
     if (st->bbox_branch) {
         o.area = o.bbox[2] * o.bbox[3];
     } else {
-        o.area = (double)rle_area(&o.rle);
+        o.area = (double)pixels;
         if (!f->has_bbox)
             rle_bbox(&o.rle, o.bbox);
     }

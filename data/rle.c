@@ -189,6 +189,27 @@ fail:
     return -1;
 }
 
+int rle_chars_area(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, uint64_t *area) {
+    const char *end = s + len;
+    uint64_t sum = 0, total = (uint64_t)h * w, ones = 0;
+    int64_t before_last = 0, last = 0; /* runs m-2 and m-1: the deltas' bases */
+    for (size_t m = 0; s < end; m++) {
+        int64_t x;
+        if (get_value(&s, end, json_escaped, &x) != 0)
+            return -1;
+        if (m > 2)
+            x += before_last;
+        if (x < 0 || x > UINT32_MAX || (sum += (uint64_t)x) > total)
+            return -1;
+        ones += m % 2 ? (uint64_t)x : 0;
+        before_last = last, last = x;
+    }
+    if (sum != total)
+        return -1;
+    *area = ones;
+    return 0;
+}
+
 int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out) {
     return rle_from_chars(s, strlen(s), 0, h, w, out);
 }

@@ -162,15 +162,20 @@ static void test_escaped_counts(check_tally *t) {
                 esc[n++] = '\\', with_backslash++;
             esc[n++] = *c;
         }
+        uint64_t area = 0;
         bad += !str || rle_from_chars(esc, n, 1, 1, total, &got) != 0 || got.m != r.m ||
                memcmp(got.cnts, r.cnts, r.m * sizeof *r.cnts) != 0;
+        bad += rle_chars_area(esc, n, 1, 1, total, &area) != 0 || area != rle_area(&r);
+        bad += rle_chars_area(esc, n, 1, 1, total + 1, &area) != -1 || rle_chars_area(esc, n - 1, 1, 1, total, &area) != -1;
         rle_free(&got);
         rle_free(&r);
         free(str);
     }
     CHECK(t, bad == 0 && with_backslash > 100);
     rle_mask r;
+    uint64_t area;
     CHECK(t, rle_from_chars("0\\", 2, 1, 1, 1, &r) == -1);        /* a lone backslash */
+    CHECK(t, rle_chars_area("0\\", 2, 1, 1, 1, &area) == -1);
     CHECK(t, rle_from_chars("1", 1, 1, 1, 1, &r) == 0 && r.m == 1 && r.cnts[0] == 1); /* one 0 pixel */
     rle_free(&r);
 }
