@@ -209,6 +209,11 @@ uint32_t png_reader_height(const png_reader *r);
 unsigned png_reader_source_depth(const png_reader *r);
 /* Decodes the next row into rgb (3 * width bytes). */
 int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err);
+/* As png_reader_read_row, without a copy where the reader holds the row as RGB already:
+ * returns the row, either inside the reader (valid until its next read) or rgb, or NULL
+ * on error. rgb must hold 3 * width + 1 bytes; either way one byte after the row's end
+ * can be read (what it holds is unspecified). */
+const uint8_t *png_reader_next_row(png_reader *r, uint8_t *rgb, avps_error *err);
 void png_reader_free(png_reader *r);
 
 /* Writes an 8-bit RGB PNG atomically. */

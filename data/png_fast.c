@@ -135,11 +135,20 @@ static uint32_t load4(const uint8_t *p) {
     return v;
 }
 
+static uint64_t load8(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
 static void store_pixel(uint8_t *p, uint32_t v, unsigned bpp) {
-    if (bpp == 3)
-        memcpy(p, &v, 3);
-    else
+    if (bpp == 3) {
+        uint16_t low = (uint16_t)v;
+        memcpy(p, &low, 2);
+        p[2] = (uint8_t)(v >> 16);
+    } else {
         memcpy(p, &v, 4);
+    }
 }
 
 /* (a + b) mod 256 in each byte lane. */
@@ -149,12 +158,60 @@ static uint32_t add_lanes(uint32_t a, uint32_t b) {
 
 static uint32_t pixel_lanes(unsigned bpp) { return bpp == 3 ? 0xffffffu : 0xffffffffu; }
 
+/* Flat regions, most of a panoptic PNG, filter to zeros under Sub and Paeth, and there
+ * the serial chain through the left pixel can be cut: 4 pixels (12 or 16 bytes, a
+ * "quad") whose filtered bytes are all zero repeat the pixel on their left (Sub, and
+ * Paeth where the row above repeats its own left pixel, which makes Paeth predict left)
+ * or copy the row above (Paeth where the left pixel equals the one above-left, which
+ * makes it predict above; once copied, that stays true along the quad). Callers keep
+ * 16 bytes of the row after i, so the 8-byte loads stay inside it. */
+static int quad_is_zero(const uint8_t *p, unsigned bpp) {
+    return (load8(p) | (bpp == 3 ? load4(p + 8) : load8(p + 8))) == 0;
+}
+
+/* Whether each byte of the quad at p equals the byte one pixel to its left. */
+static int quad_repeats_left(const uint8_t *p, unsigned bpp) {
+    return load8(p) == load8(p - bpp) && (bpp == 3 ? load4(p + 8) == load4(p + 5) : load8(p + 8) == load8(p + 4));
+}
+
+/* Writes pixel (its bpp bytes in the low lanes) 4 times from p. */
+static void quad_fill(uint8_t *p, uint32_t pixel, unsigned bpp) {
+    if (bpp == 3) {
+        uint64_t lanes8 = (uint64_t)pixel * 0x0001000001000001u; /* bytes 0-7 of 3-periodic */
+        uint32_t lanes4 = (uint32_t)(lanes8 >> 16);              /* bytes 8-11 = bytes 2-5 */
+        memcpy(p, &lanes8, 8);
+        memcpy(p + 8, &lanes4, 4);
+    } else {
+        uint64_t lanes8 = (uint64_t)pixel * 0x0000000100000001u;
+        memcpy(p, &lanes8, 8);
+        memcpy(p + 8, &lanes8, 8);
+    }
+}
+
+static void quad_copy(uint8_t *p, const uint8_t *from, unsigned bpp) {
+    uint64_t lanes8 = load8(from);
+    memcpy(p, &lanes8, 8);
+    if (bpp == 3) {
+        uint32_t lanes4 = load4(from + 8);
+        memcpy(p + 8, &lanes4, 4);
+    } else {
+        lanes8 = load8(from + 8);
+        memcpy(p + 8, &lanes8, 8);
+    }
+}
+
 static void unfilter_sub(uint8_t *row, size_t stride, unsigned bpp) {
     uint32_t lanes = pixel_lanes(bpp), left = load4(row) & lanes;
-    for (size_t i = bpp; i < stride; i += bpp) {
+    for (size_t i = bpp; i < stride;) {
+        if (i + 16 <= stride && quad_is_zero(row + i, bpp)) {
+            quad_fill(row + i, left, bpp);
+            i += 4 * bpp;
+            continue;
+        }
         uint32_t out = add_lanes(load4(row + i), left);
         store_pixel(row + i, out, bpp);
         left = out & lanes;
+        i += bpp;
     }
 }
 
@@ -166,18 +223,33 @@ static uint32_t paeth_lanes(uint32_t a, uint32_t b, uint32_t c) {
 }
 
 /* Where the pixel above equals the one above-left, Paeth predicts the left pixel; where
- * the left equals the above-left, the one above: in flat regions (most of a panoptic
- * PNG) a pixel costs two comparisons. */
+ * the left equals the above-left, the one above: in flat regions a pixel costs two
+ * comparisons, and a quad of zeros (see quad_is_zero) a few. */
 static void unfilter_paeth(uint8_t *row, const uint8_t *above, size_t stride, unsigned bpp) {
     uint32_t lanes = pixel_lanes(bpp), left = add_lanes(load4(row), load4(above) & lanes);
     store_pixel(row, left, bpp);
     left &= lanes;
-    for (size_t i = bpp; i < stride; i += bpp) {
-        uint32_t b = load4(above + i) & lanes, c = load4(above + i - bpp) & lanes;
+    for (size_t i = bpp; i < stride;) {
+        uint32_t c = load4(above + i - bpp) & lanes;
+        if (i + 16 <= stride && quad_is_zero(row + i, bpp)) {
+            if (quad_repeats_left(above + i, bpp)) {
+                quad_fill(row + i, left, bpp);
+                i += 4 * bpp;
+                continue;
+            }
+            if (left == c) {
+                quad_copy(row + i, above + i, bpp);
+                i += 4 * bpp;
+                left = load4(above + i - bpp) & lanes; /* what was copied, read where no store is pending */
+                continue;
+            }
+        }
+        uint32_t b = load4(above + i) & lanes;
         uint32_t predicted = b == c ? left : left == c ? b : paeth_lanes(left, b, c);
         uint32_t out = add_lanes(load4(row + i), predicted);
         store_pixel(row + i, out, bpp);
         left = out & lanes;
+        i += bpp;
     }
 }
 
@@ -203,20 +275,18 @@ static int unfilter(uint8_t *row, const uint8_t *above, size_t stride, unsigned 
     return -1;
 }
 
-int png_fast_read_row(png_fast *f, uint8_t *rgb) {
+const uint8_t *png_fast_next_row(png_fast *f, uint8_t *rgb) {
     size_t stride = (size_t)f->width * f->bpp;
     if (f->next_row >= f->height)
-        return -1;
+        return NULL;
     uint8_t *row = f->pixels + (size_t)f->next_row * (stride + 1);
     const uint8_t *above = f->next_row ? row - stride : f->zero_row;
     if (unfilter(row + 1, above, stride, f->bpp, row[0]) != 0)
-        return -1;
-    if (f->bpp == 3) {
-        memcpy(rgb, row + 1, stride);
-    } else {
-        for (uint32_t x = 0; x < f->width; x++)
-            memcpy(rgb + 3 * x, row + 1 + 4 * x, 3);
-    }
+        return NULL;
     f->next_row++;
-    return 0;
+    if (f->bpp == 3)
+        return row + 1; /* followed by the next row's filter byte or the buffer's slack */
+    for (uint32_t x = 0; x < f->width; x++)
+        memcpy(rgb + 3 * x, row + 1 + 4 * x, 3);
+    return rgb;
 }

@@ -18,7 +18,9 @@ typedef struct {
 /* 1: decoded, rows ready; 0: not a kind this path reads (use libpng); -1: corrupt, with
  * the reason in *why. */
 int png_fast_open(const uint8_t *data, size_t n, png_fast *f, png_buffer *keep, const char **why);
-int png_fast_read_row(png_fast *f, uint8_t *rgb);
+/* The next row as RGB: in place for RGB files, else converted into rgb; NULL for an
+ * unknown filter. */
+const uint8_t *png_fast_next_row(png_fast *f, uint8_t *rgb);
 void png_fast_release(png_fast *f);
 
 #endif

@@ -239,24 +239,38 @@ uint32_t png_reader_width(const png_reader *r) { return r->width; }
 uint32_t png_reader_height(const png_reader *r) { return r->height; }
 unsigned png_reader_source_depth(const png_reader *r) { return r->source_depth; }
 
-int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err) {
-    if (r->next_row >= r->height)
-        return avps_fail(err, "%s: read past the last row", r->path);
+const uint8_t *png_reader_next_row(png_reader *r, uint8_t *rgb, avps_error *err) {
+    if (r->next_row >= r->height) {
+        avps_fail(err, "%s: read past the last row", r->path);
+        return NULL;
+    }
     if (r->fast) {
+        const uint8_t *row = png_fast_next_row(&r->fast_image, rgb);
+        if (!row)
+            avps_fail(err, "%s: corrupt PNG at row %u: unknown filter", r->path, r->next_row);
         r->next_row++;
-        if (png_fast_read_row(&r->fast_image, rgb) != 0)
-            return avps_fail(err, "%s: corrupt PNG at row %u: unknown filter", r->path, r->next_row - 1);
-        return 0;
+        return row;
     }
     if (r->whole) {
         memcpy(rgb, r->whole + (size_t)r->next_row++ * r->width * 3, (size_t)r->width * 3);
-        return 0;
+        return rgb;
     }
-    if (setjmp(png_jmpbuf(r->png)))
-        return avps_fail(err, "%s: corrupt PNG at row %u: %s", r->path, r->next_row, r->libpng_msg);
+    if (setjmp(png_jmpbuf(r->png))) {
+        avps_fail(err, "%s: corrupt PNG at row %u: %s", r->path, r->next_row, r->libpng_msg);
+        return NULL;
+    }
     png_read_row(r->png, rgb, NULL);
     r->next_row++;
-    return r->indexed ? palette_to_rgb(r, rgb, r->next_row - 1, err) : 0;
+    return !r->indexed || palette_to_rgb(r, rgb, r->next_row - 1, err) == 0 ? rgb : NULL;
+}
+
+int png_reader_read_row(png_reader *r, uint8_t *rgb, avps_error *err) {
+    const uint8_t *row = png_reader_next_row(r, rgb, err);
+    if (!row)
+        return -1;
+    if (row != rgb)
+        memcpy(rgb, row, (size_t)r->width * 3);
+    return 0;
 }
 
 void png_reader_free(png_reader *r) {

@@ -295,12 +295,13 @@ static int count_pixels(image_work *w, png_reader *gr, png_reader *pr, avps_erro
     if (grow(&s->gt_row, &s->cap_gt_row, (size_t)width * 3 + 1, 1) ||
         grow(&s->pred_row, &s->cap_pred_row, (size_t)width * 3 + 1, 1))
         return avps_fail(err, "out of memory");
-    s->gt_row[(size_t)width * 3] = s->pred_row[(size_t)width * 3] = 0; /* the slack id_at reads */
+    /* the slack id_at reads; rows the readers hand back in place have their own */
+    s->gt_row[(size_t)width * 3] = s->pred_row[(size_t)width * 3] = 0;
     pair_run r = {UINT64_MAX, 0, 0, 0, 0};
     for (uint32_t y = 0; y < height; y++) {
-        if (png_reader_read_row(gr, s->gt_row, err) != 0 || (pr && png_reader_read_row(pr, s->pred_row, err) != 0))
+        const uint8_t *g = png_reader_next_row(gr, s->gt_row, err), *p = s->pred_row;
+        if (!g || (pr && !(p = png_reader_next_row(pr, s->pred_row, err))))
             return -1;
-        const uint8_t *g = s->gt_row, *p = s->pred_row;
         const uint32_t *ids = pr ? NULL : w->in->pred_ids + (size_t)y * width;
         if (ids) {
             for (uint32_t x = 0; x < width; x++, g += 3) {

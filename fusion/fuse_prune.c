@@ -16,6 +16,15 @@
  * ulps of the largest corner, about 1e-7 of it), far below any real gap. */
 #define PRUNE_MARGIN 1e-5f
 
+/* A cell (or span) whose one candidate has every corner above this wins every pixel
+ * outright: each bilinear step then sums non-negative products, one of them at least half
+ * a corner times a normal weight, so the value is positive, the only test left (the
+ * argmax starts at 0). No sampling is needed there. Far above float underflow. */
+#define PRUNE_SURE 1e-20f
+/* the weight an end needs for its positive term to stay a normal float (weights sum to 1) */
+#define PRUNE_SURE_WEIGHT (1.0f / 1024)
+#define SOLE_UNKNOWN FUSE_LABEL_NONE /* no sure winner: the candidates are computed */
+
 typedef struct {
     ss_sampler *sampler;
     const float *lo, *hi;   /* the row's cell bounds, channels x cells */
@@ -26,6 +35,7 @@ typedef struct {
     uint32_t *cand_start;   /* cells + 1: where each cell's candidates start in cand */
     uint32_t *cand;         /* category indexes, ascending within a cell */
     float *rest_hi;         /* per cell: no other category's value is above it (>= 0) */
+    uint32_t *sole;         /* per cell: the category that wins all its pixels, or SOLE_UNKNOWN */
 } prune_end;
 
 /* Image columns [x0, x1), over which every weighted end reads the same cell. */
@@ -43,6 +53,7 @@ typedef struct {
     size_t n_spans;
     uint32_t *span_start;   /* n_spans + 1 */
     uint32_t *span_cand;    /* the fused average's candidates per span */
+    uint32_t *span_sole;    /* per span: the fused average's sure winner, or SOLE_UNKNOWN */
 } prune_state;
 
 int fuse_prune_applies(const fusion_input *in) {
@@ -61,10 +72,12 @@ static void state_free(prune_state *st) {
         free(a->cand_start);
         free(a->cand);
         free(a->rest_hi);
+        free(a->sole);
     }
     free(st->span);
     free(st->span_start);
     free(st->span_cand);
+    free(st->span_sole);
 }
 
 static int end_init(prune_end *a, const fusion_input *in, size_t e, float weight, avps_error *err) {
@@ -80,7 +93,8 @@ static int end_init(prune_end *a, const fusion_input *in, size_t e, float weight
     a->cand_start = malloc((a->cells + 1) * sizeof *a->cand_start);
     a->cand = malloc((size_t)ss->channels * a->cells * sizeof *a->cand + 1);
     a->rest_hi = malloc(a->cells * sizeof *a->rest_hi + 1);
-    if (!a->cell_of || !a->channel_of || !a->cand_start || !a->cand || !a->rest_hi)
+    a->sole = malloc(a->cells * sizeof *a->sole + 1);
+    if (!a->cell_of || !a->channel_of || !a->cand_start || !a->cand || !a->rest_hi || !a->sole)
         return avps_fail(err, "image %s: out of memory", in->image_id);
     for (uint32_t x = 0; x < in->w; x++)
         a->cell_of[x] = ss_sampler_cell(a->sampler, x);
@@ -108,7 +122,8 @@ static int spans_init(prune_state *st, const char *image_id, avps_error *err) {
     }
     st->span_start = malloc((st->n_spans + 1) * sizeof *st->span_start);
     st->span_cand = malloc(st->n_spans * st->n_categories * sizeof *st->span_cand + 1);
-    if (!st->span_start || !st->span_cand)
+    st->span_sole = malloc(st->n_spans * sizeof *st->span_sole + 1);
+    if (!st->span_start || !st->span_cand || !st->span_sole)
         return avps_fail(err, "image %s: out of memory", image_id);
     return 0;
 }
@@ -165,6 +180,12 @@ static void end_candidates(prune_end *a, size_t n_categories) {
                 rest = hi > rest ? hi : rest;
         }
         a->rest_hi[u] = rest;
+        a->sole[u] = SOLE_UNKNOWN;
+        if (n - a->cand_start[u] == 1) {
+            uint32_t k = a->cand[n - 1];
+            if (a->lo[(size_t)a->channel_of[k] * a->cells + u] > PRUNE_SURE)
+                a->sole[u] = k;
+        }
     }
     a->cand_start[a->cells] = n;
 }
@@ -242,11 +263,31 @@ static uint32_t span_candidates(const prune_state *st, const prune_span *sp, uin
     return kept;
 }
 
+/* Whether the weighted average of category k is positive at every pixel of the span:
+ * every weighted end that has it is non-negative there (all four corners), and one of
+ * them, of a weight that keeps its product normal, is above PRUNE_SURE. */
+static int fused_sure(const prune_state *st, const prune_span *sp, uint32_t k) {
+    int positive = 0;
+    for (size_t e = 0; e < st->n_ends; e++) {
+        const prune_end *a = &st->end[e];
+        long c = a->channel_of[k];
+        if (a->weight == 0 || c < 0)
+            continue;
+        float lo = a->lo[(size_t)c * a->cells + sp->cell[e]];
+        if (!(lo >= 0))
+            return 0;
+        positive |= lo > PRUNE_SURE && a->weight >= PRUNE_SURE_WEIGHT;
+    }
+    return positive;
+}
+
 static void fused_candidates(prune_state *st) {
     uint32_t n = 0;
     for (size_t i = 0; i < st->n_spans; i++) {
         st->span_start[i] = n;
-        n += span_candidates(st, &st->span[i], st->span_cand + n);
+        uint32_t kept = span_candidates(st, &st->span[i], st->span_cand + n);
+        st->span_sole[i] = kept == 1 && fused_sure(st, &st->span[i], st->span_cand[n]) ? st->span_cand[n] : SOLE_UNKNOWN;
+        n += kept;
     }
     st->span_start[st->n_spans] = n;
 }
@@ -255,6 +296,10 @@ static void fused_candidates(prune_state *st) {
 static void end_row(const prune_end *a, uint32_t w, uint32_t *labels) {
     for (uint32_t x = 0; x < w; x++) {
         uint32_t u = a->cell_of[x], label = FUSE_LABEL_NONE;
+        if (a->sole[u] != SOLE_UNKNOWN) {
+            labels[x] = a->sole[u];
+            continue;
+        }
         float best = 0;
         for (uint32_t i = a->cand_start[u]; i < a->cand_start[u + 1]; i++) {
             float v = ss_sampler_value(a->sampler, (uint32_t)a->channel_of[a->cand[i]], x);
@@ -270,6 +315,10 @@ static void fused_row(const prune_state *st, uint32_t *labels) {
     for (size_t i = 0; i < st->n_spans; i++)
         for (uint32_t x = st->span[i].x0; x < st->span[i].x1; x++) {
             uint32_t label = FUSE_LABEL_NONE;
+            if (st->span_sole[i] != SOLE_UNKNOWN) {
+                labels[x] = st->span_sole[i];
+                continue;
+            }
             float best = 0;
             for (uint32_t j = st->span_start[i]; j < st->span_start[i + 1]; j++) {
                 uint32_t k = st->span_cand[j];

@@ -60,6 +60,7 @@ typedef struct {
     char gpu[64];      /* the root's device, "" for none */
     int calibrated;    /* the held-out pass ran in this invocation */
     size_t buffered_max; /* the most records the root held waiting for an earlier one */
+    job_rank_stats *rank_stats; /* root: each rank's figures of the evaluation pass */
 } run_job;
 
 /* ---- options ------------------------------------------------------------------------ */
@@ -278,6 +279,35 @@ static int class_table_stage(run_job *rj, avps_error *err) {
 
 /* ---- the root's reports -------------------------------------------------------------------- */
 
+/* The evaluation pass's figures summed over ranks: CPU, worker waits, the root's main
+ * thread (scheduling, receiving and folding: what the root spends beyond its own workers). */
+typedef struct {
+    double cpu, wait, root_main_cpu, root_fold_cpu;
+} rank_sums;
+
+static rank_sums sum_ranks(const run_job *rj) {
+    rank_sums s = {0};
+    for (int r = 0; rj->rank_stats && r < job_size(rj->job); r++)
+        s.cpu += rj->rank_stats[r].cpu, s.wait += rj->rank_stats[r].wait;
+    if (rj->rank_stats)
+        s.root_main_cpu = rj->rank_stats[0].main_cpu, s.root_fold_cpu = rj->rank_stats[0].sink_cpu;
+    return s;
+}
+
+static double per_image(double v, size_t images) { return images ? v / (double)images : 0; }
+
+static void put_rank_stats(FILE *fp, const job_rank_stats *s, int rank) {
+    fprintf(fp, "    {\"rank\": %d, \"images\": %llu, \"wall_seconds\": %.6f, \"cpu_seconds\": %.6f, ", rank,
+            (unsigned long long)s->items, s->wall, s->cpu);
+    fprintf(fp, "\"cpu_seconds_per_image\": %.6f, \"main_thread_cpu_seconds\": %.6f, \"fold_cpu_seconds\": %.6f,\n",
+            per_image(s->cpu, (size_t)s->items), s->main_cpu, s->sink_cpu);
+    fprintf(fp, "     \"wait_seconds\": %.6f, \"wait_max_seconds\": %.6f, \"wait_end_seconds\": %.6f, ", s->wait,
+            s->wait_max, s->wait_end);
+    fprintf(fp, "\"requests\": %llu, \"request_seconds\": %.6f, ", (unsigned long long)s->requests, s->request);
+    fprintf(fp, "\"request_max_seconds\": %.6f, \"held_seconds\": %.6f, \"peak_rss_kib\": %llu}", s->request_max,
+            s->held, (unsigned long long)s->peak_rss_kib);
+}
+
 static void put_timings(FILE *fp, const run_job *rj, const run_totals *t) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -290,7 +320,20 @@ static void put_timings(FILE *fp, const run_job *rj, const run_totals *t) {
     fputs("},\n  \"steps_thread_seconds\": {", fp);
     for (int s = 0; s < STEP_COUNT; s++)
         fprintf(fp, "%s\"%s\": %.6f", s ? ", " : "", run_step_names[s], t->seconds[s]);
-    fprintf(fp, "},\n  \"root_gpu\": ");
+    fputs("},\n  \"steps_cpu_seconds\": {", fp);
+    for (int s = 0; s < STEP_COUNT; s++)
+        fprintf(fp, "%s\"%s\": %.6f", s ? ", " : "", run_step_names[s], t->cpu[s]);
+    rank_sums sums = sum_ranks(rj);
+    fprintf(fp, "},\n  \"cpu_seconds_per_image\": %.6f,\n  \"wait_seconds_per_image\": %.6f,\n",
+            per_image(sums.cpu, rj->images_now), per_image(sums.wait, rj->images_now));
+    fprintf(fp, "  \"root_main_thread_cpu_seconds_per_image\": %.6f,\n  \"root_fold_cpu_seconds_per_image\": %.6f,\n",
+            per_image(sums.root_main_cpu, rj->images_now), per_image(sums.root_fold_cpu, rj->images_now));
+    fputs("  \"rank_stats\": [\n", fp);
+    for (int r = 0; rj->rank_stats && r < job_size(rj->job); r++) {
+        put_rank_stats(fp, &rj->rank_stats[r], r);
+        fputs(r + 1 < job_size(rj->job) ? ",\n" : "\n", fp);
+    }
+    fprintf(fp, "  ],\n  \"root_gpu\": ");
     if (rj->gpu[0])
         json_put_string(fp, rj->gpu);
     else
@@ -339,8 +382,8 @@ static void put_html(FILE *fp, const run_job *rj, const run_report_input *in, co
     for (int e = 0; e < RUN_ENDS; e++)
         row[e] = (report_row){rows[e], in->totals->pq[e], run_miou(in->totals, e, rj->eval->n_categories)};
     report_table table3 = {"table3", "Table 3: E-UPS, LWL-HTC and the two-level fusion", row, RUN_ENDS};
-    report_timing timings[STAGE_COUNT + STEP_COUNT + 1];
-    char names[STAGE_COUNT + STEP_COUNT][48];
+    report_timing timings[2 * STEP_COUNT + STAGE_COUNT + 4];
+    char names[2 * STEP_COUNT + STAGE_COUNT][48];
     size_t n = 0;
     for (int s = 0; s < STAGE_COUNT; s++, n++) {
         snprintf(names[n], sizeof names[n], "stage %s (wall)", stage_names[s]);
@@ -350,8 +393,16 @@ static void put_html(FILE *fp, const run_job *rj, const run_report_input *in, co
         snprintf(names[n], sizeof names[n], "step %s (thread seconds)", run_step_names[s]);
         timings[n] = (report_timing){names[n], in->totals->seconds[s], "s"};
     }
+    for (int s = 0; s < STEP_COUNT; s++, n++) {
+        snprintf(names[n], sizeof names[n], "step %s (CPU seconds)", run_step_names[s]);
+        timings[n] = (report_timing){names[n], in->totals->cpu[s], "s"};
+    }
     double eval_s = rj->stage_seconds[STAGE_EVALUATE];
     timings[n++] = (report_timing){"images per second", eval_s > 0 ? (double)rj->images_now / eval_s : 0, ""};
+    rank_sums sums = sum_ranks(rj);
+    timings[n++] = (report_timing){"CPU per image, all ranks", per_image(sums.cpu, rj->images_now), "s"};
+    timings[n++] = (report_timing){"workers' wait for work per image", per_image(sums.wait, rj->images_now), "s"};
+    timings[n++] = (report_timing){"root main thread CPU per image", per_image(sums.root_main_cpu, rj->images_now), "s"};
     report_html_input hi = {.command = "avps run", .cfg = &rj->cfg, .gt = rj->eval, .tables = &table3, .n_tables = 1,
                             .per_class = row, .n_per_class = RUN_ENDS, .classes = &rj->table, .timings = timings,
                             .n_timings = n, .digests = in->digests, .digest_names = in->digest_names,
@@ -506,6 +557,8 @@ static int evaluate(run_job *rj, avps_error *err) {
     double t0 = run_now();
     job_dynamic plan = {.chunk = chunk, .threads = (int)rj->cfg.threads, .fn = run_image, .ctx = rs,
                         .sink = run_fold_sink, .sink_ctx = &fold, .progress = run_progress_update, .progress_ctx = &prog};
+    if (root && rc == 0 && !(plan.stats = rj->rank_stats = calloc((size_t)job_size(rj->job), sizeof *rj->rank_stats)))
+        rc = avps_fail(err, "out of memory");
     if (rc != 0) /* only the root can fail here, before any rank asks for work */
         job_fail(rj->job, err);
     job_map_dynamic(rj->job, n, todo, n_todo, &plan);
@@ -566,6 +619,7 @@ static void run_job_release(run_job *rj) {
     free(rj->rs.png_dir);
     free(rj->rs.work_dir);
     free(rj->end_of_category);
+    free(rj->rank_stats);
     class_table_release(&rj->table);
     pan_dataset_free(rj->eval);
     pan_dataset_free(rj->heldout);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
@@ -490,10 +491,18 @@ static void rank_watch(map_state *st, pthread_t *tids, int started) {
     }
 }
 
-/* After sending its results a rank waits for the verdict: the job may still fail. */
+/* After sending its results a rank waits for the verdict: the job may still fail. It
+ * looks every few ms rather than blocking in MPI_Probe, where Open MPI spins: a rank done
+ * early would take a core from those still working (oversubscribed) and from the root. */
 static void rank_await_verdict(void) {
     MPI_Status status;
-    MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &status);
+    int flag = 0;
+    for (int ms = 1;; ms = ms < 8 ? 2 * ms : 8) {
+        MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &status);
+        if (flag)
+            break;
+        sleep_ms(ms);
+    }
     if (status.MPI_TAG == TAG_ABORT)
         rank_stop();
     MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_DONE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -568,12 +577,14 @@ typedef struct {
     const size_t *todo; /* root */
     size_t n_todo;
     size_t window;
+    int threads;        /* per rank */
     /* root, under lock: the next todo position to hand out, and results held back */
     size_t next;
     size_t *pos_of;           /* root: each item's todo position, or NOT_TODO */
     job_reorder order;
     size_t sunk;              /* root's main thread: results given to the sink */
     uint8_t *deferred;        /* root: per rank, a request held back */
+    double *deferred_at;      /* root: since when */
     /* other ranks */
     job_blob *blobs;          /* indexed by item, until sent */
     size_t *queue;            /* items received */
@@ -581,14 +592,30 @@ typedef struct {
     int exhausted;            /* under lock: the root said no more */
     size_t *finished;         /* items made and not yet sent (under lock) */
     size_t n_finished;
+    MPI_Request *sends;       /* results on their way to the root (MPI_Isend), and their bytes */
+    uint8_t **send_bufs;
+    size_t n_sends;
     atomic_size_t done_local; /* items finished here */
     atomic_int failed, workers_left;
     pthread_mutex_t lock;
-    pthread_cond_t more;
+    pthread_cond_t more;      /* workers: the window moved, items came, or the end */
+    pthread_cond_t event;     /* the main thread: a worker finished an item, failed or stopped */
+    unsigned events;          /* under lock: how many since the main thread last looked */
     avps_error err;
     pthread_t *tids;
     int started;
+    /* figures (job_rank_stats): the waits under lock, the rest the main thread's */
+    double wait, wait_max, wait_end;
+    double asked_at;          /* other ranks: when the outstanding request went */
+    job_rank_stats self;
 } dyn_state;
+
+static double clock_seconds(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static double now_seconds(void) { return clock_seconds(CLOCK_MONOTONIC); }
 
 static void dyn_stop(void *p) {
     dyn_state *st = p;
@@ -606,26 +633,68 @@ typedef struct {
     int thread;
 } dyn_worker_arg;
 
-/* The next item for a worker, or 0 when there is none (and will be none). The root's
- * threads wait while the window is full. */
+/* Whether a worker must wait for its next item (under lock): on the root while the
+ * window is full, elsewhere while its queue is empty and the root has not said no more. */
+static int dyn_must_wait(const dyn_state *st) {
+    if (atomic_load(&st->failed))
+        return 0;
+    if (st->job->rank == 0)
+        return st->next < st->n_todo && st->next >= st->order.base + st->window;
+    return st->q_next == st->q_len && !st->exhausted;
+}
+
+/* The next item for a worker, or 0 when there is none (and will be none). The time it
+ * waits counts in the rank's figures: how long its threads stood idle for want of work. */
 static int dyn_take(dyn_state *st, size_t *item) {
     pthread_mutex_lock(&st->lock);
+    double waited = 0;
+    if (dyn_must_wait(st)) {
+        double t0 = now_seconds();
+        while (dyn_must_wait(st))
+            pthread_cond_wait(&st->more, &st->lock);
+        waited = now_seconds() - t0;
+    }
     int got;
     if (st->job->rank == 0) {
-        while (!atomic_load(&st->failed) && st->next < st->n_todo && st->next >= st->order.base + st->window)
-            pthread_cond_wait(&st->more, &st->lock);
         got = !atomic_load(&st->failed) && st->next < st->n_todo;
         if (got)
             *item = st->todo[st->next++];
     } else {
-        while (st->q_next == st->q_len && !st->exhausted && !atomic_load(&st->failed))
-            pthread_cond_wait(&st->more, &st->lock);
         got = st->q_next < st->q_len && !atomic_load(&st->failed);
         if (got)
             *item = st->queue[st->q_next++];
     }
+    if (got) {
+        st->wait += waited;
+        if (waited > st->wait_max)
+            st->wait_max = waited;
+    } else {
+        st->wait_end += waited; /* for the word that nothing is left: idle, but no work was lost */
+    }
     pthread_mutex_unlock(&st->lock);
     return got;
+}
+
+/* Wakes the main thread (under lock). */
+static void dyn_event(dyn_state *st) {
+    st->events++;
+    pthread_cond_signal(&st->event);
+}
+
+/* The main thread's pause between two looks at MPI: up to ms, cut short when a worker
+ * finishes an item (its result is then sunk or sent at once). */
+static void dyn_pause(dyn_state *st, int ms) {
+    pthread_mutex_lock(&st->lock);
+    if (!st->events) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)ms * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&st->event, &st->lock, &until);
+    }
+    st->events = 0;
+    pthread_mutex_unlock(&st->lock);
 }
 
 static void dyn_record_failure(dyn_state *st, const avps_error *err) {
@@ -634,6 +703,7 @@ static void dyn_record_failure(dyn_state *st, const avps_error *err) {
         st->err = *err;
     atomic_store(&st->failed, 1);
     pthread_cond_broadcast(&st->more);
+    dyn_event(st);
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -645,6 +715,7 @@ static int dyn_finish(dyn_state *st, size_t item, job_blob *blob, avps_error *er
         rc = job_reorder_put(&st->order, st->pos_of[item], blob);
     else
         st->finished[st->n_finished++] = item;
+    dyn_event(st);
     pthread_mutex_unlock(&st->lock);
     if (rc != 0) {
         free(blob->data);
@@ -668,17 +739,18 @@ static void *dyn_worker_main(void *p) {
         }
         atomic_fetch_add(&st->done_local, 1);
     }
+    pthread_mutex_lock(&st->lock);
     atomic_fetch_sub(&st->workers_left, 1);
+    dyn_event(st);
+    pthread_mutex_unlock(&st->lock);
     return NULL;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Progress: called when the count changed, and at least every 100 ms. */
+/* Progress: called when the count changed, and at least every DYN_PROGRESS_MS. The
+ * root looks for messages every ms while they come, every DYN_IDLE_MS at most while none
+ * do: a rank asks for its next chunk while it still has an item in hand, so this latency
+ * hides behind the item (the waits in job_rank_stats say when it does not). */
+enum { DYN_PROGRESS_MS = 100, DYN_IDLE_MS = 8, DYN_RANK_IDLE_MS = 50 };
 typedef struct {
     job_progress_fn fn;
     void *ctx;
@@ -690,7 +762,7 @@ static void dyn_progress_tick(dyn_progress *p, size_t done) {
     if (!p->fn)
         return;
     double t = now_seconds();
-    if (done != p->last || t - p->last_time >= 0.1) {
+    if (done != p->last || t - p->last_time >= DYN_PROGRESS_MS * 1e-3) {
         p->fn(p->ctx, done);
         p->last = done;
         p->last_time = t;
@@ -698,12 +770,16 @@ static void dyn_progress_tick(dyn_progress *p, size_t done) {
 }
 
 /* Answers a rank's request with the next chunk that fits the window; 0 (nothing sent)
- * when the window is full and items remain. */
+ * when the window is full and items remain. Near the end chunks shrink (at most an
+ * eighth of what is left per rank and thread, so the threads of ranks still asking get
+ * their share): no rank is left with a full chunk while the others stand idle. */
 static int dyn_try_answer(dyn_state *st, int src) {
-    size_t chunk = st->plan->chunk;
+    size_t chunk = st->plan->chunk, share = (size_t)st->job->size * (size_t)st->threads * 8;
     pthread_mutex_lock(&st->lock);
     size_t k = st->next, room = st->order.base + st->window - k;
     size_t n = k < st->n_todo ? st->n_todo - k : 0;
+    if (chunk > 1 && n / share < chunk)
+        chunk = n / share > 1 ? n / share : 1;
     if (n > chunk)
         n = chunk;
     if (n > room)
@@ -726,8 +802,10 @@ static int dyn_try_answer(dyn_state *st, int src) {
 static void dyn_answer_request(dyn_state *st, int src) {
     uint64_t ignored;
     MPI_Recv(&ignored, 1, MPI_UINT64_T, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    if (!dyn_try_answer(st, src))
+    if (!dyn_try_answer(st, src)) {
         st->deferred[src] = 1;
+        st->deferred_at[src] = now_seconds();
+    }
 }
 
 static void dyn_receive_result(dyn_state *st, int src, int count) {
@@ -755,6 +833,20 @@ static void dyn_receive_result(dyn_state *st, int src, int count) {
     }
 }
 
+/* A rank's last message: its figures (job_rank_stats, the same build on every rank). */
+static void dyn_receive_end(dyn_state *st, int src) {
+    job_rank_stats figures;
+    MPI_Status status;
+    int count;
+    MPI_Probe(src, TAG_END, MPI_COMM_WORLD, &status);
+    MPI_Get_count(&status, MPI_BYTE, &count);
+    if (count != (int)sizeof figures)
+        root_fail(st->job, "root: malformed end message from a rank");
+    MPI_Recv(&figures, count, MPI_BYTE, src, TAG_END, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (st->plan->stats)
+        st->plan->stats[src] = figures;
+}
+
 /* Gives the sink every result whose predecessors have all come; frees the window. */
 static int dyn_sink_ready(dyn_state *st) {
     int any = 0;
@@ -770,19 +862,23 @@ static int dyn_sink_ready(dyn_state *st) {
         any = 1;
         avps_error err;
         size_t item = st->todo[st->sunk++];
+        double cpu0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
         if (st->plan->sink(st->plan->sink_ctx, item, &blob, &err) != 0)
             job_fail(st->job, &err);
+        st->self.sink_cpu += clock_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     }
     for (int r = 1; any && st->job->mpi && r < st->job->size; r++)
-        if (st->deferred[r] && dyn_try_answer(st, r))
+        if (st->deferred[r] && dyn_try_answer(st, r)) {
             st->deferred[r] = 0;
+            st->self.held += now_seconds() - st->deferred_at[r];
+        }
     return any;
 }
 
 /* The root's main thread: hands out chunks, takes results and errors, sinks results in
  * order, reports progress. */
 static void dyn_root_watch(dyn_state *st, dyn_progress *prog) {
-    int pending = st->job->mpi ? st->job->size - 1 : 0;
+    int pending = st->job->mpi ? st->job->size - 1 : 0, idle_ms = 1;
     size_t remote_done = 0;
     while (pending > 0 || st->sunk < st->n_todo) {
         if (atomic_load(&st->failed))
@@ -794,10 +890,14 @@ static void dyn_root_watch(dyn_state *st, dyn_progress *prog) {
         if (pending > 0)
             MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &status);
         if (!flag) {
+            /* the root's own results wake it; the other ranks' messages are looked for
+             * every ms, less often while none come */
             if (!sank)
-                sleep_ms(1);
+                dyn_pause(st, pending > 0 ? idle_ms : DYN_PROGRESS_MS);
+            idle_ms = idle_ms < DYN_IDLE_MS ? 2 * idle_ms : DYN_IDLE_MS;
             continue;
         }
+        idle_ms = 1;
         int count = 0;
         switch (status.MPI_TAG) {
         case TAG_ERROR:
@@ -811,7 +911,7 @@ static void dyn_root_watch(dyn_state *st, dyn_progress *prog) {
             remote_done++;
             break;
         case TAG_END:
-            MPI_Recv(NULL, 0, MPI_BYTE, status.MPI_SOURCE, TAG_END, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            dyn_receive_end(st, status.MPI_SOURCE);
             pending--;
             break;
         default:
@@ -824,6 +924,9 @@ static void dyn_root_watch(dyn_state *st, dyn_progress *prog) {
         prog->fn(prog->ctx, st->n_todo);
 }
 
+static size_t dyn_sends_progress(dyn_state *st);
+static void dyn_sends_drain(dyn_state *st);
+
 static void dyn_rank_stop(dyn_state *st, pthread_t *tids, int started) {
     pthread_mutex_lock(&st->lock);
     atomic_store(&st->failed, 1); /* workers stop after their current item */
@@ -831,6 +934,7 @@ static void dyn_rank_stop(dyn_state *st, pthread_t *tids, int started) {
     pthread_mutex_unlock(&st->lock);
     for (int t = 0; t < started; t++)
         pthread_join(tids[t], NULL);
+    dyn_sends_drain(st); /* the root takes everything until BYE */
     rank_stop();
 }
 
@@ -846,6 +950,10 @@ static void dyn_take_chunk(dyn_state *st) {
         job_fail(st->job, &err);
     }
     MPI_Recv(items, count, MPI_UINT64_T, 0, TAG_CHUNK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    double trip = now_seconds() - st->asked_at;
+    st->self.request += trip;
+    if (trip > st->self.request_max)
+        st->self.request_max = trip;
     pthread_mutex_lock(&st->lock);
     for (int j = 0; j < count && st->q_len < st->n_items; j++)
         if (items[j] < st->n_items)
@@ -857,7 +965,9 @@ static void dyn_take_chunk(dyn_state *st) {
     free(items);
 }
 
-/* Sends the results made since the last call, one message each, and frees them. */
+/* Starts sending the results made since the last call, one message each (MPI_Isend: a
+ * result larger than the eager limit would hold a blocking send, spinning, until the root
+ * takes it), and frees them. */
 static void dyn_send_finished(dyn_state *st) {
     for (;;) {
         pthread_mutex_lock(&st->lock);
@@ -873,11 +983,33 @@ static void dyn_send_finished(dyn_state *st) {
             avps_fail(&err, "rank %d: item %zu: result too large to send (%zu bytes)", st->job->rank, item, b->len);
             job_fail(st->job, &err);
         }
-        MPI_Send(msg.data, (int)msg.len, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
-        free(msg.data);
         free(b->data);
         *b = (job_blob){0};
+        st->send_bufs[st->n_sends] = msg.data;
+        MPI_Isend(msg.data, (int)msg.len, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD, &st->sends[st->n_sends++]);
     }
+}
+
+/* Frees the results the root has taken; returns how many are still on their way. */
+static size_t dyn_sends_progress(dyn_state *st) {
+    size_t kept = 0;
+    for (size_t i = 0; i < st->n_sends; i++) {
+        int done = 0;
+        MPI_Test(&st->sends[i], &done, MPI_STATUS_IGNORE);
+        if (done) {
+            free(st->send_bufs[i]);
+        } else {
+            st->sends[kept] = st->sends[i];
+            st->send_bufs[kept++] = st->send_bufs[i];
+        }
+    }
+    return st->n_sends = kept;
+}
+
+/* Until every result sent has been taken (the root takes them while the job lives). */
+static void dyn_sends_drain(dyn_state *st) {
+    while (dyn_sends_progress(st) > 0)
+        sleep_ms(1);
 }
 
 /* Another rank's main thread: sends results, asks for work while its queue runs short;
@@ -890,6 +1022,7 @@ static void dyn_rank_watch(dyn_state *st, int threads, pthread_t *tids, int star
         if (flag)
             dyn_rank_stop(st, tids, started);
         dyn_send_finished(st);
+        size_t sending = dyn_sends_progress(st);
         if (outstanding) {
             MPI_Iprobe(0, TAG_CHUNK, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
             if (flag) {
@@ -903,11 +1036,14 @@ static void dyn_rank_watch(dyn_state *st, int threads, pthread_t *tids, int star
         pthread_mutex_unlock(&st->lock);
         if (want && !outstanding) {
             uint64_t done = atomic_load(&st->done_local);
+            st->asked_at = now_seconds();
+            st->self.requests++;
             MPI_Send(&done, 1, MPI_UINT64_T, 0, TAG_REQUEST, MPI_COMM_WORLD);
             outstanding = 1;
             continue;
         }
-        sleep_ms(1);
+        /* a finished item wakes it; an answer or a send under way is looked for every ms */
+        dyn_pause(st, outstanding || sending ? 1 : DYN_RANK_IDLE_MS);
     }
     /* A worker that failed leaves an answer pending; job_fail below does not need it. */
     if (outstanding && !atomic_load(&st->failed))
@@ -920,7 +1056,8 @@ static void dyn_alloc(avps_job *job, dyn_state *st, int threads) {
     if (job->rank == 0) {
         st->pos_of = malloc(n * sizeof *st->pos_of);
         st->deferred = calloc((size_t)job->size, 1);
-        ok = st->pos_of && st->deferred && job_reorder_init(&st->order, st->window) == 0;
+        st->deferred_at = calloc((size_t)job->size, sizeof *st->deferred_at);
+        ok = st->pos_of && st->deferred && st->deferred_at && job_reorder_init(&st->order, st->window) == 0;
         for (size_t i = 0; ok && i < st->n_items; i++)
             st->pos_of[i] = NOT_TODO;
         for (size_t k = 0; ok && k < st->n_todo; k++)
@@ -930,7 +1067,9 @@ static void dyn_alloc(avps_job *job, dyn_state *st, int threads) {
         st->blobs = calloc(n, sizeof *st->blobs);
         st->queue = calloc(n, sizeof *st->queue);
         st->finished = calloc(n, sizeof *st->finished);
-        ok = st->blobs && st->queue && st->finished;
+        st->sends = calloc(n, sizeof *st->sends);
+        st->send_bufs = calloc(n, sizeof *st->send_bufs);
+        ok = st->blobs && st->queue && st->finished && st->sends && st->send_bufs;
     }
     st->tids = calloc((size_t)threads, sizeof *st->tids);
     if (!ok || !st->tids) {
@@ -944,14 +1083,33 @@ static void dyn_free(dyn_state *st) {
     free(st->tids);
     free(st->pos_of);
     free(st->deferred);
+    free(st->deferred_at);
     job_reorder_release(&st->order);
     if (st->blobs)
         job_blobs_free(st->blobs, st->n_items);
     free(st->queue);
     free(st->finished);
+    free(st->sends);
+    free(st->send_bufs);
+}
+
+/* This rank's figures once its workers have stopped (wall0 and the CPU clocks read when
+ * the map began). */
+static void dyn_stats_finish(dyn_state *st, double wall0, double cpu0, double main0) {
+    job_rank_stats *s = &st->self;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    s->items = atomic_load(&st->done_local);
+    s->wall = now_seconds() - wall0;
+    s->cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    s->main_cpu = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - main0;
+    s->wait = st->wait, s->wait_max = st->wait_max, s->wait_end = st->wait_end;
+    s->peak_rss_kib = ru.ru_maxrss > 0 ? (uint64_t)ru.ru_maxrss : 0;
 }
 
 void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, job_dynamic *plan) {
+    double wall0 = now_seconds(), cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID),
+           main0 = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
     dyn_state st = {.job = job, .n_items = n_items, .plan = plan, .todo = todo, .n_todo = n_todo};
     dyn_progress prog = {plan->progress, plan->progress_ctx, (size_t)-1, 0};
     avps_error err;
@@ -959,6 +1117,7 @@ void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n
     if (plan->chunk < 1)
         plan->chunk = 1;
     st.window = plan->window ? plan->window : 4 * (size_t)job->size * ((size_t)threads + plan->chunk);
+    st.threads = threads;
     if (job->mpi && job->rank == 0)
         job->peers_listening = job->size > 1;
     dyn_alloc(job, &st, threads);
@@ -969,6 +1128,11 @@ void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n
     }
     pthread_mutex_init(&st.lock, NULL);
     pthread_cond_init(&st.more, NULL);
+    pthread_condattr_t event_attr; /* dyn_pause's deadlines are on the monotonic clock */
+    pthread_condattr_init(&event_attr);
+    pthread_condattr_setclock(&event_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&st.event, &event_attr);
+    pthread_condattr_destroy(&event_attr);
     atomic_store(&st.workers_left, threads);
     int started = 0;
     for (; started < threads; started++) {
@@ -992,6 +1156,7 @@ void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n
         pthread_join(st.tids[t], NULL);
     job->stop_workers = NULL;
     pthread_cond_destroy(&st.more);
+    pthread_cond_destroy(&st.event);
     pthread_mutex_destroy(&st.lock);
     free(args);
     if (atomic_load(&st.failed))
@@ -999,11 +1164,16 @@ void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n
     plan->buffered_max = st.order.max_count;
     if (job->mpi && job->rank != 0) {
         dyn_send_finished(&st);
-        MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_END, MPI_COMM_WORLD);
+        dyn_sends_drain(&st);
+        dyn_stats_finish(&st, wall0, cpu0, main0);
+        MPI_Send(&st.self, (int)sizeof st.self, MPI_BYTE, 0, TAG_END, MPI_COMM_WORLD);
         dyn_free(&st);
         rank_await_verdict();
         return;
     }
+    dyn_stats_finish(&st, wall0, cpu0, main0);
+    if (plan->stats)
+        plan->stats[0] = st.self;
     dyn_free(&st);
     if (job->mpi && job->peers_listening) {
         tell_peers(job, TAG_DONE);

@@ -90,6 +90,24 @@ void job_barrier(avps_job *job);
  * main thread with the number of todo items known to be done, at least every 100 ms while
  * work goes on and once at the end. */
 typedef void (*job_progress_fn)(void *ctx, size_t done);
+/* What one rank's part of a dynamic map cost, and how long it waited for work: every rank
+ * measures its own and sends it with its last message, so the root sees them all. Wall
+ * and CPU seconds are those of the map alone (not the job's loading or reports). */
+typedef struct {
+    uint64_t items;        /* items this rank made */
+    double wall;           /* the map on this rank */
+    double cpu;            /* the process's CPU (user + sys) */
+    double main_cpu;       /* its main thread's: the root's scheduling, receives and sink; another rank's requests and sends */
+    double sink_cpu;       /* root: the main thread's CPU inside sink (the fold) */
+    double wait;           /* its worker threads' time blocked for their next item, summed */
+    double wait_max;       /* the longest of those waits */
+    double wait_end;       /* their time blocked at the end, for the word that none is left */
+    uint64_t requests;     /* other ranks: requests for work sent */
+    double request;        /* their round trips, from asking to the chunk's arrival, summed */
+    double request_max;
+    double held;           /* root: requests held back, the window full, summed */
+    uint64_t peak_rss_kib; /* the process's peak resident memory at the end of the map */
+} job_rank_stats;
 /* Takes one result (blob->data is the sink's to keep or free). */
 typedef int (*job_sink_fn)(void *ctx, size_t item, job_blob *blob, avps_error *err);
 typedef struct {
@@ -103,6 +121,7 @@ typedef struct {
     job_progress_fn progress;
     void *progress_ctx;
     size_t buffered_max; /* out, root: the most results held at once, waiting for an earlier one */
+    job_rank_stats *stats; /* NULL, or job_size entries: out, root: each rank's figures */
 } job_dynamic;
 void job_map_dynamic(avps_job *job, size_t n_items, const size_t *todo, size_t n_todo, job_dynamic *plan);
 

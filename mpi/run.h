@@ -113,7 +113,8 @@ typedef struct {
     size_t n_ss[RUN_ENDS];
     const pan_segment *segments[RUN_ENDS]; /* each end's panoptic segments */
     size_t n_segments[RUN_ENDS];
-    double seconds[STEP_COUNT];
+    double seconds[STEP_COUNT];            /* wall per step */
+    double cpu[STEP_COUNT];                /* the thread's CPU per step */
 } run_record;
 int run_record_parse(const uint8_t *data, size_t len, run_record *rec);
 
@@ -138,7 +139,7 @@ int run_journal_open(run_state *rs, avps_error *err);
 typedef struct {
     pq_totals *pq[RUN_ENDS];
     uint64_t *ss_inter[RUN_ENDS], *ss_pred[RUN_ENDS], *ss_gt[RUN_ENDS];
-    double seconds[STEP_COUNT];
+    double seconds[STEP_COUNT], cpu[STEP_COUNT]; /* wall and CPU per step, over images */
 } run_totals;
 
 int run_totals_init(run_totals *t, size_t n_categories, avps_error *err);

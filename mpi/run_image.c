@@ -21,6 +21,13 @@ double run_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The calling thread's CPU seconds: unlike wall time, not inflated by other processes. */
+static double thread_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 
 /* ---- the image in hand ------------------------------------------------------------------ */
 
@@ -39,7 +46,8 @@ typedef struct {
     fusion_labels labels;         /* SS argmax per pixel of each end and of the fusion */
     fusion_panoptic pan[RUN_ENDS];
     uint32_t *ids;                /* scratch: segment ids of one end */
-    double seconds[STEP_COUNT];
+    double seconds[STEP_COUNT];   /* wall per step */
+    double cpu[STEP_COUNT];       /* the thread's CPU per step */
 } image_work;
 
 static void work_release(image_work *w) {
@@ -201,7 +209,7 @@ static int append_record(const image_work *w, const image_stats *st, job_blob *o
         bad = bad || job_blob_append(out, st->ev[e].items, st->ev[e].n * sizeof(pq_event)) ||
               job_blob_append(out, st->ss[e].data, st->ss[e].len) ||
               job_blob_append(out, w->pan[e].segments, w->pan[e].n_segments * sizeof(pan_segment));
-    bad = bad || job_blob_append(out, w->seconds, sizeof w->seconds);
+    bad = bad || job_blob_append(out, w->seconds, sizeof w->seconds) || job_blob_append(out, w->cpu, sizeof w->cpu);
     return bad ? avps_fail(err, "out of memory") : 0;
 }
 
@@ -232,9 +240,10 @@ int run_record_parse(const uint8_t *data, size_t len, run_record *rec) {
         rec->segments[e] = (const pan_segment *)(data + off), rec->n_segments[e] = n[e][2];
         off += n[e][2] * sizes[2];
     }
-    if (len - off != sizeof rec->seconds)
+    if (len - off != sizeof rec->seconds + sizeof rec->cpu)
         return -1;
     memcpy(rec->seconds, data + off, sizeof rec->seconds);
+    memcpy(rec->cpu, data + off + sizeof rec->seconds, sizeof rec->cpu);
     return 0;
 }
 
@@ -272,27 +281,31 @@ static int write_outputs(image_work *w, avps_error *err) {
     return write_png(w, rs->png_dir, END_FUSION, err);
 }
 
+/* Ends step `s`, begun at the wall and CPU times in *t and *c, and begins the next. */
+static void step_done(image_work *w, int s, double *t, double *c) {
+    double t1 = run_now(), c1 = thread_cpu_now();
+    w->seconds[s] = t1 - *t, w->cpu[s] = c1 - *c;
+    *t = t1, *c = c1;
+}
+
 static int image_stages(image_work *w, int thread, image_stats *st, avps_error *err) {
-    double t0 = run_now();
+    double t = run_now(), c = thread_cpu_now();
     if (gt_decode(w, err) != 0 || run_heads(w, err) != 0)
         return -1;
-    double t1 = run_now();
-    w->seconds[STEP_HEADS] = t1 - t0;
+    step_done(w, STEP_HEADS, &t, &c);
     if (semantic_labels(w, err) != 0)
         return -1;
     for (int e = 0; e < RUN_ENDS; e++)
         if (panoptic_of(w, e, err) != 0 ||
             fusion_panoptic_color_ids(&w->pan[e], w->rs->gt->categories, w->rs->gt->n_categories, w->im->id, err) != 0)
             return -1;
-    double t2 = run_now();
-    w->seconds[STEP_FUSION] = t2 - t1;
+    step_done(w, STEP_FUSION, &t, &c);
     if (evaluate(w, thread, st, err) != 0)
         return -1;
-    double t3 = run_now();
-    w->seconds[STEP_EVAL] = t3 - t2;
+    step_done(w, STEP_EVAL, &t, &c);
     if (write_outputs(w, err) != 0)
         return -1;
-    w->seconds[STEP_IO] = run_now() - t3;
+    step_done(w, STEP_IO, &t, &c);
     return 0;
 }
 

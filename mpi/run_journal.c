@@ -19,7 +19,8 @@ typedef struct {
     uint64_t config_hash, item, len, checksum;
 } rec_header;
 
-static const char rec_magic[8] = "AVPSREC1";
+/* 2: the record carries each step's CPU seconds (a version 1 record is redone) */
+static const char rec_magic[8] = "AVPSREC2";
 
 static char *rec_path(const char *work_dir, size_t item) {
     char name[48];

@@ -49,7 +49,7 @@ int run_totals_add(run_totals *t, const pan_dataset *gt, size_t item, const run_
         }
     }
     for (int s = 0; s < STEP_COUNT; s++)
-        t->seconds[s] += rec->seconds[s];
+        t->seconds[s] += rec->seconds[s], t->cpu[s] += rec->cpu[s];
     return 0;
 }
 

@@ -62,6 +62,15 @@ def encoder_files(rng):
         for filters in (None, 0, 1, 2, 3, 4):
             name = "%s8_blocks_filter%s.png" % (NAMES[ct], "cycled" if filters is None else filters)
             yield name, png_encode.encode(blocks[:, :, :png_encode.CHANNELS[ct]], ct, 8, filters=filters)
+    # wider flat regions, for the unfilters' 4-pixel steps over zeros: vertical stripes
+    # (Paeth copies the row above), wide blocks (Sub and Paeth repeat the left pixel),
+    # diagonal edges, and rows ending inside a step
+    ys, xs = np.mgrid[0:23, 0:101]
+    index = np.where(ys < 6, (xs // 2) % 4, np.where(ys < 12, (xs // 17 + ys // 4) % 4, ((xs + ys) // 9) % 4))
+    for ct in (2, 6):
+        for filters in (None, 1, 4):
+            name = "%s8_wide_blocks_filter%s.png" % (NAMES[ct], "cycled" if filters is None else filters)
+            yield name, png_encode.encode(colours[index][:, :, :png_encode.CHANNELS[ct]], ct, 8, filters=filters)
     # palette indexes past the PLTE's end
     samples = np.array([[[0], [1], [2], [3]], [[1], [0], [1], [0]]])
     for il in (False, True):

@@ -66,6 +66,31 @@ for np in 2 3; do
     cmp -s m1/report.json m$np/report.json && cmp -s m1/panoptic.json m$np/panoptic.json &&
         cmp -s m1/ends/e_ups.json m$np/ends/e_ups.json && ok || ko "60 images: -np $np's report or panoptic JSON differs from -np 1's"
 done
+# every rank's figures reach timings.json (issue 16 item 8): one entry per rank, the
+# images they made summing to the run's, only the other ranks asking for work, and the
+# steps' CPU seconds there
+for np in 1 2 3; do
+    out=$("$PY" - m$np/timings.json $np 60 <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+n, images = int(sys.argv[2]), int(sys.argv[3])
+s = t["rank_stats"]
+bad = []
+if len(s) != n or [r["rank"] for r in s] != list(range(n)):
+    bad.append("rank_stats has %d entries for %d ranks" % (len(s), n))
+if sum(r["images"] for r in s) != images:
+    bad.append("rank_stats images sum to %d, not %d" % (sum(r["images"] for r in s), images))
+if s and s[0]["requests"] != 0 or any(r["requests"] < 1 for r in s[1:]):
+    bad.append("requests: %s" % [r["requests"] for r in s])
+if any(r["cpu_seconds"] <= 0 or r["wait_seconds"] < 0 or r["peak_rss_kib"] <= 0 for r in s):
+    bad.append("a rank without CPU seconds or peak RSS, or a negative wait")
+if set(t["steps_cpu_seconds"]) != set(t["steps_thread_seconds"]) or sum(t["steps_cpu_seconds"].values()) <= 0:
+    bad.append("steps_cpu_seconds: %s" % t["steps_cpu_seconds"])
+print("; ".join(bad) if bad else "ok")
+PY
+)
+    [ "$out" = ok ] && ok || ko "-np $np: timings.json: $out"
+done
 for np in 1 2 3; do
     held=$(sed -n 's/.*"root_records_buffered_max": \([0-9]*\).*/\1/p' m$np/timings.json)
     [ -n "$held" ] && [ "$held" -ge 1 ] && [ "$held" -le $((4 * np * 2)) ] && ok ||

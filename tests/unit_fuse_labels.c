@@ -219,6 +219,43 @@ static void test_tie_goes_first(check_tally *t, const pan_category *cats) {
     fusion_labels_release(&got);
 }
 
+/* A category that is each end's only candidate, sure in one end but negative in the
+ * other (a head's fp16 "probabilities" are not checked to be >= 0): the weighted average
+ * is below 0 and no category wins, which only computing the values can tell. Also the
+ * sure case: both ends positive, the category wins every pixel. */
+static void test_sure_needs_every_end(check_tally *t, const pan_category *cats) {
+    head_output o[2];
+    int32_t ch[1] = {cats[0].id};
+    uint16_t a[4], b[4];
+    for (int i = 0; i < 4; i++)
+        a[i] = half_from_float(0.25f), b[i] = half_from_float(-0.75f);
+    for (int e = 0; e < 2; e++) {
+        memset(&o[e], 0, sizeof o[e]);
+        o[e].width = 4, o[e].height = 2;
+        o[e].ss = (ss_map){.kind = SS_PROBS, .channels = 1, .h = 2, .w = 2, .channel_category = ch,
+                           .scores = e ? b : a};
+        o[e].ss.geo = ss_geometry_stretch(2, 2, 4, 2);
+    }
+    fusion_end ends[2] = {{&o[0], 1}, {&o[1], 1}};
+    fusion_input in = {.image_id = "sure", .h = 2, .w = 4, .ends = ends, .n_ends = 2, .categories = cats,
+                       .n_categories = N_CATS};
+    fusion_labels got;
+    avps_error err;
+    CHECK(t, fusion_labels_make(&in, &got, &err) == 0);
+    int none = 1, first = 1;
+    for (int p = 0; p < 8; p++)
+        none &= got.fused[p] == FUSION_LABEL_NONE && got.end[1][p] == FUSION_LABEL_NONE, first &= got.end[0][p] == 0;
+    CHECK(t, none && first);
+    fusion_labels_release(&got);
+    for (int i = 0; i < 4; i++)
+        b[i] = half_from_float(0.5f);
+    CHECK(t, fusion_labels_make(&in, &got, &err) == 0);
+    for (int p = 0; p < 8; p++)
+        first &= got.fused[p] == 0 && got.end[1][p] == 0;
+    CHECK(t, first);
+    fusion_labels_release(&got);
+}
+
 int main(void) {
     check_tally t = {0, 0};
     pan_category cats[N_CATS];
@@ -228,6 +265,7 @@ int main(void) {
         cats[k] = (pan_category){k + 1, k < N_CATS / 2, names[k], NULL, 0, {0}};
     }
     test_tie_goes_first(&t, cats);
+    test_sure_needs_every_end(&t, cats);
     test_random(&t, cats);
     return check_report(&t);
 }

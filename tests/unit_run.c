@@ -44,15 +44,18 @@ static void records(check_tally *t) {
     uint8_t buf[256] = {0};
     CHECK(t, run_record_parse(buf, 0, &rec) != 0);
     CHECK(t, run_record_parse(buf, sizeof buf, &rec) != 0); /* no magic */
-    /* the smallest record: one end with nothing, then the step seconds */
+    /* the smallest record: one end with nothing, then the steps' wall and CPU seconds */
     uint32_t head[2] = {0x52535641u, 1};
     uint64_t counts[3] = {0, 0, 0};
-    double seconds[STEP_COUNT] = {1, 2, 3, 4};
+    double seconds[STEP_COUNT] = {1, 2, 3, 4}, cpu[STEP_COUNT] = {5, 6, 7, 8};
     size_t n = 0;
     memcpy(buf + n, head, sizeof head), n += sizeof head;
     memcpy(buf + n, counts, sizeof counts), n += sizeof counts;
     memcpy(buf + n, seconds, sizeof seconds), n += sizeof seconds;
-    CHECK(t, run_record_parse(buf, n, &rec) == 0 && rec.n_ends == 1 && rec.n_events[0] == 0 && rec.seconds[3] == 4);
+    memcpy(buf + n, cpu, sizeof cpu), n += sizeof cpu;
+    CHECK(t, run_record_parse(buf, n, &rec) == 0 && rec.n_ends == 1 && rec.n_events[0] == 0 && rec.seconds[3] == 4 &&
+                 rec.cpu[0] == 5 && rec.cpu[3] == 8);
+    CHECK(t, run_record_parse(buf, n - sizeof cpu, &rec) != 0); /* a version 1 record: no CPU seconds */
     CHECK(t, run_record_parse(buf, n - 1, &rec) != 0); /* cut short */
     CHECK(t, run_record_parse(buf, n + 8, &rec) != 0); /* trailing bytes */
     counts[0] = 1000; /* more events than bytes */

@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char magic[8];
         uint64_t config_hash, item, len, checksum;
     } h = {"AVPSREC", hash, 0, rlen, run_fnv(RUN_FNV_START, rec, rlen)};
-    memcpy(h.magic, "AVPSREC1", 8);
+    memcpy(h.magic, "AVPSREC2", 8);
     put(jpath, data, jlen, NULL, 0);
     put(r0, &h, sizeof h, rec, rlen);
     put(r1, rec, rlen, NULL, 0);

@@ -71,6 +71,11 @@ rgb = png_encode.encode(rng.integers(0, 256, size=(3, 4, 3)), 2, 8, filters=None
 put("fuzz_png", "bad_crc.png", rgb[:30] + bytes([rgb[30] ^ 1]) + rgb[31:])
 put("fuzz_png", "truncated.png", rgb[: len(rgb) - 20])
 put("fuzz_png", "rgb_3x2.png", png_encode.encode(rng.integers(0, 256, size=(2, 3, 3)), 2, 8, filters=4))
+# flat blocks and vertical stripes under Sub and Paeth: the unfilters' 4-pixel steps
+_ys, _xs = np.mgrid[0:9, 0:40]
+_blocks = np.array([[10, 200, 30], [10, 200, 31], [250, 0, 30]])[np.where(_ys < 4, (_xs // 2) % 3, (_xs // 9) % 3)]
+put("fuzz_png", "rgb_flat_sub.png", png_encode.encode(_blocks, 2, 8, filters=1))
+put("fuzz_png", "rgb_flat_paeth.png", png_encode.encode(_blocks, 2, 8, filters=4))
 
 # ---- images for the engine: a few PNGs and JPEGs ----
 put("fuzz_image", "rgb.png", rgb)
