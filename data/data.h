@@ -263,6 +263,12 @@ void rle_decode(const rle_mask *r, uint8_t *mask);
 char *rle_to_string(const rle_mask *r);
 /* Fails (-1) on a malformed string or runs that do not add up to h x w. */
 int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out);
+/* The same for the len characters at s (no terminating NUL needed); with json_escaped,
+ * s is the string as JSON text, where the two characters \\ stand for one backslash. */
+int rle_from_chars(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, rle_mask *out);
+/* rle_from_chars's checks without keeping the runs: 0 and the mask's area (rle_area),
+ * or -1 where rle_from_chars would fail. */
+int rle_chars_area(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, uint64_t *area);
 /* Uncompressed RLE: the counts as a list, as COCO stores crowds. Checks the sum. */
 int rle_from_counts(const uint32_t *counts, size_t m, uint32_t h, uint32_t w, rle_mask *out);
 uint64_t rle_area(const rle_mask *r);
@@ -321,6 +327,12 @@ typedef struct {
     double score;        /* results only */
     rle_mask rle;        /* segm only: the mask at the image's size */
     int mask_from_box;   /* results, segm: no "segmentation", the box made the mask (loadRes) */
+    /* results read by inst_results_load_threads, segm: the mask still compressed, its
+     * counts string in the dataset's text (rle has h and w, no runs); see
+     * inst_annotation_mask. NULL otherwise. */
+    const char *counts;
+    uint32_t counts_len;
+    int counts_escaped;  /* the string holds JSON escapes (\\ for a backslash) */
 } inst_annotation;
 
 typedef struct {
@@ -337,6 +349,7 @@ typedef struct {
     char **category_names;       /* by index into category_ids; NULL entries where none */
     size_t n_annotations;
     inst_annotation *annotations; /* in file order, only those kept */
+    char *text;                   /* results with compressed masks: the file's text */
 } inst_dataset;
 
 /* Which images this process needs, by index into the sorted images: annotations of
@@ -352,7 +365,10 @@ inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, v
 inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
                                 void *ctx, avps_error *err);
 /* The same on up to `threads` threads (keep must then be safe to call from them): the
- * same annotations, order and error messages. */
+ * same annotations, order and error messages, but segm masks given as compressed RLE
+ * strings are checked and measured, then kept compressed (annotation->counts, in the
+ * file's text, which the dataset keeps): memory is about the file's size, not every
+ * mask's runs. Read them with inst_annotation_mask. */
 inst_dataset *inst_results_load_threads(const char *path, const inst_dataset *gt, iou_type type,
                                         inst_keep_fn keep, void *ctx, int threads, avps_error *err);
 /* Masks for the combiners: a results list of image_id, category_id and segmentation
@@ -365,6 +381,9 @@ inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need
  * annotations, to read results against; image ids must be integers, as in results. */
 inst_dataset *inst_frame_from_pan(const pan_dataset *pan, avps_error *err);
 void inst_dataset_free(inst_dataset *ds);
+/* The annotation's mask: &a->rle, or, for a mask kept compressed, the runs decoded into
+ * *tmp (which the caller rle_frees; start it zeroed). NULL when out of memory. */
+const rle_mask *inst_annotation_mask(const inst_annotation *a, rle_mask *tmp);
 /* Index of the image in ds->images, or -1. */
 long inst_image_index(const inst_dataset *ds, int64_t image_id);
 long inst_category_index(const inst_dataset *ds, int32_t category_id);

@@ -4,8 +4,10 @@
  * cJSON never holds more than one detection's tree per thread; the elements are split
  * over threads once one scan has found their bounds. */
 #include "data.h"
+#include "results_scan.h"
 
 #include <cjson/cJSON.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -157,7 +159,15 @@ void inst_dataset_free(inst_dataset *ds) {
     free(ds->category_names);
     free(ds->category_ids);
     free(ds->path);
+    free(ds->text);
     free(ds);
+}
+
+const rle_mask *inst_annotation_mask(const inst_annotation *a, rle_mask *tmp) {
+    if (!a->counts)
+        return &a->rle;
+    /* checked when it was read: only memory can fail */
+    return rle_from_chars(a->counts, a->counts_len, a->counts_escaped, a->rle.h, a->rle.w, tmp) == 0 ? tmp : NULL;
 }
 
 static int image_cmp(const void *a, const void *b) {
@@ -363,19 +373,37 @@ inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, v
         ds = NULL;
     }
     cJSON_Delete(root);
+    /* the tree was many small blocks (about 80 bytes a number of every polygon); glibc
+     * keeps freed heap for later mallocs, but what comes next (the results' text, the
+     * annotations) is mapped afresh, so without this the tree's size stays resident:
+     * 250 MB of a 10,000-image ground truth */
+    malloc_trim(0);
     return ds;
 }
 
 /* ---- results ---------------------------------------------------------------------- */
+
+/* The closing quote of the string whose first character is at p, or NULL: the first '"'
+ * after an even number of backslashes (each escapes the character after it). memchr, as
+ * the strings (RLE counts) are most of a results file's bytes. */
+static const char *string_end(const char *p, const char *end) {
+    for (const char *q; (q = memchr(p, '"', (size_t)(end - p))); p = q + 1) {
+        size_t slashes = 0;
+        while (q - slashes > p && q[-1 - (ptrdiff_t)slashes] == '\\')
+            slashes++;
+        if (slashes % 2 == 0)
+            return q;
+    }
+    return NULL;
+}
 
 /* The end of the JSON value starting at p (an object or array), skipping strings. */
 static const char *value_end(const char *p, const char *end) {
     int depth = 0;
     for (; p < end; p++) {
         if (*p == '"') {
-            for (p++; p < end && *p != '"'; p++)
-                if (*p == '\\')
-                    p++;
+            if (!(p = string_end(p + 1, end)))
+                return NULL;
         } else if (*p == '{' || *p == '[') {
             depth++;
         } else if (*p == '}' || *p == ']') {
@@ -399,6 +427,7 @@ typedef struct {
     int bbox_branch; /* loadRes takes its branch from the first result */
     int masks_only;  /* inst_masks_load: no bbox branch, known categories */
     int need_score;
+    int keep_compressed; /* segm masks stay counts strings in the text (inst_annotation_mask) */
     inst_keep_fn keep;
     void *ctx;
 } results_state;
@@ -456,6 +485,60 @@ static int parse_result(const results_state *st, const cJSON *a, size_t pos, ins
     *out = o;
     *kept = 1;
     return 0;
+}
+
+/* parse_result for an object result_scan read: the same result, or 0 ("read it with
+ * cJSON") wherever parse_result would fail, so that the error message is parse_result's. */
+static int result_from_fields(const results_state *st, const result_fields *f, size_t pos, inst_annotation *out,
+                              int *kept) {
+    inst_annotation o = {0};
+    *kept = 0;
+    if (f->image_id != floor(f->image_id) || fabs(f->image_id) > 9e15 || f->category_id != floor(f->category_id) ||
+        f->category_id < INT32_MIN || f->category_id > INT32_MAX)
+        return 0;
+    o.image_id = (int64_t)f->image_id;
+    o.category_id = (int32_t)f->category_id;
+    long img = inst_image_index(st->gt, o.image_id);
+    if (img < 0 || (st->masks_only && inst_category_index(st->gt, o.category_id) < 0))
+        return 0;
+    o.score = f->score;
+    o.id = (int64_t)pos + 1;
+    if (st->keep && !st->keep(st->ctx, (size_t)img))
+        return 1;
+    const inst_image *i = &st->gt->images[img];
+    if (f->has_bbox)
+        memcpy(o.bbox, f->bbox, sizeof o.bbox);
+    else if (st->bbox_branch)
+        return 0;
+    /* a mask kept compressed is only checked (and measured) here, unless its box is needed */
+    int check_only = st->type == IOU_SEGM && st->keep_compressed && (st->bbox_branch || f->has_bbox);
+    uint64_t pixels = 0;
+    if (st->type == IOU_SEGM || !st->bbox_branch) {
+        if (f->size[0] != i->height || f->size[1] != i->width || f->counts_len > UINT32_MAX)
+            return 0;
+        if (check_only ? rle_chars_area(f->counts, f->counts_len, f->counts_escaped, i->height, i->width, &pixels)
+                       : rle_from_chars(f->counts, f->counts_len, f->counts_escaped, i->height, i->width, &o.rle))
+            return 0;
+        if (!check_only)
+            pixels = rle_area(&o.rle);
+    }
+    if (st->bbox_branch) {
+        o.area = o.bbox[2] * o.bbox[3];
+    } else {
+        o.area = (double)pixels;
+        if (!f->has_bbox)
+            rle_bbox(&o.rle, o.bbox);
+    }
+    if (st->type == IOU_BBOX) {
+        rle_free(&o.rle);
+    } else if (st->keep_compressed) { /* checked and measured: decoded again when evaluated */
+        rle_free(&o.rle);
+        o.rle = (rle_mask){.h = i->height, .w = i->width, .m = 0, .cnts = NULL};
+        o.counts = f->counts, o.counts_len = (uint32_t)f->counts_len, o.counts_escaped = f->counts_escaped;
+    }
+    *out = o;
+    *kept = 1;
+    return 1;
 }
 
 static int first_has_bbox(const cJSON *a) {
@@ -545,20 +628,26 @@ static void *results_chunk_parse(void *arg) {
     char what[96];
     for (size_t pos = c->first; pos < c->last; pos++) {
         const result_span *s = &c->spans[pos];
+        result_fields f;
+        int kept = 0;
+        if (result_scan(s->begin, s->end, &f) &&
+            result_from_fields(c->st, &f, pos, &c->out[c->first + c->n_kept], &kept)) {
+            c->n_kept += (size_t)kept;
+            continue;
+        }
         const char *bad = NULL;
         cJSON *a = cJSON_ParseWithLengthOpts(s->begin, (size_t)(s->end - s->begin), &bad, 0);
         if (!a) {
             snprintf(what, sizeof what, "result %zu", pos);
             results_syntax_error(path, c->text, bad ? bad : s->begin, what, "", &c->err);
             c->failed = 1;
-            return NULL;
+            break;
         }
-        int kept = 0;
         int rc = parse_result(c->st, a, pos, &c->out[c->first + c->n_kept], &kept, &c->err);
         cJSON_Delete(a);
         if (rc != 0) {
             c->failed = 1;
-            return NULL;
+            break;
         }
         c->n_kept += (size_t)kept;
     }
@@ -581,7 +670,8 @@ static int results_parse_spans(results_state *st, const char *text, const result
         return avps_fail(err, "%s: out of memory", path);
     }
     for (size_t t = 0; t < t_n; t++)
-        chunks[t] = (results_chunk){st, text, spans, n * t / t_n, n * (t + 1) / t_n, st->ds->annotations, 0, 0, {{0}}};
+        chunks[t] = (results_chunk){st, text, spans, n * t / t_n, n * (t + 1) / t_n, st->ds->annotations,
+                                    0, 0, {{0}}};
     for (size_t t = 1; t < t_n; t++)
         started[t] = pthread_create(&tids[t], NULL, results_chunk_parse, &chunks[t]) == 0;
     results_chunk_parse(&chunks[0]);
@@ -658,7 +748,10 @@ static inst_dataset *results_run(results_state *st, const char *path, char *text
         return NULL;
     }
     int rc = parse_results(st, text, len, threads, err);
-    free(text);
+    if (rc == 0 && st->keep_compressed)
+        st->ds->text = text; /* the masks' counts strings are in it */
+    else
+        free(text);
     if (rc != 0) {
         inst_dataset_free(st->ds);
         return NULL;
@@ -666,19 +759,24 @@ static inst_dataset *results_run(results_state *st, const char *path, char *text
     return st->ds;
 }
 
-inst_dataset *inst_results_load_threads(const char *path, const inst_dataset *gt, iou_type type,
-                                        inst_keep_fn keep, void *ctx, int threads, avps_error *err) {
+static inst_dataset *results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
+                                  void *ctx, int threads, int keep_compressed, avps_error *err) {
     size_t len;
     char *text = file_read_all(path, &len, err);
     if (!text)
         return NULL;
-    results_state st = {dataset_new(path), gt, type, 0, 0, 1, keep, ctx};
+    results_state st = {dataset_new(path), gt, type, 0, 0, 1, keep_compressed, keep, ctx};
     return results_run(&st, path, text, len, threads, err);
+}
+
+inst_dataset *inst_results_load_threads(const char *path, const inst_dataset *gt, iou_type type,
+                                        inst_keep_fn keep, void *ctx, int threads, avps_error *err) {
+    return results_load(path, gt, type, keep, ctx, threads, 1, err);
 }
 
 inst_dataset *inst_results_load(const char *path, const inst_dataset *gt, iou_type type, inst_keep_fn keep,
                                 void *ctx, avps_error *err) {
-    return inst_results_load_threads(path, gt, type, keep, ctx, 1, err);
+    return results_load(path, gt, type, keep, ctx, 1, 0, err);
 }
 
 inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need_score, inst_keep_fn keep,
@@ -687,7 +785,7 @@ inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need
     char *text = file_read_all(path, &len, err);
     if (!text)
         return NULL;
-    results_state st = {dataset_new(path), gt, IOU_SEGM, 0, 1, need_score, keep, ctx};
+    results_state st = {dataset_new(path), gt, IOU_SEGM, 0, 1, need_score, 0, keep, ctx};
     return results_run(&st, path, text, len, 1, err);
 }
 

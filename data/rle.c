@@ -133,22 +133,25 @@ char *rle_to_string(const rle_mask *r) {
     return s;
 }
 
-/* Reads one value at *ps; -1 on a character outside the alphabet, a string that ends
- * inside a value, or a value longer than any run delta can be. */
-static int get_value(const char **ps, int64_t *out) {
+/* Reads one value at *ps, before end; -1 on a character outside the alphabet, a string
+ * that ends inside a value, or a value longer than any run delta can be. With
+ * json_escaped, the two characters "\\" stand for the one backslash of the alphabet. */
+static int get_value(const char **ps, const char *end, int json_escaped, int64_t *out) {
     const char *s = *ps;
     int64_t x = 0;
-    for (int k = 0; k < MAX_CHUNKS; k++) {
-        int ch = (unsigned char)s[k];
+    for (int k = 0; k < MAX_CHUNKS && s < end; k++) {
+        int ch = (unsigned char)*s++;
+        if (ch == '\\' && json_escaped && (s == end || *s++ != '\\'))
+            return -1;
         if (ch < CHAR_BASE || ch >= CHAR_BASE + 64)
-            return -1; /* also the terminating NUL in the middle of a value */
+            return -1;
         int c = ch - CHAR_BASE;
         x |= (int64_t)(c & CHUNK_MASK) << (CHUNK_BITS * k);
         if (!(c & CHUNK_MORE)) {
             /* Sign extension: the bits above are all 0, so OR-ing in ones is a subtraction. */
             if (c & CHUNK_SIGN)
                 x -= (int64_t)1 << (CHUNK_BITS * (k + 1));
-            *ps = s + k + 1;
+            *ps = s;
             *out = x;
             return 0;
         }
@@ -156,17 +159,17 @@ static int get_value(const char **ps, int64_t *out) {
     return -1;
 }
 
-int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out) {
+int rle_from_chars(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, rle_mask *out) {
     *out = (rle_mask){.h = h, .w = w, .m = 0, .cnts = NULL};
-    size_t len = strlen(s);
+    const char *end = s + len;
     uint32_t *cnts = malloc((len ? len : 1) * sizeof *cnts); /* at least a character a run */
     if (!cnts)
         return -1;
     uint64_t sum = 0, total = (uint64_t)h * w;
     size_t m = 0;
-    while (*s) {
+    while (s < end) {
         int64_t x;
-        if (get_value(&s, &x) != 0)
+        if (get_value(&s, end, json_escaped, &x) != 0)
             goto fail;
         if (m > 2)
             x += cnts[m - 2];
@@ -184,6 +187,31 @@ int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out) {
 fail:
     free(cnts);
     return -1;
+}
+
+int rle_chars_area(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, uint64_t *area) {
+    const char *end = s + len;
+    uint64_t sum = 0, total = (uint64_t)h * w, ones = 0;
+    int64_t before_last = 0, last = 0; /* runs m-2 and m-1: the deltas' bases */
+    for (size_t m = 0; s < end; m++) {
+        int64_t x;
+        if (get_value(&s, end, json_escaped, &x) != 0)
+            return -1;
+        if (m > 2)
+            x += before_last;
+        if (x < 0 || x > UINT32_MAX || (sum += (uint64_t)x) > total)
+            return -1;
+        ones += m % 2 ? (uint64_t)x : 0;
+        before_last = last, last = x;
+    }
+    if (sum != total)
+        return -1;
+    *area = ones;
+    return 0;
+}
+
+int rle_from_string(const char *s, uint32_t h, uint32_t w, rle_mask *out) {
+    return rle_from_chars(s, strlen(s), 0, h, w, out);
 }
 
 static uint64_t run_sum(const uint32_t *cnts, size_t m) {

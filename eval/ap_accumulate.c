@@ -203,13 +203,24 @@ static size_t search_left(const double *rc, size_t n, double v) {
 /* One threshold: cumulative TP/FP, the envelope and the sampled precision. */
 static void precision_at(ap_eval *e, const flat_det *d, size_t nd, uint32_t npig, size_t t, size_t k, size_t a,
                          size_t m, double *pr, double *rc) {
-    double tp = 0, fp = 0;
+    /* rc = tp / npig and pr = tp / (fp + tp + eps) as numpy computes them; an ignored
+     * detection changes neither sum, a false positive leaves rc, and 0 / x is 0, so the
+     * divisions are done only where a value changes (the same doubles, fewer divides) */
+    double tp = 0, fp = 0, r = 0, q = 0;
     for (size_t i = 0; i < nd; i++) {
-        int ig = d[i].ignored >> t & 1, mt = d[i].matched >> t & 1;
-        tp += mt && !ig;
-        fp += !mt && !ig;
-        rc[i] = tp / (double)npig;
-        pr[i] = tp / (fp + tp + DBL_EPSILON);
+        if (!(d[i].ignored >> t & 1)) {
+            if (d[i].matched >> t & 1) {
+                tp += 1;
+                r = tp / (double)npig;
+                q = tp / (fp + tp + DBL_EPSILON);
+            } else {
+                fp += 1;
+                if (tp != 0)
+                    q = tp / (fp + tp + DBL_EPSILON);
+            }
+        }
+        rc[i] = r;
+        pr[i] = q;
     }
     e->recall[r_at(e, t, k, a, m)] = nd ? rc[nd - 1] : 0;
     for (size_t i = nd; i-- > 1;)

@@ -223,13 +223,19 @@ static int compute_ious(cat_work *w) {
     for (size_t g = 0; g < w->n_gt; g++)
         rle_bbox(&w->gt[g]->rle, gt_boxes + g * 4);
     for (size_t d = 0; d < w->n_dt; d++) {
-        const rle_mask *dm = &w->dt[d]->rle;
+        rle_mask decoded = {0}; /* a mask the loader kept compressed, decoded for this image only */
+        const rle_mask *dm = inst_annotation_mask(w->dt[d], &decoded);
+        if (!dm) {
+            free(boxes);
+            return -1;
+        }
         double *db = boxes + d * 4;
         rle_bbox(dm, db);
         uint64_t area = rle_area(dm);
         for (size_t g = 0; g < w->n_gt; g++)
             w->iou[d * w->n_gt + g] =
                 rle_iou_boxed(dm, db, area, &w->gt[g]->rle, gt_boxes + g * 4, w->gt[g]->iscrowd);
+        rle_free(&decoded);
     }
     free(boxes);
     return 0;

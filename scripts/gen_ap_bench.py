@@ -19,7 +19,10 @@ Writes OUT/gt.json (ground truth) and OUT/dt.json (results), unless both are the
 Needs numpy and pycocotools; no network. Fixed seed (SEED, 2024): the same files on
 every run with the same numpy.
 
-usage: gen_ap_bench.py OUT [--images N] [--dets N] [--seed S] [--force]
+--size WxH makes every image that size (scripts/bench-ap's dense layout: small images,
+many detections each).
+
+usage: gen_ap_bench.py OUT [--images N] [--dets N] [--seed S] [--size WxH] [--force]
 """
 import argparse
 import json
@@ -99,6 +102,7 @@ def main():
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--dets", type=int, default=100)
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--size", help="WxH: every image this size (default: COCO's mix of sizes)")
     ap.add_argument("--force", action="store_true")
     a = ap.parse_args()
     gt_path, dt_path = os.path.join(a.out, "gt.json"), os.path.join(a.out, "dt.json")
@@ -114,6 +118,8 @@ def main():
     for k, img_id in enumerate(image_ids):
         img_id = int(img_id)
         w, h = SIZES[int(rng.choice(len(SIZES), p=SIZE_P))]
+        if a.size:
+            w, h = (int(v) for v in a.size.split("x"))
         images.append({"id": img_id, "width": w, "height": h, "file_name": f"{img_id:012d}.jpg"})
         # an image shows a few categories, each a few times
         img_cats = rng.choice(COCO_CAT_IDS, int(rng.integers(1, 5)), replace=False)

@@ -29,6 +29,31 @@ static void check(inst_dataset *ds) {
     inst_dataset_free(ds);
 }
 
+/* inst_results_load_threads (2 threads, masks kept compressed) against inst_results_load:
+ * the same error, or the same results with the same masks once decoded. */
+static void check_threads(const char *path, const inst_dataset *gt, iou_type type) {
+    avps_error e1 = {0}, e2 = {0};
+    inst_dataset *one = inst_results_load(path, gt, type, NULL, NULL, &e1);
+    inst_dataset *two = inst_results_load_threads(path, gt, type, NULL, NULL, 2, &e2);
+    FUZZ_ASSERT(!one == !two);
+    if (!one)
+        FUZZ_ASSERT(strcmp(e1.msg, e2.msg) == 0);
+    FUZZ_ASSERT(!one || one->n_annotations == two->n_annotations);
+    for (size_t i = 0; one && i < one->n_annotations; i++) {
+        const inst_annotation *a = &one->annotations[i], *b = &two->annotations[i];
+        FUZZ_ASSERT(a->id == b->id && a->image_id == b->image_id && a->category_id == b->category_id);
+        FUZZ_ASSERT(memcmp(&a->score, &b->score, sizeof a->score) == 0 && memcmp(a->bbox, b->bbox, sizeof a->bbox) == 0);
+        FUZZ_ASSERT(memcmp(&a->area, &b->area, sizeof a->area) == 0);
+        rle_mask tmp = {0};
+        const rle_mask *m = inst_annotation_mask(b, &tmp);
+        FUZZ_ASSERT(m && m->m == a->rle.m && m->h == a->rle.h && m->w == a->rle.w);
+        FUZZ_ASSERT(m->m == 0 || memcmp(m->cnts, a->rle.cnts, m->m * sizeof *m->cnts) == 0);
+        rle_free(&tmp);
+    }
+    check(one);
+    check(two);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     char path[512];
@@ -48,8 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[512];
     avps_error err;
     fuzz_write(path, sizeof path, "results.json", data, size);
-    check(inst_results_load(path, gt_segm, IOU_SEGM, NULL, NULL, &err));
-    check(inst_results_load(path, gt_bbox, IOU_BBOX, NULL, NULL, &err));
+    check_threads(path, gt_segm, IOU_SEGM);
+    check_threads(path, gt_bbox, IOU_BBOX);
     check(inst_masks_load(path, gt_segm, 0, NULL, NULL, &err));
     check(inst_masks_load(path, gt_segm, 1, NULL, NULL, &err));
     unlink(path);

@@ -162,6 +162,18 @@ put("fuzz_results_json", "repro_nan_score.json",
 put("fuzz_results_json", "repro_polygon_1e8.json",
     '[{"image_id":2,"category_id":1,"score":1,"segmentation":[[0,0,1e8,0,1e8,1e8]]}]')
 put("fuzz_results_json", "unknown_image.json", '[{"image_id": 3, "category_id": 1, "score": 1, "bbox": [0,0,1,1]}]')
+# the fast reader's shape (data/results_scan.c): a counts string with a backslash ("\\\\"
+# in the JSON), compact separators; then the same with a malformed second counts string
+esc = rle_string([0, 1, 22, 1, 2, 1])
+put("fuzz_results_json", "segm_escaped.json", json.dumps([
+    {"image_id": 7, "category_id": 18, "score": 0.125, "segmentation": {"size": [9, 3], "counts": esc},
+     "bbox": [0, 0, 3, 9]},
+    {"image_id": 1, "category_id": 2, "segmentation": {"size": [4, 5], "counts": "11150L000O01"}, "score": 1e-7}],
+    separators=(",", ":")))
+put("fuzz_results_json", "repro_bad_counts_late.json", json.dumps([
+    {"image_id": 7, "category_id": 18, "score": 0.125, "segmentation": {"size": [9, 3], "counts": esc}},
+    {"image_id": 1, "category_id": 2, "segmentation": {"size": [4, 5], "counts": "11150L000O0"}, "score": 0.5}],
+    separators=(",", ":")))
 
 # ---- COCO instances ground truth ----
 gt = {"images": [{"id": 1, "width": 5, "height": 4, "file_name": "a.jpg"}, {"id": 3, "width": 2, "height": 7}],
