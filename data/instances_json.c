@@ -2,7 +2,8 @@
  * pycocotools' COCO() and loadRes() read them, into plain arrays with masks as RLE.
  * Results files reach hundreds of MB: they are parsed one list element at a time, so
  * cJSON never holds more than one detection's tree per thread; the elements are split
- * over threads once one scan has found their bounds. */
+ * over threads once one scan has found their bounds. Ground truth is one cJSON tree read
+ * on one thread; its segm masks are then rasterised on threads. */
 #include "data.h"
 #include "results_scan.h"
 
@@ -277,7 +278,17 @@ static long parse_common(const inst_dataset *gt, const cJSON *a, inst_annotation
     return img;
 }
 
-static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, size_t pos, avps_error *err) {
+/* A ground-truth annotation's segmentation, left to rasterise on a thread once every
+ * record has been read; annotations[i] gets the mask of deferred[i]. */
+typedef struct {
+    const cJSON *seg;
+    uint32_t h, w;
+} gt_segment;
+
+/* With `deferred`, a segm annotation's mask is left for gt_rasterise (its fields are read
+ * here as before); without it, it is made here. */
+static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, size_t pos, gt_segment *deferred,
+                               avps_error *err) {
     inst_annotation o = {0};
     long img = parse_common(ds, a, &o, ds->path, "annotations", pos, err);
     if (img < 0)
@@ -298,7 +309,11 @@ static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, 
     if (json_box(bbox, o.bbox) != 0 && type == IOU_BBOX)
         return avps_fail(err, "%s: image %lld: annotation %lld: \"bbox\" is missing or not 4 numbers", p, im,
                          (long long)o.id);
-    if (type == IOU_SEGM) {
+    if (type == IOU_SEGM && deferred) {
+        const inst_image *i = &ds->images[img];
+        deferred[ds->n_annotations] =
+            (gt_segment){cJSON_GetObjectItemCaseSensitive(a, "segmentation"), i->height, i->width};
+    } else if (type == IOU_SEGM) {
         const inst_image *i = &ds->images[img];
         const char *why =
             segmentation_to_rle(cJSON_GetObjectItemCaseSensitive(a, "segmentation"), i->height, i->width, &o.rle);
@@ -310,7 +325,67 @@ static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, 
     return 0;
 }
 
-static int parse_gt(inst_dataset *ds, const cJSON *root, iou_type type, inst_keep_fn keep, void *ctx,
+/* A contiguous run of deferred masks for one thread, stopping at its first failure. */
+typedef struct {
+    inst_annotation *anns;
+    const gt_segment *segs;
+    size_t first, last; /* annotations [first, last) */
+    size_t failed_at;   /* last when none failed */
+    const char *why;
+} gt_raster_chunk;
+
+static void *gt_raster_chunk_run(void *arg) {
+    gt_raster_chunk *c = arg;
+    c->failed_at = c->last;
+    for (size_t i = c->first; i < c->last; i++) {
+        const gt_segment *s = &c->segs[i];
+        if ((c->why = segmentation_to_rle(s->seg, s->h, s->w, &c->anns[i].rle)) != NULL) {
+            c->failed_at = i;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Rasterises the deferred masks of ds->annotations on up to `threads` threads (each mask
+ * depends on its annotation alone). The failure reported is the first in file order, with
+ * the message the one-thread path gives. */
+static int gt_rasterise(inst_dataset *ds, const gt_segment *segs, int threads, avps_error *err) {
+    size_t n = ds->n_annotations, t_n = (size_t)threads;
+    if (t_n > n / 64 + 1) /* a thread per at least 64 masks: starting one costs more */
+        t_n = n / 64 + 1;
+    gt_raster_chunk *chunks = calloc(t_n, sizeof *chunks);
+    pthread_t *tids = calloc(t_n, sizeof *tids);
+    int *started = calloc(t_n, sizeof *started);
+    if (!chunks || !tids || !started) {
+        free(chunks), free(tids), free(started);
+        return avps_fail(err, "%s: out of memory", ds->path);
+    }
+    for (size_t t = 0; t < t_n; t++)
+        chunks[t] = (gt_raster_chunk){ds->annotations, segs, n * t / t_n, n * (t + 1) / t_n, 0, NULL};
+    for (size_t t = 1; t < t_n; t++)
+        started[t] = pthread_create(&tids[t], NULL, gt_raster_chunk_run, &chunks[t]) == 0;
+    gt_raster_chunk_run(&chunks[0]);
+    for (size_t t = 1; t < t_n; t++) {
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            gt_raster_chunk_run(&chunks[t]); /* no thread to be had: do it here */
+    }
+    int rc = 0;
+    for (size_t t = 0; t < t_n && rc == 0; t++) {
+        const gt_raster_chunk *c = &chunks[t];
+        if (c->why) {
+            const inst_annotation *a = &ds->annotations[c->failed_at];
+            rc = avps_fail(err, "%s: image %lld: annotation %lld: the segmentation %s", ds->path,
+                           (long long)a->image_id, (long long)a->id, c->why);
+        }
+    }
+    free(chunks), free(tids), free(started);
+    return rc;
+}
+
+static int parse_gt(inst_dataset *ds, const cJSON *root, iou_type type, inst_keep_fn keep, void *ctx, int threads,
                     avps_error *err) {
     if (!cJSON_IsObject(root))
         return avps_fail(err, "%s: the top level is not a JSON object", ds->path);
@@ -323,7 +398,12 @@ static int parse_gt(inst_dataset *ds, const cJSON *root, iou_type type, inst_kee
     ds->annotations = calloc((size_t)cJSON_GetArraySize(anns) + 1, sizeof *ds->annotations);
     if (!ds->annotations)
         return avps_fail(err, "%s: out of memory", ds->path);
+    gt_segment *deferred = NULL;
+    if (type == IOU_SEGM && threads > 1 &&
+        !(deferred = calloc((size_t)cJSON_GetArraySize(anns) + 1, sizeof *deferred)))
+        return avps_fail(err, "%s: out of memory", ds->path);
     size_t pos = 0;
+    int rc = 0;
     const cJSON *a;
     cJSON_ArrayForEach(a, anns) {
         int64_t image_id;
@@ -333,10 +413,20 @@ static int parse_gt(inst_dataset *ds, const cJSON *root, iou_type type, inst_kee
             pos++;
             continue;
         }
-        if (parse_gt_annotation(ds, a, type, pos++, err) != 0)
-            return -1;
+        if ((rc = parse_gt_annotation(ds, a, type, pos++, deferred, err)) != 0)
+            break;
     }
-    return 0;
+    /* the masks before a record's error come first in file order: one of them failing
+     * is the error to report */
+    if (deferred) {
+        avps_error first = {{0}};
+        if (gt_rasterise(ds, deferred, threads, &first) != 0) {
+            *err = first;
+            rc = -1;
+        }
+        free(deferred);
+    }
+    return rc;
 }
 
 /* Line and column (both from 1) of byte `at` in `text`, for messages a user can act on. */
@@ -358,7 +448,8 @@ static cJSON *parse_text(const char *path, const char *text, size_t len, avps_er
     return root;
 }
 
-inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, void *ctx, avps_error *err) {
+inst_dataset *inst_gt_load_threads(const char *path, iou_type type, inst_keep_fn keep, void *ctx, int threads,
+                                   avps_error *err) {
     size_t len;
     char *text = file_read_all(path, &len, err);
     if (!text)
@@ -368,7 +459,7 @@ inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, v
     inst_dataset *ds = root ? dataset_new(path) : NULL;
     if (root && !ds)
         avps_fail(err, "%s: out of memory", path);
-    if (ds && parse_gt(ds, root, type, keep, ctx, err) != 0) {
+    if (ds && parse_gt(ds, root, type, keep, ctx, threads, err) != 0) {
         inst_dataset_free(ds);
         ds = NULL;
     }
@@ -379,6 +470,10 @@ inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, v
      * 250 MB of a 10,000-image ground truth */
     malloc_trim(0);
     return ds;
+}
+
+inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, void *ctx, avps_error *err) {
+    return inst_gt_load_threads(path, type, keep, ctx, 1, err);
 }
 
 /* ---- results ---------------------------------------------------------------------- */

@@ -214,7 +214,7 @@ static int run(avps_job *job, ap_options *o, ap_job *aj, avps_error *err) {
     if (o->plot_pr && (!has_chart_extension(o->plot_pr) ? avps_fail(err, "--plot-pr %s: the file must end in .svg or .png", o->plot_pr)
                                                          : job_output_file(job, o->plot_pr, err)) != 0)
         return -1;
-    if (!(aj->gt = inst_gt_load(o->gt, o->type, keep_mine, job, err)) ||
+    if (!(aj->gt = inst_gt_load_threads(o->gt, o->type, keep_mine, job, (int)o->threads, err)) ||
         !(aj->dt = inst_results_load_threads(o->dt, aj->gt, o->type, keep_mine, job, (int)o->threads, err)))
         return -1;
     if (!(aj->ix = ap_index_new_params(aj->gt, aj->dt, o->params, err)))

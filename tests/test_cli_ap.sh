@@ -71,6 +71,43 @@ grep -qF "late_bad.json: result 1900: image -7 is not among the images" "$T/late
 grep -qF "two_bad.json: result 300: malformed JSON near line 302" "$T/two_bad.4" && ok ||
     ko "two_bad: $(head -c 300 "$T/two_bad.4")"
 
+# ---- ground-truth masks rasterised on threads: the same report and the same first error
+/usr/bin/python3 - "$d/gt.json" "$T" <<'PY'
+import copy, json, sys
+gt = json.load(open(sys.argv[1]))
+anns = []
+for r in range(8):
+    for a in gt["annotations"]:
+        b = copy.deepcopy(a)
+        b["id"] = 100000 * (r + 1) + a["id"]
+        anns.append(b)
+def dump(name, items):
+    json.dump(dict(gt, annotations=items), open(f"{sys.argv[2]}/{name}", "w"))
+dump("gt_big.json", anns)
+polys = [i for i, a in enumerate(anns) if isinstance(a["segmentation"], list)]
+late, later = polys[-10], polys[-5]
+bad = copy.deepcopy(anns)
+bad[late]["segmentation"] = [[1, 1, 3e9, 2, 25, 40]]  # a mask error in the last chunk
+del bad[later]["iscrowd"]                              # then a record error after it
+dump("gt_late_mask.json", bad)
+del bad[polys[3]]["iscrowd"]                           # a record error before both
+dump("gt_early_record.json", bad)
+open(f"{sys.argv[2]}/gt_ids", "w").write(f"{anns[late]['id']} {anns[polys[3]]['id']}\n")
+PY
+read -r late_id early_id <"$T/gt_ids"
+"$AVPS" eval ap --gt "$T/gt_big.json" --dt "$d/dt.json" --json "$T/gtb1.json" --threads 1 >/dev/null || ko "gt big: threads 1"
+"$AVPS" eval ap --gt "$T/gt_big.json" --dt "$d/dt.json" --json "$T/gtb2.json" --threads 2 >/dev/null || ko "gt big: threads 2"
+cmp -s "$T/gtb1.json" "$T/gtb2.json" && ok || ko "gt masks on 2 threads: report differs from 1 thread"
+for f in gt_late_mask gt_early_record; do
+    "$AVPS" eval ap --gt "$T/$f.json" --dt "$d/dt.json" --threads 1 >/dev/null 2>"$T/$f.1" && ko "$f: threads 1 exited 0"
+    "$AVPS" eval ap --gt "$T/$f.json" --dt "$d/dt.json" --threads 2 >/dev/null 2>"$T/$f.2" && ko "$f: threads 2 exited 0"
+    cmp -s "$T/$f.1" "$T/$f.2" && ok || ko "$f: threads 2 says '$(head -c 300 "$T/$f.2")', 1 thread '$(head -c 300 "$T/$f.1")'"
+done
+grep -qE "gt_late_mask.json: image [0-9]+: annotation $late_id: the segmentation has a coordinate that is not finite" \
+    "$T/gt_late_mask.2" && ok || ko "gt_late_mask: $(head -c 300 "$T/gt_late_mask.2")"
+grep -qE "gt_early_record.json: image [0-9]+: annotation $early_id: \"iscrowd\" is missing" "$T/gt_early_record.2" && ok ||
+    ko "gt_early_record: $(head -c 300 "$T/gt_early_record.2")"
+
 # ---- bad input: non-zero exit, one message naming file and image, no report
 expect_error() { # NAME GT DT PATTERN...
     local name=$1 gt=$2 dt=$3; shift 3

@@ -1,7 +1,10 @@
 /* fuzz_instances_gt.c: COCO instances ground truth (inst_gt_load, data/instances_json.c)
- * read for segm and for bbox: polygons, uncompressed and compressed RLE, boxes. */
+ * read for segm and for bbox: polygons, uncompressed and compressed RLE, boxes; and
+ * segm with its masks rasterised on 2 threads against 1. */
 #include "../../data/data.h"
 #include "fuzz.h"
+
+#include <string.h>
 
 static void check(inst_dataset *ds) {
     if (!ds)
@@ -25,12 +28,35 @@ static void check(inst_dataset *ds) {
     inst_dataset_free(ds);
 }
 
+/* inst_gt_load_threads (2 threads, masks rasterised after the records) against
+ * inst_gt_load: the same error, or the same annotations with the same masks. */
+static void check_threads(const char *path) {
+    avps_error e1 = {0}, e2 = {0};
+    inst_dataset *one = inst_gt_load(path, IOU_SEGM, NULL, NULL, &e1);
+    inst_dataset *two = inst_gt_load_threads(path, IOU_SEGM, NULL, NULL, 2, &e2);
+    FUZZ_ASSERT(!one == !two);
+    if (!one)
+        FUZZ_ASSERT(strcmp(e1.msg, e2.msg) == 0);
+    FUZZ_ASSERT(!one || one->n_annotations == two->n_annotations);
+    for (size_t i = 0; one && i < one->n_annotations; i++) {
+        const inst_annotation *a = &one->annotations[i], *b = &two->annotations[i];
+        FUZZ_ASSERT(a->id == b->id && a->image_id == b->image_id && a->category_id == b->category_id);
+        FUZZ_ASSERT(a->iscrowd == b->iscrowd && memcmp(&a->area, &b->area, sizeof a->area) == 0);
+        FUZZ_ASSERT(memcmp(a->bbox, b->bbox, sizeof a->bbox) == 0);
+        FUZZ_ASSERT(a->rle.m == b->rle.m && a->rle.h == b->rle.h && a->rle.w == b->rle.w);
+        FUZZ_ASSERT(a->rle.m == 0 || memcmp(a->rle.cnts, b->rle.cnts, a->rle.m * sizeof *a->rle.cnts) == 0);
+    }
+    check(one);
+    check(two);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[512];
     avps_error err;
     fuzz_write(path, sizeof path, "gt.json", data, size);
     check(inst_gt_load(path, IOU_SEGM, NULL, NULL, &err));
     check(inst_gt_load(path, IOU_BBOX, NULL, NULL, &err));
+    check_threads(path);
     unlink(path);
     return 0;
 }
