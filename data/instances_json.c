@@ -325,6 +325,25 @@ static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, 
     return 0;
 }
 
+/* Runs fn on each of n chunks of `size` bytes at `chunks`: chunk 0 on this thread, the
+ * others on threads of their own, joined before it returns. A chunk that gets no thread
+ * (none to be had, or no memory to track them) runs here, so every chunk always runs. */
+static void chunks_run(void *chunks, size_t size, size_t n, void *(*fn)(void *)) {
+    char *base = chunks;
+    pthread_t *tids = n > 1 ? calloc(n, sizeof *tids) : NULL;
+    int *started = n > 1 ? calloc(n, sizeof *started) : NULL;
+    for (size_t t = 1; tids && started && t < n; t++)
+        started[t] = pthread_create(&tids[t], NULL, fn, base + t * size) == 0;
+    fn(base);
+    for (size_t t = 1; t < n; t++) {
+        if (started && started[t])
+            pthread_join(tids[t], NULL);
+        else
+            fn(base + t * size);
+    }
+    free(tids), free(started);
+}
+
 /* A contiguous run of deferred masks for one thread, stopping at its first failure. */
 typedef struct {
     inst_annotation *anns;
@@ -355,23 +374,11 @@ static int gt_rasterise(inst_dataset *ds, const gt_segment *segs, int threads, a
     if (t_n > n / 64 + 1) /* a thread per at least 64 masks: starting one costs more */
         t_n = n / 64 + 1;
     gt_raster_chunk *chunks = calloc(t_n, sizeof *chunks);
-    pthread_t *tids = calloc(t_n, sizeof *tids);
-    int *started = calloc(t_n, sizeof *started);
-    if (!chunks || !tids || !started) {
-        free(chunks), free(tids), free(started);
+    if (!chunks)
         return avps_fail(err, "%s: out of memory", ds->path);
-    }
     for (size_t t = 0; t < t_n; t++)
         chunks[t] = (gt_raster_chunk){ds->annotations, segs, n * t / t_n, n * (t + 1) / t_n, 0, NULL};
-    for (size_t t = 1; t < t_n; t++)
-        started[t] = pthread_create(&tids[t], NULL, gt_raster_chunk_run, &chunks[t]) == 0;
-    gt_raster_chunk_run(&chunks[0]);
-    for (size_t t = 1; t < t_n; t++) {
-        if (started[t])
-            pthread_join(tids[t], NULL);
-        else
-            gt_raster_chunk_run(&chunks[t]); /* no thread to be had: do it here */
-    }
+    chunks_run(chunks, sizeof *chunks, t_n, gt_raster_chunk_run);
     int rc = 0;
     for (size_t t = 0; t < t_n && rc == 0; t++) {
         const gt_raster_chunk *c = &chunks[t];
@@ -381,7 +388,7 @@ static int gt_rasterise(inst_dataset *ds, const gt_segment *segs, int threads, a
                            (long long)a->image_id, (long long)a->id, c->why);
         }
     }
-    free(chunks), free(tids), free(started);
+    free(chunks);
     return rc;
 }
 
@@ -758,24 +765,14 @@ static int results_parse_spans(results_state *st, const char *text, const result
     if (t_n > n / 256 + 1) /* a thread per at least 256 results: starting one costs more */
         t_n = n / 256 + 1;
     results_chunk *chunks = calloc(t_n, sizeof *chunks);
-    pthread_t *tids = calloc(t_n, sizeof *tids);
-    int *started = calloc(t_n, sizeof *started);
-    if (!chunks || !tids || !started || !(st->ds->annotations = malloc((n ? n : 1) * sizeof *st->ds->annotations))) {
-        free(chunks), free(tids), free(started);
+    if (!chunks || !(st->ds->annotations = malloc((n ? n : 1) * sizeof *st->ds->annotations))) {
+        free(chunks);
         return avps_fail(err, "%s: out of memory", path);
     }
     for (size_t t = 0; t < t_n; t++)
         chunks[t] = (results_chunk){st, text, spans, n * t / t_n, n * (t + 1) / t_n, st->ds->annotations,
                                     0, 0, {{0}}};
-    for (size_t t = 1; t < t_n; t++)
-        started[t] = pthread_create(&tids[t], NULL, results_chunk_parse, &chunks[t]) == 0;
-    results_chunk_parse(&chunks[0]);
-    for (size_t t = 1; t < t_n; t++) {
-        if (started[t])
-            pthread_join(tids[t], NULL);
-        else
-            results_chunk_parse(&chunks[t]); /* no thread to be had: parse it here */
-    }
+    chunks_run(chunks, sizeof *chunks, t_n, results_chunk_parse);
     int rc = 0;
     for (size_t t = 0; t < t_n; t++) { /* gather in order; free what follows an error */
         results_chunk *c = &chunks[t];
@@ -791,7 +788,7 @@ static int results_parse_spans(results_state *st, const char *text, const result
             rc = -1;
         }
     }
-    free(chunks), free(tids), free(started);
+    free(chunks);
     if (rc == 0 && st->ds->n_annotations < n) { /* other ranks' images dropped: give back the room */
         inst_annotation *fit = realloc(st->ds->annotations, (st->ds->n_annotations ? st->ds->n_annotations : 1) *
                                                                 sizeof *fit);
