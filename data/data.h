@@ -28,6 +28,14 @@ int avps_fail(avps_error *err, const char *fmt, ...) __attribute__((format(print
 /* Puts "<formatted>: " before the message already in err; returns -1. */
 int avps_prefix(avps_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- threads ---------------------------------------------------------------- */
+
+/* Runs fn on each of n chunks of `size` bytes at `chunks`: chunk 0 on this thread, the
+ * others on threads of their own, joined before it returns. A chunk that gets no thread
+ * (none to be had, or no memory to track them) runs here, so every chunk always runs;
+ * each chunk reports its own outcome in its bytes. */
+void chunks_run(void *chunks, size_t size, size_t n, void *(*fn)(void *));
+
 /* ---- small file helpers ------------------------------------------------------ */
 
 /* Reads a whole file; *len gets its size. The buffer is NUL-terminated; caller frees. */

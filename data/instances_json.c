@@ -10,7 +10,6 @@
 #include <cjson/cJSON.h>
 #include <malloc.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,25 +322,6 @@ static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, 
     }
     ds->annotations[ds->n_annotations++] = o;
     return 0;
-}
-
-/* Runs fn on each of n chunks of `size` bytes at `chunks`: chunk 0 on this thread, the
- * others on threads of their own, joined before it returns. A chunk that gets no thread
- * (none to be had, or no memory to track them) runs here, so every chunk always runs. */
-static void chunks_run(void *chunks, size_t size, size_t n, void *(*fn)(void *)) {
-    char *base = chunks;
-    pthread_t *tids = n > 1 ? calloc(n, sizeof *tids) : NULL;
-    int *started = n > 1 ? calloc(n, sizeof *started) : NULL;
-    for (size_t t = 1; tids && started && t < n; t++)
-        started[t] = pthread_create(&tids[t], NULL, fn, base + t * size) == 0;
-    fn(base);
-    for (size_t t = 1; t < n; t++) {
-        if (started && started[t])
-            pthread_join(tids[t], NULL);
-        else
-            fn(base + t * size);
-    }
-    free(tids), free(started);
 }
 
 /* A contiguous run of deferred masks for one thread, stopping at its first failure. */
