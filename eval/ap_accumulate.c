@@ -61,9 +61,41 @@ typedef struct {
 
 typedef struct {
     double score;
-    size_t seq;
+    uint32_t rank; /* its place among its image's detections of the class: maxDets cuts on it */
     uint32_t matched, ignored;
 } flat_det;
+
+/* A thread's buffers for the cells it accumulates, grown to the largest (class, area). */
+enum { RADIX_BITS = 11, RADIX_BUCKETS = 1 << RADIX_BITS };
+typedef struct {
+    flat_det *all;  /* the (class, area)'s detections, up to the largest maxDets, by score */
+    flat_det *cell; /* those one maxDets keeps, in the same order */
+    flat_det *tmp;  /* the radix sort's other half */
+    uint64_t *key;  /* [2 * cap]: keys and the radix sort's other half */
+    double *pr, *rc;
+    size_t count[RADIX_BUCKETS];
+    size_t cap;
+} cell_scratch;
+
+static void scratch_release(cell_scratch *s) {
+    free(s->all), free(s->cell), free(s->tmp), free(s->key), free(s->pr), free(s->rc);
+}
+
+static int scratch_reserve(cell_scratch *s, size_t n) {
+    if (n < s->cap)
+        return 0;
+    size_t cap = n + 1 > 2 * s->cap ? n + 1 : 2 * s->cap;
+    scratch_release(s);
+    s->all = malloc(cap * sizeof *s->all), s->cell = malloc(cap * sizeof *s->cell);
+    s->tmp = malloc(cap * sizeof *s->tmp), s->key = malloc(cap * 2 * sizeof *s->key);
+    s->pr = malloc(cap * sizeof *s->pr), s->rc = malloc(cap * sizeof *s->rc);
+    s->cap = cap;
+    if (s->all && s->cell && s->tmp && s->key && s->pr && s->rc)
+        return 0;
+    scratch_release(s);
+    s->all = s->cell = s->tmp = NULL, s->key = NULL, s->pr = s->rc = NULL, s->cap = 0;
+    return -1;
+}
 
 /* A key whose unsigned order is descending score: the bits of -score made monotone
  * (sign bit flipped for positives, all bits for negatives); +0.0 for -0.0, which
@@ -75,42 +107,34 @@ static uint64_t descending_key(double score) {
     return u >> 63 ? ~u : u | (1ull << 63);
 }
 
-/* np.argsort(-scores, kind='mergesort'): stable, so ties keep the order of seq, which
- * is the order d is in. An LSD radix sort on the key is stable too and gives that order;
- * passes whose digit is the same for every detection are skipped. */
-static int sort_by_score(flat_det *d, size_t n) {
-    enum { BITS = 11, BUCKETS = 1 << BITS };
-    uint64_t *key = malloc((n ? n : 1) * 2 * sizeof *key);
-    flat_det *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    size_t *count = malloc(BUCKETS * sizeof *count);
-    if (!key || !tmp || !count) {
-        free(key), free(tmp), free(count);
-        return -1;
-    }
-    uint64_t *key_tmp = key + n;
+/* np.argsort(-scores, kind='mergesort') of s->all[0..n): stable, so ties keep the order
+ * the detections are in. An LSD radix sort on the key is stable too and gives that
+ * order; passes whose digit is the same for every detection are skipped. */
+static void sort_by_score(cell_scratch *s, size_t n) {
+    flat_det *d = s->all, *tmp = s->tmp;
+    uint64_t *key = s->key, *key_tmp = s->key + n;
+    size_t *count = s->count;
     for (size_t i = 0; i < n; i++)
         key[i] = descending_key(d[i].score);
-    for (unsigned shift = 0; shift < 64; shift += BITS) {
-        memset(count, 0, BUCKETS * sizeof *count);
+    for (unsigned shift = 0; shift < 64; shift += RADIX_BITS) {
+        memset(count, 0, sizeof s->count);
         for (size_t i = 0; i < n; i++)
-            count[(key[i] >> shift) & (BUCKETS - 1)]++;
-        if (n == 0 || count[(key[0] >> shift) & (BUCKETS - 1)] == n)
+            count[(key[i] >> shift) & (RADIX_BUCKETS - 1)]++;
+        if (n == 0 || count[(key[0] >> shift) & (RADIX_BUCKETS - 1)] == n)
             continue;
-        for (size_t b = 0, sum = 0; b < BUCKETS; b++) {
+        for (size_t b = 0, sum = 0; b < RADIX_BUCKETS; b++) {
             size_t c = count[b];
             count[b] = sum;
             sum += c;
         }
         for (size_t i = 0; i < n; i++) {
-            size_t at = count[(key[i] >> shift) & (BUCKETS - 1)]++;
+            size_t at = count[(key[i] >> shift) & (RADIX_BUCKETS - 1)]++;
             key_tmp[at] = key[i];
             tmp[at] = d[i];
         }
         memcpy(key, key_tmp, n * sizeof *key);
         memcpy(d, tmp, n * sizeof *d);
     }
-    free(key), free(tmp), free(count);
-    return 0;
 }
 
 /* lists[k * A + a]: the parts of (class k, area a), images in order. */
@@ -243,35 +267,109 @@ static void precision_at(ap_eval *e, const flat_det *d, size_t nd, uint32_t npig
     }
 }
 
-static int accumulate_one(ap_eval *e, const part_list *l, size_t k, size_t a, size_t m) {
+/* The cells (k, a, m) for m in [m0, m1) of one class and area range. accumulate sorts
+ * the first maxDets detections of each image per cell; the detections one maxDets keeps
+ * are those of the largest with rank < maxDets, in the same relative order, so their
+ * stable sort by score is the largest's sort with the others left out: one sort serves
+ * every maxDets. */
+static int accumulate_area(ap_eval *e, cell_scratch *s, const part_list *l, size_t k, size_t a, size_t m0,
+                           size_t m1) {
+    uint32_t npig = 0, max_all = 0;
+    for (size_t m = m0; m < m1; m++)
+        if (e->p->max_dets[m] > max_all)
+            max_all = e->p->max_dets[m];
     size_t total = 0;
-    uint32_t npig = 0, max_det = e->p->max_dets[m];
     for (size_t i = 0; i < l->n; i++) {
-        total += l->parts[i].n_dt < max_det ? l->parts[i].n_dt : max_det;
+        total += l->parts[i].n_dt < max_all ? l->parts[i].n_dt : max_all;
         npig += l->parts[i].n_gt;
     }
     if (l->n == 0 || npig == 0)
         return 0;
-    flat_det *d = malloc((total + 1) * sizeof *d);
-    double *pr = malloc((total + 1) * sizeof *pr), *rc = malloc((total + 1) * sizeof *rc);
-    if (!d || !pr || !rc) {
-        free(d), free(pr), free(rc);
+    if (scratch_reserve(s, total) != 0)
         return -1;
-    }
     size_t n = 0;
     for (size_t i = 0; i < l->n; i++)
-        for (uint32_t j = 0; j < l->parts[i].n_dt && j < max_det; j++, n++) {
-            const ap_record_det *s = &l->parts[i].dets[j];
-            d[n] = (flat_det){s->score, n, s->matched, s->ignored};
+        for (uint32_t j = 0; j < l->parts[i].n_dt && j < max_all; j++, n++) {
+            const ap_record_det *r = &l->parts[i].dets[j];
+            s->all[n] = (flat_det){r->score, j, r->matched, r->ignored};
         }
-    if (sort_by_score(d, n) != 0) {
-        free(d), free(pr), free(rc);
+    sort_by_score(s, n);
+    for (size_t m = m0; m < m1; m++) {
+        uint32_t max_det = e->p->max_dets[m];
+        const flat_det *d = s->all;
+        size_t nd = n;
+        if (max_det < max_all) {
+            nd = 0;
+            for (size_t i = 0; i < n; i++)
+                if (s->all[i].rank < max_det)
+                    s->cell[nd++] = s->all[i];
+            d = s->cell;
+        }
+        for (size_t t = 0; t < e->d.T; t++)
+            precision_at(e, d, nd, npig, t, k, a, m, s->pr, s->rc);
+    }
+    return 0;
+}
+
+/* Classes [k0, k1) on one thread; each writes only its own classes' slots of the arrays. */
+typedef struct {
+    ap_eval *e;
+    const part_list *lists;
+    size_t k0, k1;
+    int rc;
+} class_chunk;
+
+static void *class_chunk_run(void *arg) {
+    class_chunk *c = arg;
+    cell_scratch s = {0};
+    c->rc = 0;
+    for (size_t k = c->k0; k < c->k1 && c->rc == 0; k++)
+        for (size_t a = 0; a < c->e->d.A && c->rc == 0; a++)
+            c->rc = accumulate_area(c->e, &s, &c->lists[k * c->e->d.A + a], k, a, 0, c->e->d.M);
+    scratch_release(&s);
+    return NULL;
+}
+
+/* Every class on up to `threads` threads, in contiguous runs of about equal numbers of
+ * detections. Classes are independent and write disjoint slots, and summarize reads
+ * them afterwards in its own order, so the figures do not depend on the split. */
+static int accumulate_classes(ap_eval *e, const part_list *lists, int threads) {
+    size_t K = e->d.K, A = e->d.A, total = 0;
+    size_t *start = malloc((K + 1) * sizeof *start); /* detections before class k */
+    if (!start)
+        return -1;
+    for (size_t k = 0; k < K; k++) {
+        start[k] = total;
+        total += 1;
+        for (size_t a = 0; a < A; a++)
+            for (size_t i = 0; i < lists[k * A + a].n; i++)
+                total += lists[k * A + a].parts[i].n_dt;
+    }
+    start[K] = total;
+    size_t t_n = threads > 1 ? (size_t)threads : 1;
+    if (t_n > K)
+        t_n = K ? K : 1;
+    if (t_n > total / 4096 + 1) /* a thread per at least 4096 detections: starting one costs more */
+        t_n = total / 4096 + 1;
+    class_chunk *chunks = calloc(t_n, sizeof *chunks);
+    if (!chunks) {
+        free(start);
         return -1;
     }
-    for (size_t t = 0; t < e->d.T; t++)
-        precision_at(e, d, n, npig, t, k, a, m, pr, rc);
-    free(d), free(pr), free(rc);
-    return 0;
+    for (size_t t = 0, k = 0; t < t_n; t++) {
+        chunks[t] = (class_chunk){e, lists, k, k, 0};
+        while (k < K && (t + 1 == t_n || start[k] * t_n < total * (t + 1)))
+            k++;
+        chunks[t].k1 = k;
+    }
+    chunks_run(chunks, sizeof *chunks, t_n, class_chunk_run);
+    int rc = 0;
+    for (size_t t = 0; t < t_n; t++)
+        if (chunks[t].rc != 0)
+            rc = -1;
+    free(chunks);
+    free(start);
+    return rc;
 }
 
 /* ---- summarize ------------------------------------------------------------------- */
@@ -358,7 +456,8 @@ static void summarize_all(const ap_eval *e, ap_summary *s, double *buf) {
 }
 
 static int accumulate_core(const ap_params *p, ap_dims d, const int32_t *class_ids, size_t n_images,
-                           const uint8_t *const *records, const size_t *len, int want_arrays, ap_summary *out) {
+                           const uint8_t *const *records, const size_t *len, int want_arrays, int threads,
+                           ap_summary *out) {
     ap_eval e;
     size_t K = d.K;
     part_list *lists = calloc(K * d.A + 1, sizeof *lists);
@@ -379,10 +478,8 @@ static int accumulate_core(const ap_params *p, ap_dims d, const int32_t *class_i
         memcpy(out->class_ids, class_ids, K * sizeof(int32_t));
         rc = gather(K, d.A, n_images, records, len, lists);
     }
-    for (size_t k = 0; k < K && rc == 0; k++)
-        for (size_t a = 0; a < d.A && rc == 0; a++)
-            for (size_t m = 0; m < d.M && rc == 0; m++)
-                rc = accumulate_one(&e, &lists[k * d.A + a], k, a, m);
+    if (rc == 0)
+        rc = accumulate_classes(&e, lists, threads);
     double *buf = rc == 0 ? malloc((d.T * d.R * K + 1) * sizeof(double)) : NULL;
     if (rc == 0 && !buf)
         rc = -1;
@@ -406,7 +503,7 @@ int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const s
     int rc = -1;
     if (p) {
         ap_dims d = {p->n_iou, p->n_rec, gt->n_categories, p->n_areas, p->n_max_dets};
-        rc = accumulate_core(p, d, gt->category_ids, gt->n_images, records, len, 0, out);
+        rc = accumulate_core(p, d, gt->category_ids, gt->n_images, records, len, 0, 1, out);
     } else
         memset(out, 0, sizeof *out);
     ap_params_free(p);
@@ -416,14 +513,15 @@ int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const s
 }
 
 int ap_accumulate_params(const ap_index *ix, const uint8_t *const *records, const size_t *len, int want_arrays,
-                         ap_summary *out, avps_error *err) {
+                         int threads, ap_summary *out, avps_error *err) {
     ap_dims d = ap_index_dims(ix);
     int32_t *ids = malloc((d.K + 1) * sizeof *ids);
     int rc = -1;
     if (ids) {
         for (size_t k = 0; k < d.K; k++)
             ids[k] = ap_index_class_id(ix, k);
-        rc = accumulate_core(ap_index_params(ix), d, ids, ap_index_n_images(ix), records, len, want_arrays, out);
+        rc = accumulate_core(ap_index_params(ix), d, ids, ap_index_n_images(ix), records, len, want_arrays,
+                            threads, out);
     } else
         memset(out, 0, sizeof *out);
     free(ids);
@@ -439,6 +537,7 @@ int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *rec
     ap_params *p = ap_params_new();
     size_t K = n_categories ? n_categories : 1;
     ap_eval e = {0};
+    cell_scratch scratch = {0};
     part_list *lists = calloc(K * (p ? p->n_areas : 1), sizeof *lists);
     double *buf = p ? malloc((p->n_iou * p->n_rec + 1) * sizeof *buf) : NULL;
     int rc = p && lists && buf ? 0 : -1;
@@ -453,11 +552,12 @@ int ap_per_class(size_t n_categories, size_t n_images, const uint8_t *const *rec
         size_t np_ = e.d.T * e.d.R * e.d.A * e.d.M;
         for (size_t i = 0; i < np_; i++)
             e.precision[i] = -1;
-        rc = accumulate_one(&e, &lists[k * e.d.A], 0, 0, e.d.M - 1);
+        rc = accumulate_area(&e, &scratch, &lists[k * e.d.A], 0, 0, e.d.M - 1, e.d.M);
         per_class_ap[k] = summarize(&e, row0, 0, 1, buf);
     }
     free_lists(lists, K * (p ? p->n_areas : 1));
     free(buf);
+    scratch_release(&scratch);
     eval_release(&e);
     ap_params_free(p);
     if (rc != 0)

@@ -205,9 +205,10 @@ typedef struct {
 int ap_accumulate(const inst_dataset *gt, const uint8_t *const *records, const size_t *len, ap_summary *out,
                   avps_error *err);
 /* The same for records made by an index of ix's parameters; keeps the arrays in out
- * when want_arrays. */
+ * when want_arrays. Classes are accumulated on up to `threads` threads; the figures are
+ * the same bits for any number. */
 int ap_accumulate_params(const ap_index *ix, const uint8_t *const *records, const size_t *len, int want_arrays,
-                         ap_summary *out, avps_error *err);
+                         int threads, ap_summary *out, avps_error *err);
 /* AP per class only (IoU .50:.95, area all, maxDets 100, -1 where undefined), on the
  * records of a list of images that may repeat one (a bootstrap resample of a split):
  * records[i], len[i] for i < n_images, in the order given, which breaks ties in score as

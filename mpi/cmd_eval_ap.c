@@ -119,7 +119,7 @@ static int report(const ap_options *o, const ap_job *aj, job_blob *blobs, avps_e
         len[i] = blobs[i].len;
     }
     if (rc == 0)
-        rc = ap_accumulate_params(aj->ix, rec, len, o->out_npz || o->plot_pr, &s, err);
+        rc = ap_accumulate_params(aj->ix, rec, len, o->out_npz || o->plot_pr, (int)o->threads, &s, err);
     if (rc == 0 && o->out_npz)
         rc = ap_write_npz(o->out_npz, &s, err);
     if (rc == 0 && o->plot_pr)
