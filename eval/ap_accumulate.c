@@ -349,8 +349,8 @@ static int accumulate_classes(ap_eval *e, const part_list *lists, int threads) {
     size_t t_n = threads > 1 ? (size_t)threads : 1;
     if (t_n > K)
         t_n = K ? K : 1;
-    if (t_n > total / 4096 + 1) /* a thread per at least 4096 detections: starting one costs more */
-        t_n = total / 4096 + 1;
+    if (t_n > total / 512 + 1) /* a thread per at least 512 detections (about 0.2 ms): starting one costs more */
+        t_n = total / 512 + 1;
     class_chunk *chunks = calloc(t_n, sizeof *chunks);
     if (!chunks) {
         free(start);

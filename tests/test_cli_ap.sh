@@ -58,9 +58,13 @@ dump("late_bad.json", bad, ",")  # an image error in a late chunk, then a traili
 bad[300] = items[300].replace('"score": ', '"score": NaN, "x": ')
 dump("two_bad.json", bad)        # a syntax error in an early chunk before it
 PY
-"$AVPS" eval ap --gt "$d/gt.json" --dt "$T/big.json" --json "$T/big1.json" --threads 1 >/dev/null || ko "big: threads 1"
-"$AVPS" eval ap --gt "$d/gt.json" --dt "$T/big.json" --json "$T/big4.json" --threads 4 >/dev/null || ko "big: threads 4"
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$T/big.json" --json "$T/big1.json" --eval-out "$T/big1.npz" --threads 1 \
+    >/dev/null || ko "big: threads 1"
+"$AVPS" eval ap --gt "$d/gt.json" --dt "$T/big.json" --json "$T/big4.json" --eval-out "$T/big4.npz" --threads 4 \
+    >/dev/null || ko "big: threads 4"
 cmp -s "$T/big1.json" "$T/big4.json" && ok || ko "results on 4 threads: report differs from 1 thread"
+# classes accumulated on 4 threads (2000 detections make 4 chunks): the same arrays, byte for byte
+cmp -s "$T/big1.npz" "$T/big4.npz" && ok || ko "classes accumulated on 4 threads: --eval-out differs from 1 thread"
 for f in late_bad two_bad; do
     "$AVPS" eval ap --gt "$d/gt.json" --dt "$T/$f.json" --threads 1 >/dev/null 2>"$T/$f.1" && ko "$f: threads 1 exited 0"
     "$AVPS" eval ap --gt "$d/gt.json" --dt "$T/$f.json" --threads 4 >/dev/null 2>"$T/$f.4" && ko "$f: threads 4 exited 0"
