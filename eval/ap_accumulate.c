@@ -247,9 +247,13 @@ static void precision_at(ap_eval *e, const flat_det *d, size_t nd, uint32_t npig
         pr[i] = q;
     }
     e->recall[r_at(e, t, k, a, m)] = nd ? rc[nd - 1] : 0;
-    for (size_t i = nd; i-- > 1;)
-        if (pr[i] > pr[i - 1])
-            pr[i - 1] = pr[i];
+    /* the envelope, pr[i - 1] = max(pr[i - 1], pr[i]) from the end, as a running maximum
+     * (no NaN can arise: the same values, without a branch that mispredicts) */
+    double top = 0;
+    for (size_t i = nd; i-- > 0;) {
+        top = pr[i] > top ? pr[i] : top;
+        pr[i] = top;
+    }
     /* accumulate's q and ss start at 0 and its loop stops at the first point past the
      * detections (an IndexError it catches), whatever the order of recThrs */
     int stopped = 0;
