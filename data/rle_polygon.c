@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* COCO's upsampling factor. */
 static const double SCALE = 5;
@@ -203,15 +204,52 @@ static int walk_edge(poly_walk *pw, int xs, int ys, int xe, int ye) {
     return 0;
 }
 
-static int cmp_u32(const void *pa, const void *pb) {
-    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-    return (a > b) - (a < b);
+/* Sorts boundary positions ascending: insertion sort for a few, else an LSD radix sort on
+ * bytes, skipping the passes whose byte is the same for all (positions are below h*w, so
+ * the top byte often is). glibc's qsort, a merge sort through a comparator, was 2.4 % of
+ * eval ap's profile on bench-ap's polygon ground truth. */
+static int sort_positions(uint32_t *a, size_t k) {
+    if (k < 64) {
+        for (size_t i = 1; i < k; i++) {
+            uint32_t v = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1] > v; j--)
+                a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return 0;
+    }
+    uint32_t *tmp = malloc(k * sizeof *tmp), *src = a, *dst = tmp;
+    if (!tmp)
+        return -1;
+    size_t count[256];
+    for (unsigned shift = 0; shift < 32; shift += 8) {
+        memset(count, 0, sizeof count);
+        for (size_t i = 0; i < k; i++)
+            count[src[i] >> shift & 255]++;
+        if (count[src[0] >> shift & 255] == k)
+            continue;
+        for (size_t b = 0, sum = 0; b < 256; b++) {
+            size_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < k; i++)
+            dst[count[src[i] >> shift & 255]++] = src[i];
+        uint32_t *t = src;
+        src = dst, dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, k * sizeof *a);
+    free(tmp);
+    return 0;
 }
 
 /* Sorted boundary positions (ending with h*w) to runs: the gaps between them, where an
  * empty gap joins the run after it to the one before it, so the 0/1 alternation holds. */
 static int runs_from_starts(uint32_t *a, size_t k, uint32_t h, uint32_t w, rle_mask *out) {
-    qsort(a, k, sizeof *a, cmp_u32);
+    if (sort_positions(a, k) != 0)
+        return -1;
     uint32_t prev = 0;
     for (size_t j = 0; j < k; j++) {
         uint32_t t = a[j];
