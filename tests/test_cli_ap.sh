@@ -122,7 +122,7 @@ put("gt_order.json", json.dumps(rev, indent=1))
 put("gt_compact.json", json.dumps(rev, separators=(",", ":")))
 put("gt_crlf.json", json.dumps(rev, indent=1).replace("\n", "\r\n") + "\r\n")
 # a repeated key: the first is the one read (as before; Python's json would keep the last)
-dup = json.dumps(gt, indent=1)[:-2] + ',\n "annotations": []\n}'
+dup = json.dumps(gt, indent=1)[:-2] + ',\n "annotations": ' + json.dumps(gt["annotations"][:10]) + '\n}'
 put("gt_dup.json", dup)
 # a syntax error inside a late annotation object, named at its line and column
 text = json.dumps(rev, indent=1)
@@ -141,9 +141,13 @@ i2 = t2.index('"ok": true') + len('"ok": ')
 put("gt_late_syntax.json", t2[:i2] + "tru" + t2[i2 + 4:])
 l2, c2 = t2[:i2].count("\n") + 1, i2 - t2.rfind("\n", 0, i2)
 put("gt_early_image.json", t2)
-open(f"{out}/gt_pos", "w").write(f"{line} {col} {l2} {c2}\n")
+# a syntax error in a value nobody reads, the rest well formed: refused all the same
+i3 = text.index('"ok": true') + len('"ok": ')
+put("gt_info_syntax.json", text[:i3] + "tru" + text[i3 + 4:])
+l3, c3 = text[:i3].count("\n") + 1, i3 - text.rfind("\n", 0, i3)
+open(f"{out}/gt_pos", "w").write(f"{line} {col} {l2} {c2} {l3} {c3}\n")
 PY
-read -r syn_line syn_col late_line late_col <"$T/gt_pos"
+read -r syn_line syn_col late_line late_col info_line info_col <"$T/gt_pos"
 for f in gt_order gt_compact gt_crlf gt_dup; do
     for th in 1 2; do
         "$AVPS" eval ap --gt "$T/$f.json" --dt "$d/dt.json" --json "$T/$f.$th.out" --threads $th >/dev/null &&
@@ -159,6 +163,10 @@ for th in 1 2; do
         ko "gt_late_syntax: exited 0"
     grep -qF "gt_late_syntax.json: malformed JSON near line $late_line, column $late_col" "$T/gt_ls.$th" && ok ||
         ko "gt_late_syntax, $th threads: $(head -c 300 "$T/gt_ls.$th"), not line $late_line, column $late_col"
+    "$AVPS" eval ap --gt "$T/gt_info_syntax.json" --dt "$d/dt.json" --threads $th >/dev/null 2>"$T/gt_is.$th" &&
+        ko "gt_info_syntax: exited 0"
+    grep -qF "gt_info_syntax.json: malformed JSON near line $info_line, column $info_col" "$T/gt_is.$th" && ok ||
+        ko "gt_info_syntax, $th threads: $(head -c 300 "$T/gt_is.$th"), not line $info_line, column $info_col"
     "$AVPS" eval ap --gt "$T/gt_early_image.json" --dt "$d/dt.json" --threads $th >/dev/null 2>"$T/gt_ei.$th" &&
         ko "gt_early_image: exited 0"
     grep -qF "gt_early_image.json: annotations 5: image -99 is not among the images" "$T/gt_ei.$th" && ok ||

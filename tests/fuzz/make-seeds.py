@@ -206,6 +206,9 @@ put("fuzz_instances_gt", "tail_and_bom.json", b"\xef\xbb\xbf" + json.dumps(gt).e
 put("fuzz_instances_gt", "deep_annotation.json", json.dumps(dict(gt, annotations=gt["annotations"] + [
     {"id": 8, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1],
      "segmentation": [[0, 0, 1, 0, 1, 1]], "x": "[" * 996 + "]" * 996}])).replace('"[', "[").replace(']"', "]"))
+put("fuzz_instances_gt", "deep_annotation_over.json", json.dumps(dict(gt, annotations=gt["annotations"] + [
+    {"id": 8, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1],
+     "segmentation": [[0, 0, 1, 0, 1, 1]], "x": "[" * 998 + "]" * 998}])).replace('"[', "[").replace(']"', "]"))
 
 # ---- COCO panoptic JSON ----
 pan = {"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3},
