@@ -62,7 +62,7 @@ static const char *value_span_end(const char *p, const char *end, int level) {
         const char *q = quote_end(p + 1, end);
         return q ? q + 1 : NULL;
     }
-    if (!strchr("-0123456789tfn", *p)) /* cJSON would skip a byte-order mark here */
+    if (!*p || !strchr("-0123456789tfn", *p)) /* cJSON would skip a byte-order mark here */
         return NULL;
     const char *q = p;
     while (q < end && *q != ',' && *q != '}' && (unsigned char)*q > 32)
