@@ -111,6 +111,11 @@ build/bench_decode: scripts/bench_decode.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
+# rle_from_polygon's CPU time over a ground truth's polygons (docs/performance.md).
+build/bench_polygon: scripts/bench_polygon.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
 test: bin/avps build/san/avps $(UNITS) $(SAN_UNITS) $(TOOLS) check-clang
 	@tests/run
 
