@@ -8,6 +8,7 @@
 #include "../data/data.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,11 +56,13 @@ static bench_polygon *load_polygons(const cJSON *root, size_t *n) {
     *n = 0;
     cJSON_ArrayForEach(a, anns) {
         const cJSON *seg = cJSON_GetObjectItemCaseSensitive(a, "segmentation"), *poly;
-        const cJSON *im = image_of(images, cJSON_GetObjectItemCaseSensitive(a, "image_id")->valuedouble);
-        if (!cJSON_IsArray(seg) || !im)
-            continue;
-        uint32_t h = (uint32_t)cJSON_GetObjectItemCaseSensitive(im, "height")->valuedouble;
-        uint32_t w = (uint32_t)cJSON_GetObjectItemCaseSensitive(im, "width")->valuedouble;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "image_id");
+        const cJSON *im = cJSON_IsNumber(id) ? image_of(images, id->valuedouble) : NULL;
+        const cJSON *hj = cJSON_GetObjectItemCaseSensitive(im, "height");
+        const cJSON *wj = cJSON_GetObjectItemCaseSensitive(im, "width");
+        if (!cJSON_IsArray(seg) || !cJSON_IsNumber(hj) || !cJSON_IsNumber(wj))
+            continue; /* crowds' RLE, or not an annotation this bench can use */
+        uint32_t h = (uint32_t)hj->valuedouble, w = (uint32_t)wj->valuedouble;
         cJSON_ArrayForEach(poly, seg) {
             size_t m = (size_t)cJSON_GetArraySize(poly), j = 0;
             if (m < 6)
@@ -68,7 +71,7 @@ static bench_polygon *load_polygons(const cJSON *root, size_t *n) {
                 p = realloc(p, (cap *= 2) * sizeof *p);
             double *xy = malloc(m * sizeof *xy);
             const cJSON *x;
-            cJSON_ArrayForEach(x, poly) xy[j++] = x->valuedouble;
+            cJSON_ArrayForEach(x, poly) xy[j++] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
             p[(*n)++] = (bench_polygon){.xy = xy, .k = m / 2, .h = h, .w = w};
         }
     }
@@ -92,6 +95,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     int passes = argc > 2 ? atoi(argv[2]) : 20;
+    if (passes < 1)
+        passes = 1;
     char *text = read_all(argv[1]);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     if (!root) {
@@ -100,6 +105,10 @@ int main(int argc, char **argv) {
     }
     size_t n;
     bench_polygon *p = load_polygons(root, &n);
+    if (!p) {
+        fprintf(stderr, "%s: out of memory\n", argv[1]);
+        return 1;
+    }
     double *ms = malloc((size_t)(passes > 0 ? passes : 1) * sizeof *ms);
     uint64_t hash = 1469598103934665603ull;
     for (int r = 0; r < passes; r++) {
