@@ -125,10 +125,10 @@ static int walk_reserve(poly_walk *pw, size_t more) {
 }
 
 /* COCO's row for a boundary whose samples' smaller v is vmin: ceil((vmin + .5) / 5 - .5)
- * clamped to [0, h]. In exact arithmetic that is ceil((vmin - 2) / 5); the doubles give
- * it exactly: vmin + .5 is exact, and the quotient, a multiple of 0.2 of magnitude below
- * 2^31, lands on an integer exactly when vmin = 2 mod 5 (then it is c + .5, exact) and
- * otherwise stays 0.2 minus far less than a unit in its last place away from one, so the
+ * clamped to [0, h] before the ceil. In exact arithmetic that is ceil((vmin - 2) / 5),
+ * and the doubles give the same: vmin + .5 is exact (|vmin| <= 2^31); when vmin = 2 mod 5
+ * the quotient is c + .5 and minus .5 is c, both exact; otherwise the exact value is at
+ * least 0.2 from any integer and the two roundings move it by less than 2^-20, so the
  * ceiling and the comparisons with 0 and h come out as in integers. */
 static uint32_t boundary_row(const poly_walk *pw, long long vmin) {
     if (vmin <= 2)
