@@ -67,6 +67,10 @@ build/tests/san_unit_%: tests/unit_%.c tests/check.h $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
 
+# the differential polygon test and harness carry the rasteriser they check against
+build/tests/unit_polygon_diff build/tests/san_unit_polygon_diff build/tests/san_fuzz_polygon \
+  build/fuzz/fuzz_polygon: tests/poly_oracle.h
+
 build/tests/json_compare: tests/json_compare.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(PKG_LIBS)
@@ -108,6 +112,11 @@ build/tests/pan_compare: tests/pan_compare.c $(LIB_OBJS)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
 build/bench_decode: scripts/bench_decode.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+# rle_from_polygon's CPU time over a ground truth's polygons (docs/performance.md).
+build/bench_polygon: scripts/bench_polygon.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
