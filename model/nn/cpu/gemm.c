@@ -59,8 +59,8 @@ int nn_blas_load(avps_error *err) {
     if (openblas_sgemm())
         return 0;
     return avps_fail(err,
-                     "native engine: cannot load OpenBLAS (%s); install Debian's libopenblas0, or pass "
-                     "--plain-gemm for the (about 20x slower) plain C GEMM",
+                     "native engine: cannot load OpenBLAS (%s); install Debian's libopenblas0 "
+                     "(scripts/setup-deps), or run avps infer --plain-gemm (the plain C GEMM, about 20x slower)",
                      openblas.why);
 }
 
