@@ -6,7 +6,7 @@
  * bin/avps: its library constructor starts a thread pool whose worker spins on
  * sched_yield for about 0.1 s of a core, which every command (eval pq, eval ap, help)
  * paid although only the native engine multiplies with it (docs/performance.md,
- * "OpenBLAS loaded on first use"). <cblas.h> still gives the types. */
+ * "OpenBLAS opened on first use"). <cblas.h> still gives the types. */
 #include "../nn.h"
 
 #include <cblas.h>
