@@ -6,15 +6,18 @@ CC ?= cc
 # the README's `make test` builds on every core without being told
 MAKEFLAGS += -j$(shell nproc)
 PKGS := ompi-c libcjson libpng libzstd libdeflate
-# the native engine (issue 7): OpenBLAS for its GEMM, libjpeg-turbo for JPEG input
-PKGS += openblas libjpeg
+# the native engine (issue 7): libjpeg-turbo for JPEG input
+PKGS += libjpeg
 # avps show and the report's pictures (viz/): FreeType for class names
 PKGS += freetype2
+# OpenBLAS's headers only: the engine opens the library with dlopen on first use
+# (model/nn/cpu/gemm.c), so commands that never run it do not start its threads
+HEADER_PKGS := openblas
 DEPS_OK := $(shell scripts/setup-deps >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error scripts/setup-deps could not install the dependencies; see above)
 endif
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(HEADER_PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 # -ffp-contract=off: no fused multiply-adds, so sums are the same on every machine.

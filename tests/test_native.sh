@@ -4,7 +4,8 @@
 # bottleneck blocks, and one with basic blocks): FPN features, RPN proposals, the box and
 # mask heads fed the reference proposals, and end to end (tests/native_compare.py says
 # what each stage requires); JPEG input; bad weights and images refused with a message
-# naming file and tensor, and nothing written.
+# naming file and tensor, and nothing written; OpenBLAS opened on first use, its absence
+# refused with a message.
 # Usage: tests/test_native.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
 AVPS=$1
@@ -186,6 +187,27 @@ expect_error "unreadable image" "text.png: not a PNG or JPEG" --weights "$W" --i
 head -c $(($(stat -c %s "$T/im.jpg") / 2)) "$T/im.jpg" >"$T/cut.jpg"
 expect_error "truncated JPEG" "cut.jpg: bad JPEG" --weights "$W" --image "$T/cut.jpg"
 expect_error "unknown device" "unknown device" --weights "$W" --image "$R/image.png" --device tpu
+
+# ---- OpenBLAS is opened on first use (model/nn/cpu/gemm.c), not linked: without it the
+# engine refuses with a message and --plain-gemm and the other commands still run
+if ldd "$AVPS" | grep -q openblas; then ko "ldd $AVPS lists OpenBLAS (it is to be opened with dlopen)"; else ok; fi
+BLAS_SO=$(ldconfig -p | awk '$1 == "libopenblas.so.0" { print $NF; exit }')
+BLAS_SO=${BLAS_SO:+$(readlink -f "$BLAS_SO")}
+if [ -n "$BLAS_SO" ] && unshare -m mount --bind /dev/null "$BLAS_SO" 2>/dev/null; then
+    # in a mount namespace of its own, the library replaced by an empty file
+    unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$BLAS_SO" \
+        "$AVPS" infer --weights "$W" --image "$R/image.png" --json "$T/noblas.json" >/dev/null 2>"$T/err" &&
+        ko "no OpenBLAS: exit 0" ||
+        { grep -q "native engine: cannot load OpenBLAS (.*); install Debian's libopenblas0" "$T/err" &&
+            [ ! -e "$T/noblas.json" ] && ok || ko "no OpenBLAS: $(cat "$T/err")"; }
+    unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$BLAS_SO" \
+        "$AVPS" infer --weights "$W" --image "$R/image.png" --json "$T/noblas_plain.json" --plain-gemm \
+        >/dev/null 2>"$T/err" && [ -s "$T/noblas_plain.json" ] && ok || ko "no OpenBLAS, --plain-gemm: $(cat "$T/err")"
+    unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$BLAS_SO" "$AVPS" help \
+        >"$T/help.txt" 2>"$T/err" && grep -q infer "$T/help.txt" && ok || ko "no OpenBLAS, help: $(cat "$T/err")"
+else
+    echo "SKIP: cannot hide OpenBLAS in a mount namespace (needs root and unshare): the missing-library checks"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
