@@ -6,15 +6,18 @@ CC ?= cc
 # the README's `make test` builds on every core without being told
 MAKEFLAGS += -j$(shell nproc)
 PKGS := ompi-c libcjson libpng libzstd libdeflate
-# the native engine (issue 7): OpenBLAS for its GEMM, libjpeg-turbo for JPEG input
-PKGS += openblas libjpeg
+# the native engine (issue 7): libjpeg-turbo for JPEG input
+PKGS += libjpeg
 # avps show and the report's pictures (viz/): FreeType for class names
 PKGS += freetype2
+# OpenBLAS's headers only: the engine opens the library with dlopen on first use
+# (model/nn/cpu/gemm.c), so commands that never run it do not start its threads
+HEADER_PKGS := openblas
 DEPS_OK := $(shell scripts/setup-deps >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error scripts/setup-deps could not install the dependencies; see above)
 endif
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(HEADER_PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 
 # -ffp-contract=off: no fused multiply-adds, so sums are the same on every machine.
@@ -67,6 +70,10 @@ build/tests/san_unit_%: tests/unit_%.c tests/check.h $(SAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SAN_FLAGS) -o $@ $< $(SAN_LIB_OBJS) $(PKG_LIBS)
 
+# the differential polygon test and harness carry the rasteriser they check against
+build/tests/unit_polygon_diff build/tests/san_unit_polygon_diff build/tests/san_fuzz_polygon \
+  build/fuzz/fuzz_polygon: tests/poly_oracle.h
+
 build/tests/json_compare: tests/json_compare.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(PKG_LIBS)
@@ -108,6 +115,11 @@ build/tests/pan_compare: tests/pan_compare.c $(LIB_OBJS)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 
 build/bench_decode: scripts/bench_decode.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+# rle_from_polygon's CPU time over a ground truth's polygons (docs/performance.md).
+build/bench_polygon: scripts/bench_polygon.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
 

@@ -367,10 +367,16 @@ typedef int (*inst_keep_fn)(void *ctx, size_t image_index);
 /* Ground truth: images, categories, annotations (polygons, uncompressed or compressed
  * RLE; a first polygon of exactly four numbers makes them boxes, as in the COCO API). */
 inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, void *ctx, avps_error *err);
-/* The same, segm masks rasterised on up to `threads` threads once every record is read:
- * the same annotations, masks, order and error messages. */
+/* The same on up to `threads` threads: the same annotations, masks, order and error
+ * messages. Both read the annotations one object at a time (no tree of the whole file:
+ * peak memory about the file's size plus the annotations read). */
 inst_dataset *inst_gt_load_threads(const char *path, iou_type type, inst_keep_fn keep, void *ctx, int threads,
                                    avps_error *err);
+/* The same, read as one cJSON tree of the whole file (about 14x its size): the reader the
+ * two above hand every file with an error to, so that their messages are its messages;
+ * public for the fuzz harness, which checks that they agree with it on every input. */
+inst_dataset *inst_gt_load_tree(const char *path, iou_type type, inst_keep_fn keep, void *ctx, int threads,
+                                avps_error *err);
 /* Results: a JSON list of image_id, category_id, score, segmentation (compressed RLE) and
  * optional bbox, numbered and measured as pycocotools' loadRes does; an image unknown to
  * gt is an error. Parsed one element at a time, on one thread. */

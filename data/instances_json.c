@@ -2,9 +2,12 @@
  * pycocotools' COCO() and loadRes() read them, into plain arrays with masks as RLE.
  * Results files reach hundreds of MB: they are parsed one list element at a time, so
  * cJSON never holds more than one detection's tree per thread; the elements are split
- * over threads once one scan has found their bounds. Ground truth is one cJSON tree read
- * on one thread; its segm masks are then rasterised on threads. */
+ * over threads once one scan has found their bounds. Ground truth is read the same way
+ * (gt_scan.c finds its parts; "images" and "categories" are one small tree each, the
+ * annotations one object at a time on threads); any error sends it to the whole-file
+ * tree reader, so that the error reported is the one that reader gives. */
 #include "data.h"
+#include "gt_scan.h"
 #include "results_scan.h"
 
 #include <cjson/cJSON.h>
@@ -284,10 +287,11 @@ typedef struct {
     uint32_t h, w;
 } gt_segment;
 
-/* With `deferred`, a segm annotation's mask is left for gt_rasterise (its fields are read
- * here as before); without it, it is made here. */
-static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, size_t pos, gt_segment *deferred,
-                               avps_error *err) {
+/* One annotation into *out; with `deferred`, a segm annotation's mask is left there for
+ * gt_rasterise (its fields are read here as before); without it, it is made here. Reads
+ * ds only, so threads may call it at once. */
+static int gt_annotation_read(const inst_dataset *ds, const cJSON *a, iou_type type, size_t pos,
+                              gt_segment *deferred, inst_annotation *out, avps_error *err) {
     inst_annotation o = {0};
     long img = parse_common(ds, a, &o, ds->path, "annotations", pos, err);
     if (img < 0)
@@ -310,8 +314,7 @@ static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, 
                          (long long)o.id);
     if (type == IOU_SEGM && deferred) {
         const inst_image *i = &ds->images[img];
-        deferred[ds->n_annotations] =
-            (gt_segment){cJSON_GetObjectItemCaseSensitive(a, "segmentation"), i->height, i->width};
+        *deferred = (gt_segment){cJSON_GetObjectItemCaseSensitive(a, "segmentation"), i->height, i->width};
     } else if (type == IOU_SEGM) {
         const inst_image *i = &ds->images[img];
         const char *why =
@@ -320,7 +323,25 @@ static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, 
             return avps_fail(err, "%s: image %lld: annotation %lld: the segmentation %s", p, im, (long long)o.id,
                              why);
     }
-    ds->annotations[ds->n_annotations++] = o;
+    *out = o;
+    return 0;
+}
+
+/* An annotation of an image that `keep` drops: skipped unread (as an unreadable image_id
+ * is not: that is an error for gt_annotation_read to report). */
+static int gt_annotation_dropped(const inst_dataset *ds, const cJSON *a, inst_keep_fn keep, void *ctx) {
+    int64_t image_id;
+    long img;
+    return keep && json_int64(a, "image_id", &image_id) == 0 && (img = inst_image_index(ds, image_id)) >= 0 &&
+           !keep(ctx, (size_t)img);
+}
+
+static int parse_gt_annotation(inst_dataset *ds, const cJSON *a, iou_type type, size_t pos, gt_segment *deferred,
+                               avps_error *err) {
+    if (gt_annotation_read(ds, a, type, pos, deferred ? &deferred[ds->n_annotations] : NULL,
+                           &ds->annotations[ds->n_annotations], err) != 0)
+        return -1;
+    ds->n_annotations++;
     return 0;
 }
 
@@ -393,10 +414,7 @@ static int parse_gt(inst_dataset *ds, const cJSON *root, iou_type type, inst_kee
     int rc = 0;
     const cJSON *a;
     cJSON_ArrayForEach(a, anns) {
-        int64_t image_id;
-        long img;
-        if (keep && json_int64(a, "image_id", &image_id) == 0 && (img = inst_image_index(ds, image_id)) >= 0 &&
-            !keep(ctx, (size_t)img)) {
+        if (gt_annotation_dropped(ds, a, keep, ctx)) {
             pos++;
             continue;
         }
@@ -435,12 +453,11 @@ static cJSON *parse_text(const char *path, const char *text, size_t len, avps_er
     return root;
 }
 
-inst_dataset *inst_gt_load_threads(const char *path, iou_type type, inst_keep_fn keep, void *ctx, int threads,
-                                   avps_error *err) {
-    size_t len;
-    char *text = file_read_all(path, &len, err);
-    if (!text)
-        return NULL;
+/* The whole file as one cJSON tree: the reader every error goes to (its messages are the
+ * ones users and tests know), and the reference the streamed reader is fuzzed against.
+ * Takes `text` and frees it as soon as the tree is built. */
+static inst_dataset *gt_read_tree(const char *path, char *text, size_t len, iou_type type, inst_keep_fn keep,
+                                  void *ctx, int threads, avps_error *err) {
     cJSON *root = parse_text(path, text, len, err);
     free(text);
     inst_dataset *ds = root ? dataset_new(path) : NULL;
@@ -451,16 +468,158 @@ inst_dataset *inst_gt_load_threads(const char *path, iou_type type, inst_keep_fn
         ds = NULL;
     }
     cJSON_Delete(root);
-    /* the tree was many small blocks (about 80 bytes a number of every polygon); glibc
-     * keeps freed heap for later mallocs, but what comes next (the results' text, the
-     * annotations) is mapped afresh, so without this the tree's size stays resident:
-     * 250 MB of a 10,000-image ground truth */
+    return ds;
+}
+
+/* ---- ground truth, streamed ------------------------------------------------------------ */
+
+/* The value in span s as cJSON reads it, or NULL unless it is one value ending where the
+ * span ends (anything else is for the tree reader to judge). */
+static cJSON *span_parse(const gt_span *s) {
+    const char *stop = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(s->begin, (size_t)(s->end - s->begin), &stop, 0);
+    if (v && stop != s->end) {
+        cJSON_Delete(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* "images" or "categories": small, read as one tree. */
+static int gt_part_read(inst_dataset *ds, const gt_span *s, int (*read)(inst_dataset *, const cJSON *, avps_error *)) {
+    avps_error ignored;
+    cJSON *v = s->begin ? span_parse(s) : NULL;
+    int rc = v && read(ds, v, &ignored) == 0 ? 0 : -1;
+    cJSON_Delete(v);
+    return rc;
+}
+
+/* A contiguous run of annotation objects for one thread, read (masks and all) in order up
+ * to the first that fails; the kept ones go to out[first..]. */
+typedef struct {
+    const inst_dataset *ds;
+    const gt_span *spans;
+    iou_type type;
+    inst_keep_fn keep;
+    void *ctx;
+    size_t first, last; /* spans [first, last) */
+    inst_annotation *out;
+    size_t n_kept;
+    int failed;
+} gt_chunk;
+
+static void *gt_chunk_read(void *arg) {
+    gt_chunk *c = arg;
+    avps_error ignored;
+    for (size_t pos = c->first; pos < c->last && !c->failed; pos++) {
+        cJSON *a = span_parse(&c->spans[pos]);
+        if (!a) {
+            c->failed = 1;
+        } else if (!gt_annotation_dropped(c->ds, a, c->keep, c->ctx)) {
+            if (gt_annotation_read(c->ds, a, c->type, pos, NULL, &c->out[c->first + c->n_kept], &ignored) != 0)
+                c->failed = 1;
+            else
+                c->n_kept++;
+        }
+        cJSON_Delete(a);
+    }
+    return NULL;
+}
+
+/* The annotations, one object at a time on up to `threads` threads; -1 if any fails
+ * (what was read is then in ds, for inst_dataset_free). */
+static int gt_annotations_read(inst_dataset *ds, const gt_layout *lay, iou_type type, inst_keep_fn keep, void *ctx,
+                               int threads) {
+    size_t n = lay->n_elements, t_n = threads < 1 ? 1 : (size_t)threads;
+    if (t_n > n / 64 + 1) /* a thread per at least 64 annotations: starting one costs more */
+        t_n = n / 64 + 1;
+    gt_chunk *chunks = calloc(t_n, sizeof *chunks);
+    if (!chunks || !(ds->annotations = malloc((n ? n : 1) * sizeof *ds->annotations))) {
+        free(chunks);
+        return -1;
+    }
+    for (size_t t = 0; t < t_n; t++)
+        chunks[t] = (gt_chunk){ds, lay->elements, type, keep, ctx, n * t / t_n, n * (t + 1) / t_n,
+                               ds->annotations, 0, 0};
+    chunks_run(chunks, sizeof *chunks, t_n, gt_chunk_read);
+    int rc = 0;
+    for (size_t t = 0; t < t_n; t++) { /* gather in order; free what follows a failure */
+        const gt_chunk *c = &chunks[t];
+        for (size_t k = 0; k < c->n_kept; k++) {
+            inst_annotation *a = &ds->annotations[c->first + k];
+            if (rc == 0)
+                ds->annotations[ds->n_annotations++] = *a;
+            else
+                rle_free(&a->rle);
+        }
+        if (c->failed)
+            rc = -1;
+    }
+    free(chunks);
+    if (rc == 0 && ds->n_annotations < n) { /* other ranks' images dropped: give back the room */
+        inst_annotation *fit = realloc(ds->annotations, (ds->n_annotations ? ds->n_annotations : 1) * sizeof *fit);
+        if (fit)
+            ds->annotations = fit;
+    }
+    return rc;
+}
+
+/* The ground truth without a tree of the whole file: peak memory is the text plus the
+ * annotations read, not the ~14x of a tree. NULL for any text that is not the usual
+ * layout or that has an error anywhere (every value is still parsed, so an error in one
+ * nobody reads is seen): the tree reader then reads it and reports the error. */
+static inst_dataset *gt_read_streamed(const char *path, const char *text, size_t len, iou_type type,
+                                      inst_keep_fn keep, void *ctx, int threads) {
+    gt_layout lay;
+    if (gt_scan(text, len, &lay) != 1)
+        return NULL;
+    inst_dataset *ds = dataset_new(path);
+    int ok = ds && lay.annotations.begin;
+    for (size_t i = 0; ok && i < lay.n_others; i++) {
+        cJSON *v = span_parse(&lay.others[i]);
+        ok = v != NULL;
+        cJSON_Delete(v);
+    }
+    ok = ok && gt_part_read(ds, &lay.images, parse_images) == 0 &&
+         gt_part_read(ds, &lay.categories, parse_categories) == 0 &&
+         gt_annotations_read(ds, &lay, type, keep, ctx, threads) == 0;
+    gt_layout_free(&lay);
+    if (!ok) {
+        inst_dataset_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+inst_dataset *inst_gt_load_threads(const char *path, iou_type type, inst_keep_fn keep, void *ctx, int threads,
+                                   avps_error *err) {
+    size_t len;
+    char *text = file_read_all(path, &len, err);
+    if (!text)
+        return NULL;
+    inst_dataset *ds = gt_read_streamed(path, text, len, type, keep, ctx, threads);
+    if (ds)
+        free(text);
+    else
+        ds = gt_read_tree(path, text, len, type, keep, ctx, threads, err);
+    /* cJSON's trees are many small blocks (about 80 bytes a number of every polygon);
+     * glibc keeps freed heap for later mallocs, but what comes next (the results' text)
+     * is mapped afresh, so without this what the trees took stays resident */
     malloc_trim(0);
     return ds;
 }
 
 inst_dataset *inst_gt_load(const char *path, iou_type type, inst_keep_fn keep, void *ctx, avps_error *err) {
     return inst_gt_load_threads(path, type, keep, ctx, 1, err);
+}
+
+inst_dataset *inst_gt_load_tree(const char *path, iou_type type, inst_keep_fn keep, void *ctx, int threads,
+                                avps_error *err) {
+    size_t len;
+    char *text = file_read_all(path, &len, err);
+    inst_dataset *ds = text ? gt_read_tree(path, text, len, type, keep, ctx, threads, err) : NULL;
+    malloc_trim(0);
+    return ds;
 }
 
 /* ---- results ---------------------------------------------------------------------- */

@@ -49,7 +49,9 @@ static int run(const char *dir, int stride, int pad, int dilation, int groups, a
     nn_conv cv = {w.data, b.data, (int)w.shape[0], (int)w.shape[1], (int)w.shape[2], (int)w.shape[3], stride, pad};
     nn_tensor in = as_tensor(&x), ot = as_tensor(&off), mt = has_mask ? as_tensor(&m) : (nn_tensor){0};
     for (int blas = 0; blas < 2; blas++) {
-        const nn_backend *be = nn_cpu_backend(blas);
+        const nn_backend *be = nn_cpu_backend(blas, err);
+        if (!be)
+            goto done;
         nn_arena a;
         nn_arena_init(&a);
         nn_tensor out;

@@ -112,6 +112,71 @@ grep -qE "gt_late_mask.json: image [0-9]+: annotation $late_id: the segmentation
 grep -qE "gt_early_record.json: image [0-9]+: annotation $early_id: \"iscrowd\" is missing" "$T/gt_early_record.2" && ok ||
     ko "gt_early_record: $(head -c 300 "$T/gt_early_record.2")"
 
+# ---- ground truth read one annotation object at a time: any key order and layout gives
+# the same report; errors are the whole-file reader's, at positions in the whole file
+/usr/bin/python3 - "$T/gt_big.json" "$T" <<'PY'
+import json, sys
+gt = json.load(open(sys.argv[1]))
+out = sys.argv[2]
+def put(name, text):
+    open(f"{out}/{name}", "w", newline="").write(text)
+info = {"description": "keys in another order", "nested": [[{"a": [1, 2, {"b": None}]}]], "ok": True}
+rev = {"annotations": gt["annotations"], "info": info, "categories": gt["categories"], "images": gt["images"]}
+put("gt_order.json", json.dumps(rev, indent=1))
+put("gt_compact.json", json.dumps(rev, separators=(",", ":")))
+put("gt_crlf.json", json.dumps(rev, indent=1).replace("\n", "\r\n") + "\r\n")
+# a repeated key: the first is the one read (as before; Python's json would keep the last)
+dup = json.dumps(gt, indent=1)[:-2] + ',\n "annotations": ' + json.dumps(gt["annotations"][:10]) + '\n}'
+put("gt_dup.json", dup)
+# a syntax error inside a late annotation object, named at its line and column
+text = json.dumps(rev, indent=1)
+k = len(gt["annotations"]) - 3
+key = '"id": %d,' % gt["annotations"][k]["id"]
+at = text.index(key) + len('"id": ')
+bad = text[:at] + "NaN" + text[at + len(str(gt["annotations"][k]["id"])):]
+put("gt_syntax.json", bad)
+line, col = bad[:at].count("\n") + 1, at - bad.rfind("\n", 0, at)
+# a record error early in the annotations and a syntax error in a value after them: the
+# syntax error is the one reported (the whole file is read before any record)
+early = dict(rev, annotations=[dict(a) for a in gt["annotations"]])
+early["annotations"][5]["image_id"] = -99
+t2 = json.dumps(early, indent=1)
+i2 = t2.index('"ok": true') + len('"ok": ')
+put("gt_late_syntax.json", t2[:i2] + "tru" + t2[i2 + 4:])
+l2, c2 = t2[:i2].count("\n") + 1, i2 - t2.rfind("\n", 0, i2)
+put("gt_early_image.json", t2)
+# a syntax error in a value nobody reads, the rest well formed: refused all the same
+i3 = text.index('"ok": true') + len('"ok": ')
+put("gt_info_syntax.json", text[:i3] + "tru" + text[i3 + 4:])
+l3, c3 = text[:i3].count("\n") + 1, i3 - text.rfind("\n", 0, i3)
+open(f"{out}/gt_pos", "w").write(f"{line} {col} {l2} {c2} {l3} {c3}\n")
+PY
+read -r syn_line syn_col late_line late_col info_line info_col <"$T/gt_pos"
+for f in gt_order gt_compact gt_crlf gt_dup; do
+    for th in 1 2; do
+        "$AVPS" eval ap --gt "$T/$f.json" --dt "$d/dt.json" --json "$T/$f.$th.out" --threads $th >/dev/null &&
+            cmp -s "$T/gtb1.json" "$T/$f.$th.out" && ok || ko "ground truth $f, $th threads: report differs"
+    done
+done
+for th in 1 2; do
+    "$AVPS" eval ap --gt "$T/gt_syntax.json" --dt "$d/dt.json" --threads $th >/dev/null 2>"$T/gt_syntax.$th" &&
+        ko "gt_syntax: exited 0"
+    grep -qF "gt_syntax.json: malformed JSON near line $syn_line, column $syn_col" "$T/gt_syntax.$th" && ok ||
+        ko "gt_syntax, $th threads: $(head -c 300 "$T/gt_syntax.$th"), not line $syn_line, column $syn_col"
+    "$AVPS" eval ap --gt "$T/gt_late_syntax.json" --dt "$d/dt.json" --threads $th >/dev/null 2>"$T/gt_ls.$th" &&
+        ko "gt_late_syntax: exited 0"
+    grep -qF "gt_late_syntax.json: malformed JSON near line $late_line, column $late_col" "$T/gt_ls.$th" && ok ||
+        ko "gt_late_syntax, $th threads: $(head -c 300 "$T/gt_ls.$th"), not line $late_line, column $late_col"
+    "$AVPS" eval ap --gt "$T/gt_info_syntax.json" --dt "$d/dt.json" --threads $th >/dev/null 2>"$T/gt_is.$th" &&
+        ko "gt_info_syntax: exited 0"
+    grep -qF "gt_info_syntax.json: malformed JSON near line $info_line, column $info_col" "$T/gt_is.$th" && ok ||
+        ko "gt_info_syntax, $th threads: $(head -c 300 "$T/gt_is.$th"), not line $info_line, column $info_col"
+    "$AVPS" eval ap --gt "$T/gt_early_image.json" --dt "$d/dt.json" --threads $th >/dev/null 2>"$T/gt_ei.$th" &&
+        ko "gt_early_image: exited 0"
+    grep -qF "gt_early_image.json: annotations 5: image -99 is not among the images" "$T/gt_ei.$th" && ok ||
+        ko "gt_early_image, $th threads: $(head -c 300 "$T/gt_ei.$th")"
+done
+
 # ---- bad input: non-zero exit, one message naming file and image, no report
 expect_error() { # NAME GT DT PATTERN...
     local name=$1 gt=$2 dt=$3; shift 3

@@ -4,7 +4,8 @@
 # bottleneck blocks, and one with basic blocks): FPN features, RPN proposals, the box and
 # mask heads fed the reference proposals, and end to end (tests/native_compare.py says
 # what each stage requires); JPEG input; bad weights and images refused with a message
-# naming file and tensor, and nothing written.
+# naming file and tensor, and nothing written; OpenBLAS opened on first use, its absence
+# refused with a message.
 # Usage: tests/test_native.sh AVPS_BINARY   (prints only failures and the summary line)
 set -u
 AVPS=$1
@@ -22,14 +23,20 @@ if ! $PY -c "import torch, torchvision" 2>/dev/null; then
     exit 0
 fi
 
-# The fixtures are made once per generator version (the plain and sanitizer runs share them).
-fixture() { # VARIANT -> prints its folder
+# The fixtures are made once per generator version (the plain and sanitizer runs share
+# them, side by side: a lock per fixture, so that one run makes it while the other waits).
+fixture() { # NAME ARGS... -> prints its folder
     local d=$ROOT/build/native/$1
-    if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/native-reference" -nt "$d/ref_masks.npy" ] ||
-        [ "$ROOT/scripts/pth-to-safetensors" -nt "$d/ref_masks.npy" ]; then
-        rm -rf "$d"
-        $PY "$ROOT/scripts/native-reference" --out "$d.tmp" --variant "$1" >/dev/null && mv "$d.tmp" "$d"
-    fi
+    shift
+    mkdir -p "$ROOT/build/native"
+    (
+        flock 9
+        if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/native-reference" -nt "$d/ref_masks.npy" ] ||
+            [ "$ROOT/scripts/pth-to-safetensors" -nt "$d/ref_masks.npy" ]; then
+            rm -rf "$d" "$d.tmp"
+            $PY "$ROOT/scripts/native-reference" --out "$d.tmp" "$@" >/dev/null && mv "$d.tmp" "$d"
+        fi
+    ) 9>"$d.lock"
     echo "$d"
 }
 compare() { # STAGE REF OUT
@@ -44,7 +51,7 @@ compare() { # STAGE REF OUT
 
 # ---- parity, stage by stage
 for v in narrow narrow_basic; do
-    R=$(fixture $v)
+    R=$(fixture $v --variant $v)
     [ -f "$R/weights.safetensors" ] || { ko "$v: scripts/native-reference failed"; continue; }
     "$AVPS" infer --weights "$R/weights.safetensors" --image "$R/image.png" --json "$T/$v.json" \
         --dump-dir "$T/$v" || ko "$v: infer"
@@ -62,11 +69,7 @@ R=$ROOT/build/native/narrow
 # padded input must be torchvision's to the bit (tests/native_compare.py input)
 for spec in "narrow 640x480" "narrow_basic 165x101" "narrow 101x171"; do
     set -- $spec
-    d=$ROOT/build/native/resize-$1-$2
-    if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/native-reference" -nt "$d/ref_masks.npy" ]; then
-        rm -rf "$d"
-        $PY "$ROOT/scripts/native-reference" --out "$d.tmp" --variant "$1" --size "$2" >/dev/null && mv "$d.tmp" "$d"
-    fi
+    d=$(fixture resize-$1-$2 --variant "$1" --size "$2")
     [ -f "$d/weights.safetensors" ] || { ko "$spec: scripts/native-reference failed"; continue; }
     "$AVPS" infer --weights "$d/weights.safetensors" --image "$d/image.png" --json "$T/rs.json" \
         --dump-dir "$T/rs-$1-$2" || ko "$spec: infer"
@@ -184,6 +187,27 @@ expect_error "unreadable image" "text.png: not a PNG or JPEG" --weights "$W" --i
 head -c $(($(stat -c %s "$T/im.jpg") / 2)) "$T/im.jpg" >"$T/cut.jpg"
 expect_error "truncated JPEG" "cut.jpg: bad JPEG" --weights "$W" --image "$T/cut.jpg"
 expect_error "unknown device" "unknown device" --weights "$W" --image "$R/image.png" --device tpu
+
+# ---- OpenBLAS is opened on first use (model/nn/cpu/gemm.c), not linked: without it the
+# engine refuses with a message and --plain-gemm and the other commands still run
+if ldd "$AVPS" | grep -q openblas; then ko "ldd $AVPS lists OpenBLAS (it is to be opened with dlopen)"; else ok; fi
+BLAS_SO=$(ldconfig -p | awk '$1 == "libopenblas.so.0" { print $NF; exit }')
+BLAS_SO=${BLAS_SO:+$(readlink -f "$BLAS_SO")}
+if [ -n "$BLAS_SO" ] && unshare -m mount --bind /dev/null "$BLAS_SO" 2>/dev/null; then
+    # in a mount namespace of its own, the library replaced by an empty file
+    unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$BLAS_SO" \
+        "$AVPS" infer --weights "$W" --image "$R/image.png" --json "$T/noblas.json" >/dev/null 2>"$T/err" &&
+        ko "no OpenBLAS: exit 0" ||
+        { grep -q "native engine: cannot load OpenBLAS (.*); install Debian's libopenblas0" "$T/err" &&
+            [ ! -e "$T/noblas.json" ] && ok || ko "no OpenBLAS: $(cat "$T/err")"; }
+    unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$BLAS_SO" \
+        "$AVPS" infer --weights "$W" --image "$R/image.png" --json "$T/noblas_plain.json" --plain-gemm \
+        >/dev/null 2>"$T/err" && [ -s "$T/noblas_plain.json" ] && ok || ko "no OpenBLAS, --plain-gemm: $(cat "$T/err")"
+    unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$BLAS_SO" "$AVPS" help \
+        >"$T/help.txt" 2>"$T/err" && grep -q infer "$T/help.txt" && ok || ko "no OpenBLAS, help: $(cat "$T/err")"
+else
+    echo "SKIP: cannot hide OpenBLAS in a mount namespace (needs root and unshare): the missing-library checks"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_polygon_parity.sh: polygons outside their image. rle_from_polygon against
-# pycocotools' frPyObjects on random polygons reaching past every side (the unit test
-# binary checks the cases tests/poly_cases.py writes), and the 97-byte results file of
+# pycocotools' frPyObjects on random polygons reaching past every side, on COCO-size ones
+# and on the 0.1-pixel grid (the unit test binary checks the cases tests/poly_cases.py
+# writes), and the 97-byte results file of
 # issue 12 (a triangle of coordinates 1e8 on a 1x1 image) evaluated under a 1 GB memory
 # limit. SKIPs the pycocotools half when the venv cannot be made.
 # Usage: tests/test_polygon_parity.sh UNIT_RLE_BINARY AVPS_BINARY
@@ -38,12 +39,14 @@ else ko "coordinate 3e8: $(tail -1 "$T/out")"; fi
 if ! PY=$("$ROOT/scripts/setup-venv") || ! "$PY" -c 'import pycocotools' 2>/dev/null; then
     echo "SKIP: no pycocotools (scripts/setup-venv could not provide it)"
 else
-    for seed in 1 2 3; do
-        if ! "$PY" "$ROOT/tests/poly_cases.py" "$seed" 400 >"$T/cases$seed.txt"; then
-            ko "poly_cases.py seed $seed"; continue
+    # seed:kind; kinds in tests/poly_cases.py
+    for run in 1:outside 2:outside 3:outside 4:coco 5:coco 6:grid 7:grid; do
+        seed=${run%%:*} kind=${run#*:}
+        if ! "$PY" "$ROOT/tests/poly_cases.py" "$seed" 400 "$kind" >"$T/cases$seed.txt"; then
+            ko "poly_cases.py seed $seed $kind"; continue
         fi
         if "$UNIT" "$T/cases$seed.txt" >"$T/unit$seed.out" 2>&1; then ok
-        else ko "seed $seed: $(grep -v passed "$T/unit$seed.out" | head -3)"; fi
+        else ko "seed $seed ($kind): $(grep -v passed "$T/unit$seed.out" | head -3)"; fi
     done
 fi
 echo "$passed passed, $failed failed"

@@ -22,6 +22,9 @@ clean "eval pq missing file" 1 "$AVPS" eval pq --gt-json "$T/none.json" --pred-j
 A=$ROOT/tests/fixtures/ap/synthetic_0
 clean "eval ap" 0 "$AVPS" eval ap --gt "$A/gt.json" --dt "$A/dt.json" --json "$T/ap.json" --threads 2
 clean "eval ap error" 1 "$AVPS" eval ap --gt "$A/gt.json" --dt "$T/none.json"
+# a ground-truth error: the streamed reader stops, the whole-file reader gives the message
+sed 's/"iscrowd": 0/"iscrowd": 7/' "$A/gt.json" > "$T/badcrowd.json"
+clean "eval ap ground-truth error" 1 "$AVPS" eval ap --gt "$T/badcrowd.json" --dt "$A/dt.json" --threads 2
 clean "convert" 0 "$AVPS" convert panoptic-to-instances --gt-json "$FIX/pq/synthetic_1/gt.json" --out "$T/inst.json"
 clean "synth" 0 "$AVPS" synth --out "$T/syn" --images 3 --heldout 2 --size 40x30 --pred --threads 2
 clean "synth error" 1 "$AVPS" synth --out "$T/syn_bad" --size 0x5

@@ -53,7 +53,7 @@ static void test_roi_align(check_tally *t) {
     for (int y = 0; y < 10; y++)
         for (int x = 0; x < 10; x++)
             f.data[y * 10 + x] = (float)x;
-    const nn_backend *be = nn_cpu_backend(0);
+    const nn_backend *be = nn_cpu_backend(0, &err);
     float box[4] = {0, 0, 7, 7}, scale = 1;
     int level = 0;
     /* v1: start 0, end (7 + 1) = 8, 2 bins of 4, 2 samples at 1, 3 | 5, 7: 2, 6 */

@@ -195,8 +195,9 @@ static int run(tool *t, const char *weights) {
     nn_arena arena;
     nn_arena_init(&arena);
     int rc = -1;
-    if (ups_head_settings_read(&set, meta_get, st, weights, t->err) ||
-        !(h = ups_heads_load(st, nn_cpu_backend(1), &set, t->err)))
+    const nn_backend *be = nn_cpu_backend(1, t->err);
+    if (!be || ups_head_settings_read(&set, meta_get, st, weights, t->err) ||
+        !(h = ups_heads_load(st, be, &set, t->err)))
         goto done;
     nn_tensor fpn[UPS_FPN_LEVELS];
     char name[32];

@@ -127,8 +127,12 @@ typedef struct nn_backend {
     void (*resize_bilinear_corners)(const nn_tensor *in, nn_tensor *out);
 } nn_backend;
 
-/* The CPU backend; use_blas picks OpenBLAS's sgemm over the plain C one. */
-const nn_backend *nn_cpu_backend(int use_blas);
+/* The CPU backend; use_blas picks OpenBLAS's sgemm over the plain C one. With use_blas
+ * it loads OpenBLAS (nn_blas_load) and returns NULL, the reason in err, if it cannot. */
+const nn_backend *nn_cpu_backend(int use_blas, avps_error *err);
+/* Opens OpenBLAS (dlopen, once per process, thread-safe); 0, or -1 with the reason in
+ * err. nn_gemm with use_blas needs it to have succeeded. */
+int nn_blas_load(avps_error *err);
 
 /* GEMM, row-major: C[m x n] (leading dimension ldc) = A[m x k] * B (k x n, or n x k
  * when b_trans), leading dimensions of A and B their row lengths unless given. */

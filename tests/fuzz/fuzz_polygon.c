@@ -1,7 +1,10 @@
-/* fuzz_polygon.c: COCO polygon and box rasterisation (rle_from_polygon, rle_from_bbox).
- * Input: h, w (one byte each), a mode byte, then coordinates: with mode & 1 raw doubles
- * (NaN, infinities, 1e300), else int16 / 4 (points in and around the image). */
+/* fuzz_polygon.c: COCO polygon and box rasterisation (rle_from_polygon, rle_from_bbox),
+ * the polygon's runs checked bit for bit against the rasteriser it replaced
+ * (tests/poly_oracle.h). Input: h, w (one byte each), a mode byte, then coordinates: with
+ * mode & 1 raw doubles (NaN, infinities, 1e300), else int16 / 4 (points in and around the
+ * image). */
 #include "../../data/data.h"
+#include "../poly_oracle.h"
 #include "fuzz.h"
 
 static void check(const rle_mask *r, uint32_t h, uint32_t w) {
@@ -29,10 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             xy[i] = v / 4.0;
         }
     }
-    rle_mask r = {0};
-    if (rle_from_polygon(xy, n / 2, h, w, &r) == 0) {
+    rle_mask r = {0}, want = {0};
+    int rc = rle_from_polygon(xy, n / 2, h, w, &r), rc_want = oracle_rle_from_polygon(xy, n / 2, h, w, 0, &want);
+    FUZZ_ASSERT(rc == rc_want);
+    if (rc == 0) {
         check(&r, h, w);
+        FUZZ_ASSERT(r.m == want.m && !memcmp(r.cnts, want.cnts, r.m * sizeof *r.cnts));
         rle_free(&r);
+        rle_free(&want);
     }
     if (n >= 4 && rle_from_bbox(xy, h, w, &r) == 0) {
         check(&r, h, w);

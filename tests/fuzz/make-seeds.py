@@ -193,6 +193,22 @@ put("fuzz_instances_gt", "boxes_only.json", json.dumps(
      "annotations": [{"id": 9, "image_id": 3, "category_id": 1, "iscrowd": 0, "area": 1, "bbox": [0, 1, 1, 1],
                       "segmentation": [[0, 1, 1, 1]]}]}))
 put("fuzz_instances_gt", "empty.json", '{"images": [], "categories": [], "annotations": []}')
+# the streamed reader's layouts (data/gt_scan.c) and what it must hand to the tree reader
+put("fuzz_instances_gt", "order_reversed.json", json.dumps(
+    {"annotations": gt["annotations"], "info": {"a": [[1, {"b": None}]], "s": "x\\\"y"},
+     "categories": gt["categories"], "images": gt["images"]}, indent=1).replace("\n", "\r\n"))
+put("fuzz_instances_gt", "key_repeated.json", json.dumps(gt)[:-1] + ', "annotations": [], "images": 3}')
+put("fuzz_instances_gt", "key_escaped.json", json.dumps(gt).replace('"annotations"', '"annot\\u0061tions"'))
+put("fuzz_instances_gt", "syntax_in_annotation.json", json.dumps(gt).replace('"area": 7', '"area": 7.,'))
+put("fuzz_instances_gt", "syntax_after_record_error.json",
+    json.dumps(dict(gt, info=[1, 2])).replace('"image_id": 3', '"image_id": 33', 1).replace("[1, 2]", "[1, 2,]"))
+put("fuzz_instances_gt", "tail_and_bom.json", b"\xef\xbb\xbf" + json.dumps(gt).encode() + b" trailing")
+put("fuzz_instances_gt", "deep_annotation.json", json.dumps(dict(gt, annotations=gt["annotations"] + [
+    {"id": 8, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1],
+     "segmentation": [[0, 0, 1, 0, 1, 1]], "x": "[" * 996 + "]" * 996}])).replace('"[', "[").replace(']"', "]"))
+put("fuzz_instances_gt", "deep_annotation_over.json", json.dumps(dict(gt, annotations=gt["annotations"] + [
+    {"id": 8, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1],
+     "segmentation": [[0, 0, 1, 0, 1, 1]], "x": "[" * 998 + "]" * 998}])).replace('"[', "[").replace(']"', "]"))
 
 # ---- COCO panoptic JSON ----
 pan = {"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3},

@@ -1,10 +1,68 @@
 /* gemm.c: the matrix product under convolutions and fully connected layers, either
  * OpenBLAS's sgemm or a plain C one (cache-blocked; kept to measure what OpenBLAS earns,
- * docs/performance.md). */
+ * docs/performance.md).
+ *
+ * OpenBLAS is opened with dlopen the first time the engine asks for it, not linked into
+ * bin/avps: its library constructor starts a thread pool whose worker spins on
+ * sched_yield for about 0.1 s of a core, which every command (eval pq, eval ap, help)
+ * paid although only the native engine multiplies with it (docs/performance.md,
+ * "OpenBLAS opened on first use"). <cblas.h> still gives the types. */
 #include "../nn.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Debian's libopenblas0 (any of its pthread, openmp and serial builds) provides this
+ * soname; it is the library `-lopenblas` used to resolve to. */
+#define OPENBLAS_SONAME "libopenblas.so.0"
+
+typedef void sgemm_fn(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE, const enum CBLAS_TRANSPOSE,
+                      const blasint, const blasint, const blasint, const float, const float *, const blasint,
+                      const float *, const blasint, const float, float *, const blasint);
+/* the header's own declaration, checked at compile time (no reference to the symbol) */
+_Static_assert(__builtin_types_compatible_p(__typeof__(cblas_sgemm), sgemm_fn), "cblas_sgemm's type changed");
+
+/* The one piece of process-wide state: what dlopen found, written once under
+ * pthread_once and only read afterwards. A library is loaded once per process whatever
+ * owns it, so a per-engine copy would hold the same pointer; keeping it here lets every
+ * engine (and every thread) share one load without a lock. The library is never
+ * closed: its threads live until the process ends. */
+static struct {
+    pthread_once_t once;
+    sgemm_fn *sgemm;
+    char why[256]; /* dlerror's text when sgemm is NULL */
+} openblas = {PTHREAD_ONCE_INIT, NULL, ""};
+
+static void openblas_open(void) {
+    void *lib = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    void *sym = lib ? dlsym(lib, "cblas_sgemm") : NULL;
+    if (!sym) {
+        const char *e = dlerror();
+        snprintf(openblas.why, sizeof openblas.why, "%s", e ? e : "cblas_sgemm not found");
+        return;
+    }
+    /* POSIX allows converting dlsym's result to a function pointer; ISO C does not say,
+     * so copy the bytes rather than cast */
+    memcpy(&openblas.sgemm, &sym, sizeof openblas.sgemm);
+}
+
+static sgemm_fn *openblas_sgemm(void) {
+    pthread_once(&openblas.once, openblas_open);
+    return openblas.sgemm;
+}
+
+int nn_blas_load(avps_error *err) {
+    if (openblas_sgemm())
+        return 0;
+    return avps_fail(err,
+                     "native engine: cannot load OpenBLAS (%s); install Debian's libopenblas0 "
+                     "(scripts/setup-deps), or run avps infer --plain-gemm (the plain C GEMM, about 20x slower)",
+                     openblas.why);
+}
 
 #define BLOCK_K 128
 #define BLOCK_N 512
@@ -57,10 +115,15 @@ void nn_gemm(int use_blas, int m, int n, int k, const float *a, int lda, const f
             memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
         return;
     }
-    if (use_blas)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
-                    0.0f, c, ldc);
-    else if (b_trans)
+    if (use_blas) {
+        sgemm_fn *sgemm = openblas_sgemm();
+        if (!sgemm) { /* a caller that skipped nn_blas_load: a bug, not bad input */
+            fprintf(stderr, "avps: nn_gemm with BLAS before nn_blas_load succeeded\n");
+            abort();
+        }
+        sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb,
+              0.0f, c, ldc);
+    } else if (b_trans)
         gemm_plain_nt(m, n, k, a, lda, b, ldb, c, ldc);
     else
         gemm_plain_nn(m, n, k, a, lda, b, ldb, c, ldc);

@@ -425,4 +425,8 @@ static const cpu_backend cpu_backends[2] = {
      1},
 };
 
-const nn_backend *nn_cpu_backend(int use_blas) { return &cpu_backends[use_blas ? 1 : 0].base; }
+const nn_backend *nn_cpu_backend(int use_blas, avps_error *err) {
+    if (use_blas && nn_blas_load(err) != 0)
+        return NULL;
+    return &cpu_backends[use_blas ? 1 : 0].base;
+}

@@ -387,10 +387,9 @@ htc *htc_load(const st_file *st, const native_options *opt, avps_error *err) {
         return NULL;
     }
     nn_arena_init(&m->arena);
-    m->be = nn_cpu_backend(!opt->plain_gemm);
     int stage_channels[HTC_LEVELS];
-    int rc = htc_settings_read(m, &ms, err) || load_backbone(m, st, stage_channels, err) ||
-             load_neck_rpn(m, st, stage_channels, err) || load_semantic(m, st, err) || load_stages(m, st, err) ||
+    int rc = !(m->be = nn_cpu_backend(!opt->plain_gemm, err)) || htc_settings_read(m, &ms, err) ||
+             load_backbone(m, st, stage_channels, err) || load_neck_rpn(m, st, stage_channels, err) || load_semantic(m, st, err) || load_stages(m, st, err) ||
              htc_settings_check(m, &ms, err) || load_options(m, opt, err);
     free(ms.used);
     if (rc) {

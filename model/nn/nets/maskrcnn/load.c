@@ -354,7 +354,10 @@ maskrcnn *maskrcnn_load(const st_file *st, const native_options *opt, avps_error
         return NULL;
     }
     nn_arena_init(&m->arena);
-    m->be = nn_cpu_backend(!opt->plain_gemm);
+    if (!(m->be = nn_cpu_backend(!opt->plain_gemm, err))) {
+        maskrcnn_free(m);
+        return NULL;
+    }
     if (opt->n_settings > 0 || opt->semantic) {
         avps_fail(err, "%s: --set and --semantic are for UPSNet weights; this is a Mask R-CNN", st->path);
         maskrcnn_free(m);

@@ -417,10 +417,9 @@ upsnet *upsnet_load(const st_file *st, const native_options *opt, avps_error *er
         return NULL;
     }
     nn_arena_init(&u->arena);
-    u->be = nn_cpu_backend(!opt->plain_gemm);
     int stage_channels[UPS_STAGES];
-    int rc = take_settings(u, opt, err) || load_backbone(u, st, stage_channels, err) ||
-             load_fpn(u, st, stage_channels, err) || load_semantic(u, st, err) || load_settings(u, st, err) ||
+    int rc = !(u->be = nn_cpu_backend(!opt->plain_gemm, err)) || take_settings(u, opt, err) ||
+             load_backbone(u, st, stage_channels, err) || load_fpn(u, st, stage_channels, err) || load_semantic(u, st, err) || load_settings(u, st, err) ||
              load_heads(u, st, opt, err) || load_categories(u, st, err);
     if (!rc && opt->proposals)
         rc = load_proposals(u, opt->proposals, err);
