@@ -163,10 +163,12 @@ static const unsigned char *get_value(const unsigned char *p, const unsigned cha
 /* The one walk behind every decoder of the strings: checks them as COCO's runs must be
  * (each run in uint32, the sum h x w), counts the runs and the pixels on, and stores the
  * runs when cnts is not NULL (room for one a value-ending character, rle_chars_runs).
- * Nearly every value in real masks is one or two characters, so those are read without
- * a loop or a branch between them; anything else (longer values, escapes, the last
- * character, bad input) goes to get_value. Inlined with constant cnts and json_escaped,
- * so each caller gets its own copy without the tests it does not need. */
+ * Nearly every value in real masks is one character (85 % on bench-ap) or two (13 %),
+ * so those are read in line; anything else (longer values, escapes, bad input) goes to
+ * get_value. Branches, not selects: predicted, they let the next value's load start
+ * before this one is known (a branch-free form measured 1.4x slower). Inlined with
+ * constant cnts and json_escaped, so each caller gets a copy without the tests it does
+ * not need. */
 static inline __attribute__((always_inline)) int
 decode_walk(const char *s, size_t len, int json_escaped, uint64_t total, uint32_t *cnts, size_t *n_runs,
             uint64_t *area) {
@@ -176,15 +178,15 @@ decode_walk(const char *s, size_t len, int json_escaped, uint64_t total, uint32_
     size_t m = 0;
     while (p < end) {
         int64_t x;
-        unsigned c0 = (unsigned)p[0] - CHAR_BASE, c1 = end - p > 1 ? (unsigned)p[1] - CHAR_BASE : 64;
-        int one = c0 < CHUNK_MORE;
-        int two = c0 - CHUNK_MORE < CHUNK_MORE && c1 < CHUNK_MORE && !(json_escaped && p[0] == '\\');
-        if (one | two) {
-            int64_t x1 = (int64_t)(c0 ^ CHUNK_SIGN) - CHUNK_SIGN;
-            unsigned v2 = (c0 & CHUNK_MASK) | c1 << CHUNK_BITS; /* c1's sign bit lands on bit 9 */
-            int64_t x2 = (int64_t)(v2 ^ CHUNK_SIGN << CHUNK_BITS) - (CHUNK_SIGN << CHUNK_BITS);
-            x = one ? x1 : x2;
-            p += 2 - one;
+        unsigned c0 = (unsigned)p[0] - CHAR_BASE; /* wraps for p[0] < 48: out of the alphabet */
+        if (c0 < CHUNK_MORE) {
+            x = (int64_t)(c0 ^ CHUNK_SIGN) - CHUNK_SIGN; /* sign-extended from 5 bits */
+            p++;
+        } else if (end - p > 1 && c0 < 2 * CHUNK_MORE && (unsigned)p[1] - CHAR_BASE < CHUNK_MORE &&
+                   !(json_escaped && p[0] == '\\')) {
+            unsigned v = (c0 & CHUNK_MASK) | ((unsigned)p[1] - CHAR_BASE) << CHUNK_BITS;
+            x = (int64_t)(v ^ CHUNK_SIGN << CHUNK_BITS) - (CHUNK_SIGN << CHUNK_BITS); /* from 10 bits */
+            p += 2;
         } else if (!(p = get_value(p, end, json_escaped, &x))) {
             return -1;
         }
