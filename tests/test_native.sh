@@ -22,14 +22,20 @@ if ! $PY -c "import torch, torchvision" 2>/dev/null; then
     exit 0
 fi
 
-# The fixtures are made once per generator version (the plain and sanitizer runs share them).
-fixture() { # VARIANT -> prints its folder
+# The fixtures are made once per generator version (the plain and sanitizer runs share
+# them, side by side: a lock per fixture, so that one run makes it while the other waits).
+fixture() { # NAME ARGS... -> prints its folder
     local d=$ROOT/build/native/$1
-    if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/native-reference" -nt "$d/ref_masks.npy" ] ||
-        [ "$ROOT/scripts/pth-to-safetensors" -nt "$d/ref_masks.npy" ]; then
-        rm -rf "$d"
-        $PY "$ROOT/scripts/native-reference" --out "$d.tmp" --variant "$1" >/dev/null && mv "$d.tmp" "$d"
-    fi
+    shift
+    mkdir -p "$ROOT/build/native"
+    (
+        flock 9
+        if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/native-reference" -nt "$d/ref_masks.npy" ] ||
+            [ "$ROOT/scripts/pth-to-safetensors" -nt "$d/ref_masks.npy" ]; then
+            rm -rf "$d" "$d.tmp"
+            $PY "$ROOT/scripts/native-reference" --out "$d.tmp" "$@" >/dev/null && mv "$d.tmp" "$d"
+        fi
+    ) 9>"$d.lock"
     echo "$d"
 }
 compare() { # STAGE REF OUT
@@ -44,7 +50,7 @@ compare() { # STAGE REF OUT
 
 # ---- parity, stage by stage
 for v in narrow narrow_basic; do
-    R=$(fixture $v)
+    R=$(fixture $v --variant $v)
     [ -f "$R/weights.safetensors" ] || { ko "$v: scripts/native-reference failed"; continue; }
     "$AVPS" infer --weights "$R/weights.safetensors" --image "$R/image.png" --json "$T/$v.json" \
         --dump-dir "$T/$v" || ko "$v: infer"
@@ -62,11 +68,7 @@ R=$ROOT/build/native/narrow
 # padded input must be torchvision's to the bit (tests/native_compare.py input)
 for spec in "narrow 640x480" "narrow_basic 165x101" "narrow 101x171"; do
     set -- $spec
-    d=$ROOT/build/native/resize-$1-$2
-    if [ ! -f "$d/ref_masks.npy" ] || [ "$ROOT/scripts/native-reference" -nt "$d/ref_masks.npy" ]; then
-        rm -rf "$d"
-        $PY "$ROOT/scripts/native-reference" --out "$d.tmp" --variant "$1" --size "$2" >/dev/null && mv "$d.tmp" "$d"
-    fi
+    d=$(fixture resize-$1-$2 --variant "$1" --size "$2")
     [ -f "$d/weights.safetensors" ] || { ko "$spec: scripts/native-reference failed"; continue; }
     "$AVPS" infer --weights "$d/weights.safetensors" --image "$d/image.png" --json "$T/rs.json" \
         --dump-dir "$T/rs-$1-$2" || ko "$spec: infer"
