@@ -277,6 +277,17 @@ int rle_from_chars(const char *s, size_t len, int json_escaped, uint32_t h, uint
 /* rle_from_chars's checks without keeping the runs: 0 and the mask's area (rle_area),
  * or -1 where rle_from_chars would fail. */
 int rle_chars_area(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, uint64_t *area);
+/* Room for the runs of masks decoded one after another, kept and grown, so that a caller
+ * decoding many masks allocates once, not per mask. Start it zeroed; rle_scratch_free. */
+typedef struct {
+    uint32_t *cnts;
+    size_t cap;
+} rle_scratch;
+void rle_scratch_free(rle_scratch *sc);
+/* rle_from_chars into *sc: out->cnts points into sc (not rle_free'd; valid until sc is
+ * used again or freed). -1 as rle_from_chars fails, or out of memory. */
+int rle_from_chars_scratch(const char *s, size_t len, int json_escaped, uint32_t h, uint32_t w, rle_scratch *sc,
+                           rle_mask *out);
 /* Uncompressed RLE: the counts as a list, as COCO stores crowds. Checks the sum. */
 int rle_from_counts(const uint32_t *counts, size_t m, uint32_t h, uint32_t w, rle_mask *out);
 uint64_t rle_area(const rle_mask *r);
@@ -399,9 +410,9 @@ inst_dataset *inst_masks_load(const char *path, const inst_dataset *gt, int need
  * annotations, to read results against; image ids must be integers, as in results. */
 inst_dataset *inst_frame_from_pan(const pan_dataset *pan, avps_error *err);
 void inst_dataset_free(inst_dataset *ds);
-/* The annotation's mask: &a->rle, or, for a mask kept compressed, the runs decoded into
- * *tmp (which the caller rle_frees; start it zeroed). NULL when out of memory. */
-const rle_mask *inst_annotation_mask(const inst_annotation *a, rle_mask *tmp);
+/* The annotation's mask: &a->rle, or, for a mask kept compressed, *view with the runs
+ * decoded into *sc (see rle_from_chars_scratch). NULL when out of memory. */
+const rle_mask *inst_annotation_mask(const inst_annotation *a, rle_scratch *sc, rle_mask *view);
 /* Index of the image in ds->images, or -1. */
 long inst_image_index(const inst_dataset *ds, int64_t image_id);
 long inst_category_index(const inst_dataset *ds, int32_t category_id);

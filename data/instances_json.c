@@ -166,11 +166,13 @@ void inst_dataset_free(inst_dataset *ds) {
     free(ds);
 }
 
-const rle_mask *inst_annotation_mask(const inst_annotation *a, rle_mask *tmp) {
+const rle_mask *inst_annotation_mask(const inst_annotation *a, rle_scratch *sc, rle_mask *view) {
     if (!a->counts)
         return &a->rle;
     /* checked when it was read: only memory can fail */
-    return rle_from_chars(a->counts, a->counts_len, a->counts_escaped, a->rle.h, a->rle.w, tmp) == 0 ? tmp : NULL;
+    return rle_from_chars_scratch(a->counts, a->counts_len, a->counts_escaped, a->rle.h, a->rle.w, sc, view) == 0
+               ? view
+               : NULL;
 }
 
 static int image_cmp(const void *a, const void *b) {

@@ -113,25 +113,37 @@ static int key_is(const char *k, size_t k_len, const char *name) {
     return strlen(name) == k_len && memcmp(k, name, k_len) == 0;
 }
 
-/* The counts string at p: no escape but "\\", no control character. */
+/* x in each of 8 bytes */
+#define BYTES(x) (UINT64_C(0x0101010101010101) * (x))
+
+/* The counts string at p: no escape but "\\", no control character. The first quote
+ * ends it unless a backslash before it escapes it, which is refused anyway; so memchr
+ * finds the end, a loop without exits looks for control characters and backslashes 8
+ * bytes at a time, and only strings with backslashes are walked to check their pairs. */
 static const char *scan_counts(const char *p, const char *end, result_fields *f) {
     if (p == end || *p != '"')
         return NULL;
-    const char *s = ++p;
-    int escaped = 0;
-    for (; p < end && *p != '"'; p++) {
-        if ((unsigned char)*p < 0x20)
-            return NULL;
-        if (*p == '\\') {
-            if (p + 1 == end || p[1] != '\\')
-                return NULL;
-            p++, escaped = 1;
-        }
-    }
-    if (p == end)
+    const char *s = ++p, *q = memchr(s, '"', (size_t)(end - s));
+    if (!q)
         return NULL;
-    f->counts = s, f->counts_len = (size_t)(p - s), f->counts_escaped = escaped;
-    return p + 1;
+    uint64_t control = 0, backslash = 0;
+    const char *c = s;
+    for (; q - c >= 8; c += 8) { /* 8 at a time: any byte < 0x20, any byte 0 after ^ '\\' */
+        uint64_t v, e;
+        memcpy(&v, c, 8);
+        e = v ^ BYTES(0x5c);
+        control |= (v - BYTES(0x20)) & ~v & BYTES(0x80);
+        backslash |= (e - BYTES(0x01)) & ~e & BYTES(0x80);
+    }
+    for (; c < q; c++)
+        control |= (unsigned char)*c < 0x20, backslash |= *c == '\\';
+    if (control)
+        return NULL;
+    for (c = s; backslash && c < q; c++)
+        if (*c == '\\' && (++c == q || *c != '\\')) /* a lone one: another escape, or the quote's */
+            return NULL;
+    f->counts = s, f->counts_len = (size_t)(q - s), f->counts_escaped = backslash != 0;
+    return q + 1;
 }
 
 /* '[' n numbers ']' into v. */

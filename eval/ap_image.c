@@ -191,6 +191,7 @@ typedef struct {
     double *iou;                      /* n_dt x n_gt, GT in file order */
     iou_type type;
     const ap_index *ix;
+    rle_scratch *runs;                /* the image's room for decoding detections' masks */
 } cat_work;
 
 /* Stable sort of detections by descending score (numpy's mergesort argsort of -score). */
@@ -223,8 +224,8 @@ static int compute_ious(cat_work *w) {
     for (size_t g = 0; g < w->n_gt; g++)
         rle_bbox(&w->gt[g]->rle, gt_boxes + g * 4);
     for (size_t d = 0; d < w->n_dt; d++) {
-        rle_mask decoded = {0}; /* a mask the loader kept compressed, decoded for this image only */
-        const rle_mask *dm = inst_annotation_mask(w->dt[d], &decoded);
+        rle_mask decoded; /* a mask the loader kept compressed, decoded for this image only */
+        const rle_mask *dm = inst_annotation_mask(w->dt[d], w->runs, &decoded);
         if (!dm) {
             free(boxes);
             return -1;
@@ -235,7 +236,6 @@ static int compute_ious(cat_work *w) {
         for (size_t g = 0; g < w->n_gt; g++)
             w->iou[d * w->n_gt + g] =
                 rle_iou_boxed(dm, db, area, &w->gt[g]->rle, gt_boxes + g * 4, w->gt[g]->iscrowd);
-        rle_free(&decoded);
     }
     free(boxes);
     return 0;
@@ -365,8 +365,9 @@ int ap_image_eval(const ap_index *ix, size_t image, iou_type type, ap_records *o
     size_t ng = ix->gt_start[image + 1] - ix->gt_start[image], nd = ix->dt_start[image + 1] - ix->dt_start[image];
     const inst_annotation **gts = malloc((ng + 1) * sizeof *gts), **dts = malloc((nd + 1) * sizeof *dts);
     int rc = gts && dts ? 0 : -1;
+    rle_scratch runs = {0};
     if (rc == 0 && !ix->p->use_cats) {
-        cat_work w = {gts, dts, 0, 0, NULL, type, ix};
+        cat_work w = {gts, dts, 0, 0, NULL, type, ix, &runs};
         rc = eval_all_categories(ix, image, &w, out);
         ng = nd = 0;
     }
@@ -376,7 +377,7 @@ int ap_image_eval(const ap_index *ix, size_t image, iou_type type, ap_records *o
         int32_t c = i < ng ? gt->annotations[go[i]].category_id : dt->annotations[dto[j]].category_id;
         if (j < nd && dt->annotations[dto[j]].category_id < c)
             c = dt->annotations[dto[j]].category_id;
-        cat_work w = {gts, dts, 0, 0, NULL, type, ix};
+        cat_work w = {gts, dts, 0, 0, NULL, type, ix, &runs};
         for (; i < ng && gt->annotations[go[i]].category_id == c; i++)
             gts[w.n_gt++] = &gt->annotations[go[i]];
         for (; j < nd && dt->annotations[dto[j]].category_id == c; j++)
@@ -389,6 +390,7 @@ int ap_image_eval(const ap_index *ix, size_t image, iou_type type, ap_records *o
     }
     free(gts);
     free(dts);
+    rle_scratch_free(&runs);
     if (rc != 0)
         return avps_fail(err, "image %lld: out of memory", (long long)gt->images[image].id);
     return 0;

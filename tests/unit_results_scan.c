@@ -180,8 +180,62 @@ static void test_escaped_counts(check_tally *t) {
     rle_free(&r);
 }
 
+/* The counts string's end as result_scan first read it, a character at a time: the
+ * closing quote, or NULL for an escape other than "\\" or a control character. */
+static const char *counts_end_oracle(const char *p, const char *end) {
+    for (; p < end && *p != '"'; p++) {
+        if ((unsigned char)*p < 0x20)
+            return NULL;
+        if (*p == '\\') {
+            if (p + 1 == end || p[1] != '\\')
+                return NULL;
+            p++;
+        }
+    }
+    return p < end ? p : NULL;
+}
+
+/* Random counts strings of alphabet characters, backslashes (paired or not), quotes
+ * after a backslash, control characters and UTF-8 bytes, at every length around the
+ * 8-byte steps: taken exactly when the one-character-at-a-time reading takes them. */
+static void test_counts_strings(check_tally *t) {
+    static const char pick[] = {'0', 'O', 'o', '\\', '\\', 0x01, 0x1f, ' ', (char)0xc3, (char)0xa9};
+    uint64_t x = 99;
+    int bad = 0, taken = 0, escaped = 0;
+    for (int i = 0; i < 50000; i++) {
+        char str[48], text[160];
+        size_t n = 0, len;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        len = (size_t)(x % 40);
+        for (size_t j = 0; j < len; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            unsigned r = (unsigned)(x >> 20) % 64;
+            str[n++] = r < sizeof pick ? pick[r] : r < 50 ? (char)('0' + r % 40) : '\\';
+            if (str[n - 1] == '\\' && r % 5 == 0)
+                str[n++] = '"'; /* an escaped quote: refused */
+        }
+        int k = snprintf(text, sizeof text,
+                         "{\"image_id\":1,\"category_id\":2,\"score\":1,\"segmentation\":{\"size\":[4,5],"
+                         "\"counts\":\"%.*s\"}}", (int)n, str);
+        const char *open = strstr(text, "\"counts\":\"") + 10;
+        const char *want = counts_end_oracle(open, text + k);
+        int whole = want == open + n; /* the oracle takes the whole string */
+        result_fields f = {0};
+        int got = result_scan(text, text + k, &f);
+        bad += got != whole;
+        if (got && whole) {
+            bad += f.counts != open || f.counts_len != n ||
+                   f.counts_escaped != (memchr(str, '\\', n) != NULL);
+            taken++;
+            escaped += f.counts_escaped;
+        }
+    }
+    CHECK(t, bad == 0 && taken > 1000 && escaped > 100);
+}
+
 int main(void) {
     check_tally t = {0};
+    test_counts_strings(&t);
     test_numbers(&t);
     test_fields(&t);
     test_deferred(&t);

@@ -39,17 +39,18 @@ static void check_threads(const char *path, const inst_dataset *gt, iou_type typ
     if (!one)
         FUZZ_ASSERT(strcmp(e1.msg, e2.msg) == 0);
     FUZZ_ASSERT(!one || one->n_annotations == two->n_annotations);
+    rle_scratch runs = {0}; /* reused from mask to mask, as eval does */
     for (size_t i = 0; one && i < one->n_annotations; i++) {
         const inst_annotation *a = &one->annotations[i], *b = &two->annotations[i];
         FUZZ_ASSERT(a->id == b->id && a->image_id == b->image_id && a->category_id == b->category_id);
         FUZZ_ASSERT(memcmp(&a->score, &b->score, sizeof a->score) == 0 && memcmp(a->bbox, b->bbox, sizeof a->bbox) == 0);
         FUZZ_ASSERT(memcmp(&a->area, &b->area, sizeof a->area) == 0);
-        rle_mask tmp = {0};
-        const rle_mask *m = inst_annotation_mask(b, &tmp);
+        rle_mask view;
+        const rle_mask *m = inst_annotation_mask(b, &runs, &view);
         FUZZ_ASSERT(m && m->m == a->rle.m && m->h == a->rle.h && m->w == a->rle.w);
         FUZZ_ASSERT(m->m == 0 || memcmp(m->cnts, a->rle.cnts, m->m * sizeof *m->cnts) == 0);
-        rle_free(&tmp);
     }
+    rle_scratch_free(&runs);
     check(one);
     check(two);
 }

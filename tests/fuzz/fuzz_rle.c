@@ -1,7 +1,10 @@
 /* fuzz_rle.c: the compressed RLE counts string (rle_from_string) and every RLE operation
- * on what it gives: area, bbox, to/from string, decode/encode, merge, IoU. Input: h, w
- * (one byte each, so decoding stays small), then the string. */
+ * on what it gives: area, bbox, to/from string, decode/encode, merge, IoU; and the fast
+ * decoders (rle_from_chars, rle_from_chars_scratch, rle_chars_area, plain and as JSON
+ * text) against the old one kept as an oracle. Input: h, w (one byte each, so decoding
+ * stays small), then the string. */
 #include "../../data/data.h"
+#include "../rle_oracle.h"
 #include "fuzz.h"
 
 static uint64_t sum_runs(const rle_mask *r) {
@@ -57,6 +60,24 @@ static void check_ops(const rle_mask *r) {
     rle_free(&enc);
 }
 
+/* Every fast decoder gives the oracle's verdict, runs and area on the len bytes at s. */
+static void check_decoders(const char *s, size_t len, int esc, uint32_t h, uint32_t w) {
+    rle_mask want, got, view;
+    rle_scratch sc = {0};
+    uint64_t want_area = 0, got_area = 0;
+    int rc = oracle_from_chars(s, len, esc, h, w, &want);
+    FUZZ_ASSERT(oracle_chars_area(s, len, esc, h, w, &want_area) == rc);
+    FUZZ_ASSERT(rle_from_chars(s, len, esc, h, w, &got) == rc);
+    FUZZ_ASSERT(rle_from_chars_scratch(s, len, esc, h, w, &sc, &view) == rc);
+    FUZZ_ASSERT(rle_chars_area(s, len, esc, h, w, &got_area) == rc);
+    FUZZ_ASSERT(got.m == want.m && view.m == want.m && (rc != 0 || got_area == want_area));
+    FUZZ_ASSERT(want.m == 0 || (memcmp(got.cnts, want.cnts, want.m * sizeof *want.cnts) == 0 &&
+                                memcmp(view.cnts, want.cnts, want.m * sizeof *want.cnts) == 0));
+    rle_free(&want);
+    rle_free(&got);
+    rle_scratch_free(&sc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2)
         return 0;
@@ -65,6 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(s);
     memcpy(s, data + 2, size - 2);
     s[size - 2] = 0;
+    check_decoders((const char *)data + 2, size - 2, 0, h, w);
+    check_decoders((const char *)data + 2, size - 2, 1, h, w);
     rle_mask r = {0};
     if (rle_from_string(s, h, w, &r) == 0) {
         FUZZ_ASSERT(r.h == h && r.w == w);
