@@ -9,15 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *space_skip(const char *p, const char *end) {
+const char *json_space_skip(const char *p, const char *end) {
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
 }
 
-/* The closing quote of the string whose first character is at p (the first '"' after
- * an even number of backslashes), or NULL. */
-static const char *quote_end(const char *p, const char *end) {
+/* memchr, as the strings (RLE counts) are most of a results file's bytes. */
+const char *json_string_end(const char *p, const char *end) {
     for (const char *q; (q = memchr(p, '"', (size_t)(end - p))); p = q + 1) {
         size_t slashes = 0;
         while (q - slashes > p && q[-1 - (ptrdiff_t)slashes] == '\\')
@@ -28,13 +27,11 @@ static const char *quote_end(const char *p, const char *end) {
     return NULL;
 }
 
-/* Just past the bracket that closes the container opening at p, or NULL; NULL too when
- * it nests deeper than `room` levels (itself the first). */
-static const char *container_end(const char *p, const char *end, int room) {
+const char *json_container_end(const char *p, const char *end, int room) {
     int depth = 0;
     for (; p < end; p++) {
         if (*p == '"') {
-            if (!(p = quote_end(p + 1, end)))
+            if (!(p = json_string_end(p + 1, end)))
                 return NULL;
         } else if (*p == '{' || *p == '[') {
             if (++depth > room)
@@ -57,9 +54,9 @@ static const char *value_span_end(const char *p, const char *end, int level) {
     if (p == end)
         return NULL;
     if (*p == '{' || *p == '[')
-        return container_end(p, end, room);
+        return json_container_end(p, end, room);
     if (*p == '"') {
-        const char *q = quote_end(p + 1, end);
+        const char *q = json_string_end(p + 1, end);
         return q ? q + 1 : NULL;
     }
     if (!*p || !strchr("-0123456789tfn", *p)) /* cJSON would skip a byte-order mark here */
@@ -88,7 +85,7 @@ static const char *elements_scan(const char *p, const char *end, gt_layout *out,
     size_t cap = 0;
     if (p == end || *p != '[')
         return NULL;
-    p = space_skip(p + 1, end);
+    p = json_space_skip(p + 1, end);
     if (p < end && *p == ']')
         return p + 1;
     for (;;) {
@@ -99,12 +96,12 @@ static const char *elements_scan(const char *p, const char *end, gt_layout *out,
             *rc = -1;
             return NULL;
         }
-        p = space_skip(e, end);
+        p = json_space_skip(e, end);
         if (p < end && *p == ']')
             return p + 1;
         if (p == end || *p != ',')
             return NULL;
-        p = space_skip(p + 1, end);
+        p = json_space_skip(p + 1, end);
     }
 }
 
@@ -124,22 +121,22 @@ static int key_is(const char *k, const char *end, const char *name) {
 
 /* The top level, key by key. */
 static int layout_scan(const char *text, size_t len, gt_layout *out) {
-    const char *end = text + len, *p = space_skip(text, end);
+    const char *end = text + len, *p = json_space_skip(text, end);
     size_t others_cap = 0;
     int rc = 0;
     if (p == end || *p != '{')
         return 0;
-    p = space_skip(p + 1, end);
+    p = json_space_skip(p + 1, end);
     for (;;) {
         if (p == end || *p != '"')
             return 0;
-        const char *k = p + 1, *ke = quote_end(k, end);
+        const char *k = p + 1, *ke = json_string_end(k, end);
         if (!ke || !key_plain(k, ke))
             return 0;
-        p = space_skip(ke + 1, end);
+        p = json_space_skip(ke + 1, end);
         if (p == end || *p != ':')
             return 0;
-        p = space_skip(p + 1, end);
+        p = json_space_skip(p + 1, end);
         gt_span *slot = key_is(k, ke, "images")        ? &out->images
                         : key_is(k, ke, "categories")  ? &out->categories
                         : key_is(k, ke, "annotations") ? &out->annotations
@@ -157,12 +154,12 @@ static int layout_scan(const char *text, size_t len, gt_layout *out) {
             *slot = (gt_span){p, e};
         else if (span_push(&out->others, &out->n_others, &others_cap, (gt_span){p, e}) != 0)
             return -1;
-        p = space_skip(e, end);
+        p = json_space_skip(e, end);
         if (p < end && *p == '}')
             return 1;
         if (p == end || *p != ',')
             return 0;
-        p = space_skip(p + 1, end);
+        p = json_space_skip(p + 1, end);
     }
 }
 

@@ -28,6 +28,15 @@ typedef struct {
  * cJSON and must check that it ends where its span ends. A container nested deep enough
  * that the whole file would pass cJSON's nesting limit where the span alone would not
  * also returns 0. Free with gt_layout_free. */
+/* Shared with the results reader: the first byte at or after p that is not JSON
+ * whitespace; the closing quote of the string whose first character is at p (the first
+ * '"' after an even number of backslashes), or NULL; just past the bracket that closes
+ * the container opening at p, skipping strings, or NULL, also when it nests deeper than
+ * `room` levels (itself the first). */
+const char *json_space_skip(const char *p, const char *end);
+const char *json_string_end(const char *p, const char *end);
+const char *json_container_end(const char *p, const char *end, int room);
+
 int gt_scan(const char *text, size_t len, gt_layout *out);
 void gt_layout_free(gt_layout *layout);
 

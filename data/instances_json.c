@@ -11,6 +11,7 @@
 #include "results_scan.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -626,43 +627,6 @@ inst_dataset *inst_gt_load_tree(const char *path, iou_type type, inst_keep_fn ke
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* The closing quote of the string whose first character is at p, or NULL: the first '"'
- * after an even number of backslashes (each escapes the character after it). memchr, as
- * the strings (RLE counts) are most of a results file's bytes. */
-static const char *string_end(const char *p, const char *end) {
-    for (const char *q; (q = memchr(p, '"', (size_t)(end - p))); p = q + 1) {
-        size_t slashes = 0;
-        while (q - slashes > p && q[-1 - (ptrdiff_t)slashes] == '\\')
-            slashes++;
-        if (slashes % 2 == 0)
-            return q;
-    }
-    return NULL;
-}
-
-/* The end of the JSON value starting at p (an object or array), skipping strings. */
-static const char *value_end(const char *p, const char *end) {
-    int depth = 0;
-    for (; p < end; p++) {
-        if (*p == '"') {
-            if (!(p = string_end(p + 1, end)))
-                return NULL;
-        } else if (*p == '{' || *p == '[') {
-            depth++;
-        } else if (*p == '}' || *p == ']') {
-            if (--depth == 0)
-                return p + 1;
-        }
-    }
-    return NULL;
-}
-
-static const char *skip_space(const char *p, const char *end) {
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
 typedef struct {
     inst_dataset *ds;
     const inst_dataset *gt;
@@ -810,7 +774,7 @@ typedef struct {
  * reader going from the start would. Returns -1 only when out of memory. */
 static int results_spans(const char *path, const char *text, size_t len, result_span **spans, size_t *n,
                          int *list_failed, avps_error *list_err) {
-    const char *p = skip_space(text, text + len), *end = text + len;
+    const char *p = json_space_skip(text, text + len), *end = text + len;
     size_t cap = 0;
     char what[96];
     *spans = NULL, *n = 0, *list_failed = 1;
@@ -818,9 +782,9 @@ static int results_spans(const char *path, const char *text, size_t len, result_
         avps_fail(list_err, "%s: results must be a JSON list of detections", path);
         return 0;
     }
-    p = skip_space(p + 1, end);
+    p = json_space_skip(p + 1, end);
     for (size_t pos = 0; p == end || *p != ']' || pos > 0; pos++) { /* "[]" is the empty list */
-        const char *e = p < end && *p == '{' ? value_end(p, end) : NULL;
+        const char *e = p < end && *p == '{' ? json_container_end(p, end, INT_MAX) : NULL;
         if (!e) {
             snprintf(what, sizeof what, "result %zu", pos);
             results_syntax_error(path, text, p, what, "an object was expected", list_err);
@@ -834,7 +798,7 @@ static int results_spans(const char *path, const char *text, size_t len, result_
             *spans = grown;
         }
         (*spans)[(*n)++] = (result_span){p, e};
-        p = skip_space(e, end);
+        p = json_space_skip(e, end);
         if (p < end && *p == ']')
             break;
         if (p == end || *p != ',') {
@@ -842,10 +806,10 @@ static int results_spans(const char *path, const char *text, size_t len, result_
             results_syntax_error(path, text, p, what, "',' or ']' expected", list_err);
             return 0;
         }
-        p = skip_space(p + 1, end);
+        p = json_space_skip(p + 1, end);
     }
-    if (skip_space(p + 1, end) != end) {
-        results_syntax_error(path, text, skip_space(p + 1, end), "", "text after the list of results", list_err);
+    if (json_space_skip(p + 1, end) != end) {
+        results_syntax_error(path, text, json_space_skip(p + 1, end), "", "text after the list of results", list_err);
         return 0;
     }
     *list_failed = 0;
